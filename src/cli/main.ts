@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// spillway CLI: `spillway --config FILE` (start), `spillway check --config FILE`, `spillway schema`.
+
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { gatewayJsonSchema } from '../config/schema/index.js';
+import { Gateway } from '../server/gateway.js';
+import { createLogger } from '../telemetry/logger.js';
+
+const USAGE = `usage:
+  spillway [start] --config FILE   run the gateway
+  spillway check --config FILE     validate a config file (exit 0 when valid)
+  spillway schema                  print the config JSON Schema
+options:
+  -c, --config FILE   config file (default: $SPILLWAY_CONFIG or ./gateway.yaml)
+  -h, --help          this text`;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0] ?? 'start';
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length > 1 || !['start', 'check', 'schema'].includes(command)) {
+    process.stderr.write(`unknown command: ${positionals.join(' ')}\n${USAGE}\n`);
+    return 2;
+  }
+  if (command === 'schema') {
+    process.stdout.write(`${JSON.stringify(gatewayJsonSchema(), null, 2)}\n`);
+    return 0;
+  }
+  const file = values.config ?? process.env.SPILLWAY_CONFIG ?? 'gateway.yaml';
+
+  let loaded;
+  try {
+    loaded = await loadConfigFile(file);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n${error.issues.length} problem${error.issues.length === 1 ? '' : 's'} in ${file}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  if (command === 'check') {
+    for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning.file}:${warning.line}:${warning.column} ${warning.path} ${warning.message}\n`);
+    process.stdout.write(`${file}: ok (${Object.keys(loaded.config.upstreams).length} upstreams, ${loaded.config.routes.length} routes)\n`);
+    return 0;
+  }
+
+  const logger = createLogger(loaded.config.log.level);
+  const gateway = new Gateway(loaded.config, { file, logger });
+  process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
+  process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));
+  try {
+    await gateway.listen();
+  } catch (error) {
+    logger.fatal({ err: error }, 'cannot listen');
+    await gateway.close(0).catch(() => undefined);
+    return 1;
+  }
+  logger.info({ url: gateway.url, admin: gateway.adminUrl, config: file }, 'spillway listening');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping: draining in-flight requests');
+      gateway.close().then(resolve, (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  logger.info('stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`spillway: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,75 @@
+import { readFile } from 'node:fs/promises';
+import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
+import { interpolateEnv } from './env.js';
+import { gatewaySchema, type GatewayConfig } from './schema/index.js';
+
+export interface LoadedConfig {
+  file: string;
+  config: GatewayConfig;
+  /** The text as read, before interpolation (never logged: it may reference secrets only by name). */
+  source: string;
+  warnings: ConfigIssue[];
+}
+
+/** Reads, parses, interpolates and validates a YAML config file. Throws ConfigError with every issue. */
+export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  let source: string;
+  try {
+    source = await readFile(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
+    throw new ConfigError([{ file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }]);
+  }
+  return parseConfigText(source, file, env);
+}
+
+/** Parses and validates config text; `file` is used only to name locations in errors. */
+export function parseConfigText(source: string, file = '<config>', env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined): { line: number; column: number } => {
+    if (offset === undefined) return { line: 0, column: 0 };
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+
+  const issues: ConfigIssue[] = doc.errors.map((error) => ({ file, ...at(error.pos[0]), path: '', message: error.message.split('\n')[0]! }));
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const warnings: ConfigIssue[] = doc.warnings.map((warning) => ({ file, ...at(warning.pos[0]), path: '', message: warning.message.split('\n')[0]! }));
+
+  // ${ENV} interpolation on string scalars, keeping each scalar's position for errors.
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== 'string') return;
+      const { value, missing } = interpolateEnv(node.value, env);
+      for (const name of missing) {
+        issues.push({ file, ...at(node.range?.[0]), path: '', message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
+      }
+      node.value = value;
+    },
+  });
+  if (issues.length > 0) throw new ConfigError(issues);
+
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const result = gatewaySchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      issues.push({ file, ...locate(doc, issue.path, at), path: formatPath(issue.path), message: issue.message });
+    }
+    issues.sort((a, b) => a.line - b.line || a.column - b.column);
+    throw new ConfigError(issues);
+  }
+  return { file, config: result.data, source, warnings };
+}
+
+/** Finds the YAML node for a schema path, falling back to the closest existing parent (for missing keys). */
+function locate(doc: Document, path: ReadonlyArray<PropertyKey>, at: (offset: number | undefined) => { line: number; column: number }) {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const keys = path.slice(0, depth) as Array<string | number>;
+    const node: unknown = depth === 0 ? doc.contents : doc.getIn(keys, true);
+    if (isNode(node) || isScalar(node)) return at(node.range?.[0]);
+  }
+  return { line: 1, column: 1 };
+}

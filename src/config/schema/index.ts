@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { port, size } from './units.js';
+import { upstreamSchema } from './upstream.js';
+import { routeSchema } from './route.js';
+
+const listenSchema = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  port: port.default(8080),
+});
+
+const adminSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(9901),
+});
+
+const limitsSchema = z.strictObject({
+  maxRequestBody: size.default(10 * 1024 * 1024).meta({ description: 'Larger request bodies are answered 413.' }),
+  maxHeaderSize: size.default(16 * 1024).meta({ description: 'Larger request headers are answered 431.' }),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+export const gatewaySchema = z
+  .strictObject({
+    listen: listenSchema.prefault({}),
+    admin: adminSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    log: logSchema.prefault({}),
+    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }), upstreamSchema),
+    routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
+  })
+  .superRefine((config, ctx) => {
+    config.routes.forEach((route, index) => {
+      if (!(route.upstream in config.upstreams)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', index, 'upstream'], message: `unknown upstream "${route.upstream}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})` });
+      }
+    });
+    for (const [name, upstream] of Object.entries(config.upstreams)) {
+      const { minCooldown, maxCooldown, defaultCooldown } = upstream.throttle;
+      if (minCooldown > maxCooldown) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'throttle', 'minCooldown'], message: 'minCooldown is larger than maxCooldown' });
+      } else if (defaultCooldown < minCooldown || defaultCooldown > maxCooldown) {
+        ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'throttle', 'defaultCooldown'], message: 'defaultCooldown must lie between minCooldown and maxCooldown' });
+      }
+      const seen = new Set<string>();
+      upstream.backends.forEach((backend, index) => {
+        if (seen.has(backend.url)) ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'backends', index, 'url'], message: `backend ${backend.url} is listed twice` });
+        seen.add(backend.url);
+      });
+    }
+  });
+
+export type GatewayConfig = z.output<typeof gatewaySchema>;
+export type GatewayConfigInput = z.input<typeof gatewaySchema>;
+
+/** The JSON Schema of the YAML file, for editors (config/schema.json). */
+export function gatewayJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(gatewaySchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

@@ -1,0 +1,80 @@
+import type { GatewayConfig } from '../config/schema/index.js';
+import { compileRewrite } from '../routing/route-table.js';
+import { backendId, type BackendStateRegistry } from '../upstream/backend-state.js';
+import type { DispatcherRegistry } from '../upstream/dispatchers.js';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from './snapshot.js';
+
+export interface RuntimeRegistries {
+  states: BackendStateRegistry;
+  dispatchers: DispatcherRegistry;
+}
+
+/** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
+export function compileSnapshot(config: GatewayConfig, file: string, registries: RuntimeRegistries): Snapshot {
+  const upstreams = new Map<string, CompiledUpstream>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    const backends: CompiledBackend[] = upstream.backends.map((backend, index) => {
+      const url = new URL(backend.url);
+      const { key, pool } = registries.dispatchers.get(url.origin, {
+        connectTimeout: upstream.timeouts.connect,
+        headersTimeout: upstream.timeouts.headers,
+        bodyTimeout: upstream.timeouts.idle,
+      });
+      const id = backendId(name, backend.url);
+      return {
+        index,
+        id,
+        url: backend.url,
+        basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
+        authority: url.host,
+        priority: backend.priority,
+        weight: backend.weight,
+        dispatcher: pool,
+        dispatcherKey: key,
+        state: registries.states.get(id),
+      };
+    });
+    upstreams.set(name, {
+      name,
+      balance: upstream.balance,
+      backends,
+      throttle: {
+        statuses: new Set(upstream.throttle.statuses),
+        defaultCooldown: upstream.throttle.defaultCooldown,
+        minCooldown: upstream.throttle.minCooldown,
+        maxCooldown: upstream.throttle.maxCooldown,
+      },
+      maxAttempts: Math.min(upstream.failover.maxAttempts ?? backends.length, backends.length),
+      replayBuffer: upstream.failover.replayBuffer,
+      timeouts: upstream.timeouts,
+      hostHeader: upstream.hostHeader,
+      cursor: { current: new Float64Array(backends.length) },
+    });
+  }
+
+  const routes: CompiledRoute[] = config.routes.map((route, index) => ({
+    index,
+    name: route.name ?? `route-${index}`,
+    matcher: {
+      pathPrefix: route.match.path,
+      methods: route.match.methods ? new Set(route.match.methods) : undefined,
+    },
+    upstream: upstreams.get(route.upstream)!,
+    rewrite: compileRewrite(route.rewrite?.stripPrefix, route.rewrite?.addPrefix),
+  }));
+
+  return { config, file, loadedAt: new Date(), routes, upstreams, limits: config.limits };
+}
+
+/** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
+export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string> } {
+  const states = new Set<string>();
+  const dispatchers = new Set<string>();
+  for (const upstream of snapshot.upstreams.values()) {
+    for (const backend of upstream.backends) {
+      states.add(backend.id);
+      dispatchers.add(backend.dispatcherKey);
+    }
+  }
+  return { states, dispatchers };
+}

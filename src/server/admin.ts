@@ -1,0 +1,50 @@
+// The admin listener (loopback by default): liveness, readiness, and the live view of pools.
+
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Snapshot } from '../runtime/snapshot.js';
+
+export interface AdminOptions {
+  getSnapshot: () => Snapshot;
+  isReady: () => boolean;
+}
+
+export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
+  const upstreams: Record<string, unknown> = {};
+  for (const upstream of snapshot.upstreams.values()) {
+    upstreams[upstream.name] = {
+      balance: upstream.balance,
+      maxAttempts: upstream.maxAttempts,
+      backends: upstream.backends.map((backend) => {
+        const { state } = backend;
+        const cooling = state.isCooling(now);
+        return {
+          url: backend.url,
+          priority: backend.priority,
+          weight: backend.weight,
+          state: cooling ? 'cooling' : 'ready',
+          cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
+          cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
+          lastCooldown: state.lastCooldown
+            ? { until: new Date(state.lastCooldown.until).toISOString(), source: state.lastCooldown.source, value: state.lastCooldown.value, setAt: new Date(state.lastCooldown.setAt).toISOString() }
+            : null,
+          inFlight: state.inFlight,
+          requests: state.requests,
+          throttled: state.throttled,
+          errors: state.errors,
+        };
+      }),
+    };
+  }
+  return { upstreams };
+}
+
+export function createAdminServer(options: AdminOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    if (!options.isReady()) return reply.code(503).send({ status: 'starting' });
+    return { status: 'ready', config: options.getSnapshot().file, loadedAt: options.getSnapshot().loadedAt.toISOString() };
+  });
+  app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
+  return app;
+}

@@ -1,0 +1,63 @@
+// Header handling at the proxy boundary: hop-by-hop headers (RFC 9110 §7.6.1) never cross it;
+// X-Forwarded-* describe the client to the backend.
+
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings',
+]);
+
+/** Header names listed in Connection are hop-by-hop too. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (!value) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  const tokens = new Set<string>();
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name && name !== 'close' && name !== 'keep-alive') tokens.add(name);
+  }
+  return tokens.size > 0 ? tokens : undefined;
+}
+
+export interface RequestHeaderOptions {
+  /** Value for Host; undefined keeps the client's. */
+  host: string | undefined;
+  proto: 'http' | 'https';
+  /** Drop content-length (the body is sent as a buffer whose length undici sets). */
+  dropContentLength: boolean;
+}
+
+export function buildRequestHeaders(req: IncomingMessage, options: RequestHeaderOptions): Record<string, string | string[]> {
+  const source = req.headers;
+  const extraHopByHop = connectionTokens(source.connection);
+  const out: Record<string, string | string[]> = {};
+  for (const name in source) {
+    const value = source[name];
+    if (value === undefined) continue;
+    if (HOP_BY_HOP.has(name) || name === 'host' || name === 'expect') continue;
+    if (name === 'content-length' && options.dropContentLength) continue;
+    if (extraHopByHop?.has(name)) continue;
+    out[name] = value;
+  }
+  const clientIp = req.socket.remoteAddress ?? '';
+  const prior = source['x-forwarded-for'];
+  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${clientIp}` : clientIp;
+  out['x-forwarded-proto'] = options.proto;
+  if (source.host !== undefined) out['x-forwarded-host'] = source.host;
+  const host = options.host ?? source.host;
+  if (host !== undefined) out.host = host;
+  return out;
+}
+
+/** Copies a backend's response headers for the client, without hop-by-hop ones. */
+export function buildResponseHeaders(headers: Record<string, string | string[] | undefined>): IncomingHttpHeaders {
+  const extraHopByHop = connectionTokens(headers.connection);
+  const out: IncomingHttpHeaders = {};
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || extraHopByHop?.has(name)) continue;
+    const value = headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}

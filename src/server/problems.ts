@@ -1,0 +1,62 @@
+// Every error the gateway itself produces, in one place: application/problem+json (RFC 9457)
+// with a stable `type` URI. docs/problems.md lists them for clients.
+
+import type { ServerResponse } from 'node:http';
+
+export const PROBLEM_TYPES = {
+  'route-not-found': { status: 404, title: 'No route matches this request' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'bad-request': { status: 400, title: 'Bad request' },
+  'payload-too-large': { status: 413, title: 'Request body too large' },
+  'headers-too-large': { status: 431, title: 'Request headers too large' },
+  'all-backends-throttled': { status: 429, title: 'Every backend of the upstream is throttling' },
+  'upstream-connect-timeout': { status: 504, title: 'Connecting to the backend timed out' },
+  'upstream-headers-timeout': { status: 504, title: 'The backend did not answer in time' },
+  'upstream-unreachable': { status: 502, title: 'The backend could not be reached' },
+  'upstream-connection-error': { status: 502, title: 'The connection to the backend failed' },
+  'upstream-tls-error': { status: 502, title: 'TLS handshake with the backend failed' },
+  'upstream-error': { status: 502, title: 'The backend request failed' },
+  'request-aborted': { status: 400, title: 'The client aborted the request body' },
+  internal: { status: 500, title: 'Internal gateway error' },
+} as const;
+
+export type ProblemCode = keyof typeof PROBLEM_TYPES;
+
+export const PROBLEM_TYPE_PREFIX = 'urn:spillway:problem:';
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  [extension: string]: unknown;
+}
+
+export function problemBody(code: ProblemCode, detail?: string, extensions?: Record<string, unknown>): ProblemDetails {
+  const { status, title } = PROBLEM_TYPES[code];
+  return { type: PROBLEM_TYPE_PREFIX + code, title, status, ...(detail ? { detail } : {}), ...extensions };
+}
+
+/**
+ * Writes a problem response unless the response has already started (then the connection is
+ * cut, since a half-sent body cannot be turned into an error).
+ */
+export function sendProblem(
+  res: ServerResponse,
+  code: ProblemCode,
+  detail?: string,
+  options: { headers?: Record<string, string>; extensions?: Record<string, unknown> } = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(problemBody(code, detail, options.extensions));
+  res.writeHead(PROBLEM_TYPES[code].status, {
+    'content-type': 'application/problem+json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...options.headers,
+  });
+  res.end(body);
+}

@@ -1,0 +1,18 @@
+import type { ProxyObserver } from '../upstream/observer.js';
+import type { Logger } from './logger.js';
+
+/** Decision events as one log line each: the operator's event stream. */
+export function logObserver(logger: Logger): ProxyObserver {
+  return {
+    cooldown(upstream, backend, decision, extended) {
+      if (!extended) return;
+      logger.info(
+        { event: 'backend.cooldown', upstream: upstream.name, backend: backend.url, until: new Date(decision.until).toISOString(), delayMs: decision.delayMs, source: decision.source, value: decision.value },
+        'backend cooling down',
+      );
+    },
+    attempt() {},
+    poolExhausted() {},
+    request() {},
+  };
+}
