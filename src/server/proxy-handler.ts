@@ -1,10 +1,16 @@
-// The data-plane request handler: route match → (client limits, later) → upstream exchange.
+// The data-plane request handler. One request, one direction:
+//   1. target   — parse the request target (path, query)
+//   2. route    — first matching rule of the compiled route table
+//   3. limits   — client rate limits (ratelimit/)
+//   4. action   — what the route does: forward to an upstream (later: split, respond, aggregate)
+//   5. upstream — pool-exhausted short-cut, body read (replay buffer), exchange with failover
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { matchRoute } from '../routing/route-table.js';
-import type { Snapshot } from '../runtime/snapshot.js';
-import { ProxyExchange, type ExchangeContext } from '../upstream/exchange.js';
+import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
+import { ProxyExchange, sendPoolExhausted, type ExchangeContext } from '../upstream/exchange.js';
 import { isReady, soonestReady } from '../upstream/select.js';
+import { ServerResponseSink } from '../upstream/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from './forward-headers.js';
 import { sendProblem } from './problems.js';
@@ -17,46 +23,42 @@ export interface ProxyHandlerOptions {
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** A parsed request target: the path (for matching) and the query (kept as sent). */
+export interface RequestTarget {
+  path: string;
+  /** "" or "?..." exactly as the client sent it. */
+  query: string;
+}
+
+export function parseTarget(raw: string): RequestTarget | undefined {
+  let target = raw;
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (RFC 9112 §3.2.2) from clients that treat us as a forward proxy
+    try {
+      const parsed = new URL(target);
+      target = parsed.pathname + parsed.search;
+    } catch {
+      return undefined;
+    }
+  }
+  const queryAt = target.indexOf('?');
+  return queryAt === -1 ? { path: target, query: '' } : { path: target.slice(0, queryAt), query: target.slice(queryAt) };
+}
+
 export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler {
   const { getSnapshot, context, proto } = options;
 
-  return function handleProxyRequest(req, res) {
-    const snapshot = getSnapshot();
-    const method = req.method ?? 'GET';
-    let target = req.url ?? '/';
-    if (target.charCodeAt(0) !== 47 /* / */) {
-      // absolute-form (RFC 9112 §3.2.2) from clients that treat us as a forward proxy
-      try {
-        const parsed = new URL(target);
-        target = parsed.pathname + parsed.search;
-      } catch {
-        sendProblem(res, 'bad-request', 'the request target must be a path');
-        return;
-      }
-    }
-    const queryAt = target.indexOf('?');
-    const path = queryAt === -1 ? target : target.slice(0, queryAt);
-
-    const route = matchRoute(snapshot.routes, method, path);
-    if (!route) {
-      sendProblem(res, 'route-not-found', `no route matches ${method} ${path}`);
-      return;
-    }
-    const upstream = route.upstream;
-
+  /** Stage 5: send the request through an upstream pool and stream the answer back. */
+  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string): void {
     // Every backend cooling: answer at once, without reading the body or calling anyone.
     const now = Date.now();
     if (!upstream.backends.some((backend) => isReady(backend, now))) {
       const waitMs = Math.max(1, Math.ceil(soonestReady(upstream.backends, now) - now));
       context.observer.poolExhausted(route, waitMs);
-      sendProblem(res, 'all-backends-throttled', `every backend of upstream "${upstream.name}" is cooling down`, {
-        headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) },
-        extensions: { upstream: upstream.name, retryAfterMs: waitMs },
-      });
+      sendPoolExhausted(new ServerResponseSink(res), upstream, waitMs);
       return;
     }
 
-    const forwardPath = route.rewrite ? route.rewrite(path) + (queryAt === -1 ? '' : target.slice(queryAt)) : target;
     const start = (body: ClientBody) => {
       switch (body.kind) {
         case 'too-large':
@@ -66,15 +68,14 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
           res.destroy();
           return;
       }
-      const replayable = body.kind !== 'stream';
       const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: body.kind === 'buffer' });
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
-      const exchange = new ProxyExchange(req, res, route, upstream, {
-        method,
+      const exchange = new ProxyExchange(new ServerResponseSink(res), route, upstream, {
+        method: req.method ?? 'GET',
         path: forwardPath,
         headers,
         body: body.kind === 'none' ? null : body.body,
-        replayable,
+        replayable: body.kind !== 'stream',
         clientHost: req.headers.host,
       }, context);
       exchange.start();
@@ -83,5 +84,30 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
+  }
+
+  return function handleProxyRequest(req, res) {
+    const snapshot = getSnapshot();
+    const method = req.method ?? 'GET';
+
+    // 1. target
+    const target = parseTarget(req.url ?? '/');
+    if (!target) {
+      sendProblem(res, 'bad-request', 'the request target must be a path');
+      return;
+    }
+
+    // 2. route
+    const route = matchRoute(snapshot.routes, method, target.path);
+    if (!route) {
+      sendProblem(res, 'route-not-found', `no route matches ${method} ${target.path}`);
+      return;
+    }
+
+    // 3. limits — (client rate limits plug in here)
+
+    // 4. action
+    const forwardPath = route.rewrite ? route.rewrite(target.path) + target.query : target.path + target.query;
+    forwardToUpstream(req, res, snapshot, route, route.upstream, forwardPath);
   };
 }

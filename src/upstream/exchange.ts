@@ -3,15 +3,15 @@
 // next one — no sleep. The decision is made on the status line and headers, before any byte
 // reaches the client; once the response streams, there is no retry.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtime/snapshot.js';
 import { buildResponseHeaders } from '../server/forward-headers.js';
-import { sendProblem, type ProblemCode } from '../server/problems.js';
+import type { ProblemCode } from '../server/problems.js';
 import { throttleCooldown } from './cooldown.js';
 import type { AttemptOutcome, ProxyObserver } from './observer.js';
 import { isReady, pickBackend, soonestReady } from './select.js';
+import type { ResponseSink } from './sink.js';
 
 export interface ExchangeContext {
   observer: ProxyObserver;
@@ -40,8 +40,7 @@ export class ProxyExchange {
   readonly startedAt: number;
 
   constructor(
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
+    readonly sink: ResponseSink,
     readonly route: CompiledRoute,
     readonly upstream: CompiledUpstream,
     readonly forward: ForwardRequest,
@@ -51,8 +50,7 @@ export class ProxyExchange {
   }
 
   start(): void {
-    this.res.once('close', () => {
-      if (this.res.writableFinished) return;
+    this.sink.onGone(() => {
       this.clientGone = true;
       this.current?.abort();
     });
@@ -129,7 +127,7 @@ export class ProxyExchange {
       return;
     }
     attempt.forwarding = true;
-    this.res.writeHead(status, buildResponseHeaders(headers));
+    this.sink.start(status, buildResponseHeaders(headers));
   }
 
   /** The attempt failed before its response started (or mid-stream). */
@@ -140,22 +138,27 @@ export class ProxyExchange {
     backend.state.errors++;
     this.context.observer.attempt(this.upstream, backend, code.endsWith('timeout') ? 'timeout' : 'error', 0, attempt.elapsed());
     // Place for failure retries (502/503/504, timeouts, connect errors) once breakers exist.
-    if (this.res.headersSent) {
-      this.res.destroy(error);
+    if (this.sink.started) {
+      this.sink.abort(error);
       return;
     }
-    sendProblem(this.res, code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
+    this.sink.problem(code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
   }
 
   sendExhausted(now: number): void {
     const soonest = soonestReady(this.upstream.backends, now);
     const waitMs = Math.max(1, Math.ceil(soonest - now));
     this.context.observer.poolExhausted(this.route, waitMs);
-    sendProblem(this.res, 'all-backends-throttled', `every backend of upstream "${this.upstream.name}" is cooling down`, {
-      headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) },
-      extensions: { upstream: this.upstream.name, retryAfterMs: waitMs },
-    });
+    sendPoolExhausted(this.sink, this.upstream, waitMs);
   }
+}
+
+/** The gateway's own 429: no backend of the pool is ready; come back when the soonest one is. */
+export function sendPoolExhausted(sink: ResponseSink, upstream: CompiledUpstream, waitMs: number): void {
+  sink.problem('all-backends-throttled', `every backend of upstream "${upstream.name}" is cooling down`, {
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) },
+    extensions: { upstream: upstream.name, retryAfterMs: waitMs },
+  });
 }
 
 function classifyError(error: Error & { code?: string; cause?: unknown }): ProblemCode {
@@ -213,17 +216,17 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Controller, chunk: Buffer): void {
     if (!this.forwarding) return;
-    const { res } = this.exchange;
-    if (!res.write(chunk)) {
+    const { sink } = this.exchange;
+    if (!sink.write(chunk)) {
       controller.pause();
       this.#resume ??= () => this.controller?.resume();
-      res.once('drain', this.#resume);
+      sink.onDrain(this.#resume);
     }
   }
 
   onResponseEnd(): void {
     this.release();
-    if (this.forwarding) this.exchange.res.end();
+    if (this.forwarding) this.exchange.sink.end();
   }
 
   onResponseError(_controller: Controller, error: Error): void {
