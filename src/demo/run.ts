@@ -456,11 +456,15 @@ async function main(): Promise<number> {
     const served = [...totals.byBackend.entries()].map(([name, n]) => `${name} ${n}`).join(', ');
     if (served) console.log(`  2xx answered by: ${served}`);
     if (totals.retryAfter.size > 0) console.log(`  Retry-After values the gateway sent: ${[...totals.retryAfter].sort().join(', ')} s`);
-    const hidden = backends.reduce((n, b) => n + b.throttled, 0);
-    console.log(
-      `\n  The backends sent ${hidden} 429s to the gateway; clients got ${totals.gateway429 + totals.passed429} 429s.` +
-        `\n  Every other backend 429 was retried on another backend without the client noticing.`,
-    );
+    const backend429 = backends.reduce((n, b) => n + b.throttled, 0);
+    const explanation = [
+      `The backends answered 429 ${backend429} times. Each time, the gateway parked that backend`,
+      `until its retry hint ran out and sent the same request on to another backend`,
+      totals.passed429 === 0 ? `at once, so none of those 429s reached a client.` : `at once.`,
+      `The ${totals.gateway429} 429s that clients did see came from the gateway itself, while every`,
+      `backend was cooling down, with a Retry-After saying when to come back.`,
+    ];
+    console.log('\n  ' + explanation.join('\n  '));
 
     if (totals.ok === 0) {
       console.error('\ndemo failed: no request succeeded through the gateway.');

@@ -1,9 +1,9 @@
-import type { ProxyObserver } from '../upstream/observer.js';
+import { withDefaults, type ProxyObserver } from '../upstream/observer.js';
 import type { Logger } from './logger.js';
 
 /** Decision events as one log line each: the operator's event stream. */
 export function logObserver(logger: Logger): ProxyObserver {
-  return {
+  return withDefaults({
     cooldown(upstream, backend, decision, extended) {
       if (!extended) return;
       logger.info(
@@ -11,8 +11,5 @@ export function logObserver(logger: Logger): ProxyObserver {
         'backend cooling down',
       );
     },
-    attempt() {},
-    poolExhausted() {},
-    request() {},
-  };
+  });
 }
