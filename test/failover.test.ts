@@ -43,3 +43,161 @@ describe('throttled backend → immediate failover', () => {
     expect(throttling.received).toHaveLength(2);
   });
 });
+
+describe('priority and weights through the gateway', () => {
+  it('sends everything to priority 1 while it is ready, split by weight', async () => {
+    const a = await startBackend(undefined, 'a');
+    const b = await startBackend(undefined, 'b');
+    const c = await startBackend(undefined, 'c');
+    backends = [a, b, c];
+    gateway = await startGateway(pool([{ url: a.url, weight: 3 }, { url: b.url, weight: 1 }, { url: c.url, priority: 2 }]));
+    for (let i = 0; i < 400; i++) await (await fetch(`${gateway.url}/v1/x`)).arrayBuffer();
+    expect(c.received).toHaveLength(0);
+    expect(a.received.length + b.received.length).toBe(400);
+    expect(a.received.length / 400).toBeGreaterThan(0.65);
+    expect(a.received.length / 400).toBeLessThan(0.85);
+  });
+});
+
+describe('every backend throttled', () => {
+  it('answers 429 itself with the soonest Retry-After, problem+json, and calls no backend', async () => {
+    const a = await startStaticBackend(429, { 'retry-after-ms': '3000' });
+    const b = await startStaticBackend(429, { 'retry-after': '5' });
+    backends = [a, b];
+    gateway = await startGateway(pool([{ url: a.url }, { url: b.url, priority: 2 }]));
+
+    // first request: both backends tried once, both throttle → gateway's own 429
+    const first = await fetch(`${gateway.url}/v1/x`, { method: 'POST', body: 'x' });
+    expect(first.status).toBe(429);
+    expect(first.headers.get('content-type')).toBe('application/problem+json');
+    expect(a.received).toHaveLength(1);
+    expect(b.received).toHaveLength(1);
+
+    const second = await fetch(`${gateway.url}/v1/x`);
+    expect(second.status).toBe(429);
+    expect(second.headers.get('retry-after')).toBe('3');
+    const ms = Number(second.headers.get('retry-after-ms'));
+    expect(ms).toBeGreaterThan(2500);
+    expect(ms).toBeLessThanOrEqual(3000);
+    const problem = (await second.json()) as Record<string, unknown>;
+    expect(problem).toMatchObject({ type: 'urn:spillway:problem:all-backends-throttled', status: 429, upstream: 'llm' });
+    expect(a.received).toHaveLength(1);
+    expect(b.received).toHaveLength(1);
+
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { llm: { backends: Array<{ state: string; lastCooldown: { source: string } }> } } };
+    expect(view.upstreams.llm.backends.map((backend) => backend.state)).toEqual(['cooling', 'cooling']);
+    expect(view.upstreams.llm.backends.map((backend) => backend.lastCooldown.source)).toEqual(['retry-after-ms', 'retry-after']);
+  });
+
+  it('Retry-After is at least 1 second even when the soonest backend is back in a few ms', async () => {
+    const a = await startStaticBackend(429, { 'retry-after-ms': '300' });
+    backends = [a];
+    gateway = await startGateway(pool([{ url: a.url }]));
+    await (await fetch(`${gateway.url}/v1/x`)).arrayBuffer();
+    const res = await fetch(`${gateway.url}/v1/x`);
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(Number(res.headers.get('retry-after-ms'))).toBeLessThanOrEqual(300);
+  });
+});
+
+describe('request bodies and failover', () => {
+  it('replays a POST body to the next backend byte for byte', async () => {
+    const a = await startStaticBackend(429, { 'retry-after-ms': '5000' });
+    const b = await startBackend(undefined, 'b');
+    backends = [a, b];
+    gateway = await startGateway(pool([{ url: a.url }, { url: b.url, priority: 2 }]));
+    const body = JSON.stringify({ messages: [{ role: 'user', content: 'é'.repeat(5000) }] });
+    const res = await fetch(`${gateway.url}/v1/chat`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(a.received[0]!.body).toBe(body);
+    expect(b.received[0]!.body).toBe(body);
+    expect(b.received[0]!.headers['content-length']).toBe(String(Buffer.byteLength(body)));
+  });
+
+  it('sends a body larger than the replay buffer once, and passes the 429 on', async () => {
+    const a = await startStaticBackend(429, { 'retry-after-ms': '5000' }, '{"error":"busy"}');
+    const b = await startBackend(undefined, 'b');
+    backends = [a, b];
+    gateway = await startGateway(pool([{ url: a.url }, { url: b.url, priority: 2 }], '    failover: { replayBuffer: 1kb }'));
+    const body = 'x'.repeat(4096);
+    const res = await fetch(`${gateway.url}/v1/upload`, { method: 'POST', body });
+    expect(res.status).toBe(429);
+    expect(await res.text()).toBe('{"error":"busy"}');
+    expect(a.received[0]!.body).toBe(body);
+    expect(b.received).toHaveLength(0);
+    // the cooldown was still recorded: the next small request goes to b directly
+    expect((await fetch(`${gateway.url}/v1/x`, { method: 'POST', body: 'small' })).status).toBe(200);
+    expect(a.received).toHaveLength(1);
+  });
+
+  it('streams a chunked body larger than the replay buffer', async () => {
+    const a = await startBackend(undefined, 'a');
+    backends = [a];
+    gateway = await startGateway(pool([{ url: a.url }], '    failover: { replayBuffer: 1kb }'));
+    const parts = Array.from({ length: 10 }, (_, i) => String(i).repeat(1000));
+    const stream = new ReadableStream({
+      start(controller) {
+        for (const part of parts) controller.enqueue(new TextEncoder().encode(part));
+        controller.close();
+      },
+    });
+    const res = await fetch(`${gateway.url}/v1/upload`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    expect(res.status).toBe(200);
+    expect(a.received[0]!.body).toBe(parts.join(''));
+  });
+});
+
+describe('failover limits and statuses', () => {
+  it('stops after maxAttempts and passes the last answer through when other backends are still ready', async () => {
+    const a = await startStaticBackend(429, { 'retry-after-ms': '5000' }, '{"from":"a"}');
+    const b = await startStaticBackend(429, { 'retry-after-ms': '5000' }, '{"from":"b"}');
+    const c = await startBackend(undefined, 'c');
+    backends = [a, b, c];
+    gateway = await startGateway(pool([{ url: a.url }, { url: b.url, priority: 2 }, { url: c.url, priority: 3 }], '    failover: { maxAttempts: 2 }'));
+    const res = await fetch(`${gateway.url}/v1/x`);
+    expect(res.status).toBe(429);
+    expect(await res.text()).toBe('{"from":"b"}');
+    expect(c.received).toHaveLength(0);
+    // next request: a and b are cooling, c serves
+    expect((await fetch(`${gateway.url}/v1/x`)).status).toBe(200);
+  });
+
+  it('treats 503 with a retry hint as throttling and a bare 503 as an answer to pass through', async () => {
+    const hinted = await startStaticBackend(503, { 'retry-after': '30' });
+    const bare = await startStaticBackend(503, {}, '{"down":true}');
+    const ok = await startBackend(undefined, 'ok');
+    backends = [hinted, bare, ok];
+    gateway = await startGateway(pool([{ url: hinted.url }, { url: ok.url, priority: 2 }]));
+    expect((await fetch(`${gateway.url}/v1/x`)).status).toBe(200);
+    await closeAll(gateway);
+    gateway = await startGateway(pool([{ url: bare.url }, { url: ok.url, priority: 2 }]));
+    const res = await fetch(`${gateway.url}/v1/x`);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toBe('{"down":true}');
+    expect(ok.received).toHaveLength(1);
+  });
+
+  it('passes non-throttle 4xx and 5xx through unchanged', async () => {
+    const teapot = await startStaticBackend(418, { 'x-custom': 'yes', 'retry-after': '5' }, 'short and stout');
+    const other = await startBackend(undefined, 'other');
+    backends = [teapot, other];
+    gateway = await startGateway(pool([{ url: teapot.url }, { url: other.url, priority: 2 }]));
+    const res = await fetch(`${gateway.url}/v1/x`);
+    expect(res.status).toBe(418);
+    expect(res.headers.get('x-custom')).toBe('yes');
+    expect(await res.text()).toBe('short and stout');
+    expect(other.received).toHaveLength(0);
+  });
+
+  it('logs one decision event per cooldown, naming the header and value', async () => {
+    const a = await startStaticBackend(429, { 'x-ms-retry-after-ms': '1234', 'retry-after': '2' });
+    const b = await startBackend(undefined, 'b');
+    backends = [a, b];
+    gateway = await startGateway(pool([{ url: a.url }, { url: b.url, priority: 2 }]));
+    await (await fetch(`${gateway.url}/v1/x`)).arrayBuffer();
+    const events = gateway.logs.events('backend.cooldown');
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ upstream: 'llm', backend: a.url, source: 'x-ms-retry-after-ms', value: '1234', delayMs: 1234 });
+  });
+});
