@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
-import { interpolateEnv } from './env.js';
+import { protectReferences, resolveReferences } from './env.js';
 import { gatewaySchema, type GatewayConfig } from './schema/index.js';
 
 export interface LoadedConfig {
@@ -27,7 +27,8 @@ export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = proc
 /** Parses and validates config text; `file` is used only to name locations in errors. */
 export function parseConfigText(source: string, file = '<config>', env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const { text, references } = protectReferences(source);
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined): { line: number; column: number } => {
     if (offset === undefined) return { line: 0, column: 0 };
     const pos = lineCounter.linePos(offset);
@@ -43,11 +44,12 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string') return;
-      const { value, missing } = interpolateEnv(node.value, env);
+      const { value, missing, whole } = resolveReferences(node.value, references, env);
       for (const name of missing) {
         issues.push({ file, ...at(node.range?.[0]), path: '', message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
       }
-      node.value = value;
+      // An unquoted scalar that is one whole reference takes the type of its value (port: ${PORT}).
+      node.value = node.type === 'PLAIN' && whole ? plainScalar(value) : value;
     },
   });
   if (issues.length > 0) throw new ConfigError(issues);
@@ -62,6 +64,12 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
     throw new ConfigError(issues);
   }
   return { file, config: result.data, source, warnings };
+}
+
+function plainScalar(text: string): string | number | boolean {
+  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  if (text === 'true' || text === 'false') return text === 'true';
+  return text;
 }
 
 /** Finds the YAML node for a schema path, falling back to the closest existing parent (for missing keys). */

@@ -1,16 +1,13 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../units.js';
 
-const DURATION_PATTERN = '^(0|(\\d+(\\.\\d+)?(ms|s|m|h|d))+)$';
-const SIZE_PATTERN = '^\\d+(\\.\\d+)?\\s*([kKmMgG]?[iI]?[bB]?)$';
-
 /** A duration written with a unit ("250ms", "10s", "5m", "1h2m3.5s"); parsed to milliseconds. */
 export const duration = z
-  .union([z.string().regex(new RegExp(DURATION_PATTERN, 'i')), z.literal(0)])
+  .union([z.string(), z.number()])
   .transform((value, ctx) => {
-    const ms = typeof value === 'number' ? 0 : parseDuration(value);
+    const ms = typeof value === 'number' ? (value === 0 ? 0 : undefined) : parseDuration(value);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like "250ms", "10s" or "5m", got ${JSON.stringify(value)}` });
+      ctx.addIssue({ code: 'custom', message: `expected a duration with a unit, like "250ms", "10s" or "5m", got ${JSON.stringify(value)}` });
       return z.NEVER;
     }
     return ms;
@@ -19,9 +16,9 @@ export const duration = z
 
 /** A size ("64kb", "1mb", binary multiples) or a number of bytes; parsed to bytes. */
 export const size = z
-  .union([z.string().regex(new RegExp(SIZE_PATTERN)), z.number().int().nonnegative()])
+  .union([z.string(), z.number()])
   .transform((value, ctx) => {
-    const bytes = typeof value === 'number' ? value : parseSize(value);
+    const bytes = typeof value === 'number' ? (Number.isInteger(value) && value >= 0 ? value : undefined) : parseSize(value);
     if (bytes === undefined) {
       ctx.addIssue({ code: 'custom', message: `expected a size like "64kb" or "1mb", got ${JSON.stringify(value)}` });
       return z.NEVER;
@@ -32,9 +29,9 @@ export const size = z
 
 /** A percentage written "20%" or as a number 0..100; parsed to a fraction 0..1. */
 export const percent = z
-  .union([z.string().regex(/^\d+(\.\d+)?%$/), z.number().min(0).max(100)])
+  .union([z.string(), z.number()])
   .transform((value, ctx) => {
-    const n = typeof value === 'number' ? value : Number(value.slice(0, -1));
+    const n = typeof value === 'number' ? value : /^\d+(\.\d+)?%$/.test(value.trim()) ? Number(value.trim().slice(0, -1)) : NaN;
     if (!(n >= 0 && n <= 100)) {
       ctx.addIssue({ code: 'custom', message: `expected a percentage between 0% and 100%, got ${JSON.stringify(value)}` });
       return z.NEVER;
