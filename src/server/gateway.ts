@@ -100,14 +100,18 @@ export class Gateway {
   /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes pools. */
   async close(drainMs = 15_000): Promise<void> {
     this.#ready = false;
-    const force = setTimeout(() => {
-      this.proxy.server.closeAllConnections();
-    }, drainMs);
+    const server = this.proxy.server;
+    const force = setTimeout(() => server.closeAllConnections(), drainMs);
     force.unref();
+    // Keep-alive connections become idle as their last response ends: close them then, so a
+    // drained gateway stops as soon as its in-flight requests are done.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    sweep.unref();
     try {
       await Promise.all([this.proxy.close(), this.admin.close()]);
     } finally {
       clearTimeout(force);
+      clearInterval(sweep);
       await this.dispatchers.closeAll();
     }
   }
