@@ -57,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const logger = createLogger(loaded.config.log.level);
+  for (const warning of loaded.warnings) logger.warn({ event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path }, warning.message);
   const gateway = new Gateway(loaded.config, { file, logger });
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));

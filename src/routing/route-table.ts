@@ -1,41 +1,25 @@
 // The compiled route table: rules in the order written, first match wins.
 
-export interface RouteMatcher {
-  /** Path prefix matched on whole segments ("/" matches everything). */
-  pathPrefix: string;
-  methods: ReadonlySet<string> | undefined;
-}
+import type { CompiledMatch } from './matchers.js';
+import type { RouteParams } from './path-pattern.js';
+import type { RequestView } from './request-view.js';
+
+export { pathHasPrefix } from './path-pattern.js';
 
 export interface MatchableRoute {
-  readonly matcher: RouteMatcher;
+  readonly match: CompiledMatch;
 }
 
-/** True when `path` (no query) starts with `prefix` on a segment boundary. */
-export function pathHasPrefix(path: string, prefix: string): boolean {
-  if (prefix === '/' || prefix === '') return true;
-  if (!path.startsWith(prefix)) return false;
-  if (path.length === prefix.length) return true;
-  return prefix.endsWith('/') || path.charCodeAt(prefix.length) === 47 /* / */;
+export interface RouteMatch<R> {
+  route: R;
+  /** Values of the pattern's ":name" segments (percent-encoding of reserved characters kept). */
+  params: RouteParams;
 }
 
-export function matchRoute<R extends MatchableRoute>(routes: readonly R[], method: string, path: string): R | undefined {
+export function matchRoute<R extends MatchableRoute>(routes: readonly R[], request: RequestView): RouteMatch<R> | undefined {
   for (const route of routes) {
-    const { matcher } = route;
-    if (matcher.methods && !matcher.methods.has(method)) continue;
-    if (!pathHasPrefix(path, matcher.pathPrefix)) continue;
-    return route;
+    const params = route.match.test(request);
+    if (params !== undefined) return { route, params };
   }
   return undefined;
-}
-
-/** Prefix rewrite: strip then add. Paths keep their leading slash; the query is untouched. */
-export function compileRewrite(stripPrefix: string | undefined, addPrefix: string | undefined): ((path: string) => string) | undefined {
-  if (!stripPrefix && !addPrefix) return undefined;
-  const strip = stripPrefix && stripPrefix !== '/' ? stripPrefix.replace(/\/+$/, '') : '';
-  const add = addPrefix && addPrefix !== '/' ? addPrefix.replace(/\/+$/, '') : '';
-  return (path: string) => {
-    const rest = strip && pathHasPrefix(path, strip) ? path.slice(strip.length) : path;
-    if (rest === '') return add || '/';
-    return add + (rest.charCodeAt(0) === 47 ? rest : `/${rest}`);
-  };
 }

@@ -1,12 +1,14 @@
 import type { GatewayConfig } from '../config/schema/index.js';
-import { compileRewrite } from '../routing/route-table.js';
+import type { RouteStatsRegistry } from '../routing/route-stats.js';
 import { backendId, type BackendStateRegistry } from '../upstream/backend-state.js';
 import type { DispatcherRegistry } from '../upstream/dispatchers.js';
-import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from './snapshot.js';
+import { compileRoute } from './compile-route.js';
+import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
 
 export interface RuntimeRegistries {
   states: BackendStateRegistry;
   dispatchers: DispatcherRegistry;
+  routes: RouteStatsRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -52,22 +54,13 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
     });
   }
 
-  const routes: CompiledRoute[] = config.routes.map((route, index) => ({
-    index,
-    name: route.name ?? `route-${index}`,
-    matcher: {
-      pathPrefix: route.match.path,
-      methods: route.match.methods ? new Set(route.match.methods) : undefined,
-    },
-    upstream: upstreams.get(route.upstream)!,
-    rewrite: compileRewrite(route.rewrite?.stripPrefix, route.rewrite?.addPrefix),
-  }));
+  const routes = config.routes.map((route, index) => compileRoute(route, index, upstreams, registries.routes));
 
   return { config, file, loadedAt: new Date(), routes, upstreams, limits: config.limits };
 }
 
 /** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
-export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string> } {
+export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string>; routes: Set<string> } {
   const states = new Set<string>();
   const dispatchers = new Set<string>();
   for (const upstream of snapshot.upstreams.values()) {
@@ -76,5 +69,5 @@ export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatc
       dispatchers.add(backend.dispatcherKey);
     }
   }
-  return { states, dispatchers };
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)) };
 }

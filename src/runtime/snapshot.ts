@@ -5,7 +5,12 @@ import type { Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { BackendState } from '../upstream/backend-state.js';
 import type { BalanceMode, RoundRobinCursor, SelectableBackend } from '../upstream/select.js';
-import type { RouteMatcher } from '../routing/route-table.js';
+import type { CompiledMatch } from '../routing/matchers.js';
+import type { CompiledMirror } from '../routing/mirror.js';
+import type { CompiledRespond } from '../routing/respond.js';
+import type { HeaderOps, PathRewrite } from '../routing/rewrite.js';
+import type { RouteStats } from '../routing/route-stats.js';
+import type { CompiledSplit } from '../routing/split.js';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -39,12 +44,26 @@ export interface CompiledUpstream {
   readonly cursor: RoundRobinCursor;
 }
 
+/** What a matched route does: exactly one action. */
+export type RouteAction =
+  | { readonly kind: 'upstream'; readonly upstream: CompiledUpstream }
+  | { readonly kind: 'split'; readonly split: CompiledSplit<CompiledUpstream> }
+  | { readonly kind: 'respond'; readonly respond: CompiledRespond };
+
 export interface CompiledRoute {
   readonly index: number;
   readonly name: string;
-  readonly matcher: RouteMatcher;
-  readonly upstream: CompiledUpstream;
-  readonly rewrite: ((path: string) => string) | undefined;
+  readonly match: CompiledMatch;
+  readonly action: RouteAction;
+  /** The upstream of an `upstream` action (undefined for the other actions). */
+  readonly upstream: CompiledUpstream | undefined;
+  /** Forwarded path (no query) from the normalised path and the match's params. */
+  readonly rewrite: PathRewrite | undefined;
+  readonly requestHeaders: HeaderOps | undefined;
+  readonly responseHeaders: HeaderOps | undefined;
+  readonly mirror: CompiledMirror | undefined;
+  /** Live counters, kept across reloads by route name. */
+  readonly stats: RouteStats;
 }
 
 export interface Snapshot {

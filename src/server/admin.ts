@@ -2,6 +2,7 @@
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Snapshot } from '../runtime/snapshot.js';
+import { routesView } from './admin-routes.js';
 
 export interface AdminOptions {
   getSnapshot: () => Snapshot;
@@ -46,5 +47,6 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
     return { status: 'ready', config: options.getSnapshot().file, loadedAt: options.getSnapshot().loadedAt.toISOString() };
   });
   app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
+  app.get('/admin/routes', async () => routesView(options.getSnapshot()));
   return app;
 }

@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../telemetry/logger.js';
 import { logObserver } from '../telemetry/log-observer.js';
 import { BackendStateRegistry } from '../upstream/backend-state.js';
 import { DispatcherRegistry } from '../upstream/dispatchers.js';
+import { RouteStatsRegistry } from '../routing/route-stats.js';
 import type { ProxyObserver } from '../upstream/observer.js';
 import { createAdminServer } from './admin.js';
 import { createProxyHandler } from './proxy-handler.js';
@@ -28,6 +29,7 @@ export class Gateway {
   readonly logger: Logger;
   readonly states = new BackendStateRegistry();
   readonly dispatchers = new DispatcherRegistry();
+  readonly routeStats = new RouteStatsRegistry();
   #snapshot: Snapshot;
   #ready = false;
   readonly proxy: FastifyInstance;
@@ -37,7 +39,7 @@ export class Gateway {
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.logger = options.logger ?? createLogger(config.log.level);
-    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers });
+    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
     const handler = createProxyHandler({
       getSnapshot: () => this.#snapshot,
       context: { observer: options.observer ?? logObserver(this.logger), random: options.random ?? Math.random },
@@ -49,6 +51,12 @@ export class Gateway {
       routerOptions: { maxParamLength: 8192 },
       http: { maxHeaderSize: config.limits.maxHeaderSize },
       return503OnClosing: true,
+      // A URL fastify's router cannot decode (e.g. "%zz") goes to the proxy handler too, whose
+      // path normalisation answers it with a problem+json 400.
+      frameworkErrors: (_error, request, reply) => {
+        reply.hijack();
+        handler(request.raw, reply.raw);
+      },
     });
     // Bodies are never parsed: the proxy handler streams or buffers them itself.
     this.proxy.removeAllContentTypeParsers();
@@ -89,11 +97,12 @@ export class Gateway {
 
   /** Swaps in a new config; requests in flight finish on the snapshot they started with. */
   apply(config: GatewayConfig, file: string): Snapshot {
-    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers });
+    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
     this.#snapshot = next;
     const keys = snapshotKeys(next);
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
+    this.routeStats.retain(keys.routes);
     return next;
   }
 

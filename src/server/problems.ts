@@ -7,6 +7,7 @@ export const PROBLEM_TYPES = {
   'route-not-found': { status: 404, title: 'No route matches this request' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'bad-request': { status: 400, title: 'Bad request' },
+  'ambiguous-path': { status: 400, title: 'The request path could be read more than one way' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
   'headers-too-large': { status: 431, title: 'Request headers too large' },
   'all-backends-throttled': { status: 429, title: 'Every backend of the upstream is throttling' },

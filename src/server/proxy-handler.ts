@@ -1,16 +1,24 @@
 // The data-plane request handler. One request, one direction:
-//   1. target   — parse the request target (path, query)
-//   2. route    — first matching rule of the compiled route table
+//   1. target   — parse the request target (path, query); normalise the path (400 if ambiguous)
+//   2. route    — first matching rule of the compiled route table (with the path's params)
 //   3. limits   — client rate limits (ratelimit/)
-//   4. action   — what the route does: forward to an upstream (later: split, respond, aggregate)
-//   5. upstream — pool-exhausted short-cut, body read (replay buffer), exchange with failover
+//   4. action   — what the route does: upstream, split (pick a side), respond (static answer)
+//   5. upstream — pool-exhausted short-cut, body read (replay buffer), exchange with failover,
+//                 optional mirror copy to a shadow upstream
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startMirror } from '../routing/mirror.js';
+import { isRejection, normalisePath } from '../routing/normalise.js';
+import { RequestView } from '../routing/request-view.js';
+import { sendStatic } from '../routing/respond.js';
+import { applyHeaderOps } from '../routing/rewrite.js';
 import { matchRoute } from '../routing/route-table.js';
+import { HeaderRewriteSink } from '../routing/sinks.js';
+import { pickSplit } from '../routing/split.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
 import { ProxyExchange, sendPoolExhausted, type ExchangeContext } from '../upstream/exchange.js';
 import { isReady, soonestReady } from '../upstream/select.js';
-import { ServerResponseSink } from '../upstream/sink.js';
+import { ServerResponseSink, type ResponseSink } from '../upstream/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from './forward-headers.js';
 import { sendProblem } from './problems.js';
@@ -58,6 +66,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       sendPoolExhausted(new ServerResponseSink(res), upstream, waitMs);
       return;
     }
+    route.stats.countUpstream(upstream.name);
 
     const start = (body: ClientBody) => {
       switch (body.kind) {
@@ -70,14 +79,19 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       }
       const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: body.kind === 'buffer' });
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
-      const exchange = new ProxyExchange(new ServerResponseSink(res), route, upstream, {
+      if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
+      const forward = {
         method: req.method ?? 'GET',
         path: forwardPath,
         headers,
         body: body.kind === 'none' ? null : body.body,
         replayable: body.kind !== 'stream',
         clientHost: req.headers.host,
-      }, context);
+      };
+      let sink: ResponseSink = new ServerResponseSink(res);
+      if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
+      if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
+      const exchange = new ProxyExchange(sink, route, upstream, forward, context);
       exchange.start();
     };
 
@@ -96,18 +110,33 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       sendProblem(res, 'bad-request', 'the request target must be a path');
       return;
     }
-
-    // 2. route
-    const route = matchRoute(snapshot.routes, method, target.path);
-    if (!route) {
-      sendProblem(res, 'route-not-found', `no route matches ${method} ${target.path}`);
+    const path = normalisePath(target.path);
+    if (isRejection(path)) {
+      sendProblem(res, 'ambiguous-path', `the path is refused: ${path.rejected}`);
       return;
     }
+
+    // 2. route
+    const request = new RequestView(method, path, target.query, req.headers, req.socket.remoteAddress);
+    const matched = matchRoute(snapshot.routes, request);
+    if (!matched) {
+      sendProblem(res, 'route-not-found', `no route matches ${method} ${path}`);
+      return;
+    }
+    const { route, params } = matched;
+    route.stats.requests++;
 
     // 3. limits — (client rate limits plug in here)
 
     // 4. action
-    const forwardPath = route.rewrite ? route.rewrite(target.path) + target.query : target.path + target.query;
-    forwardToUpstream(req, res, snapshot, route, route.upstream, forwardPath);
+    const { action } = route;
+    if (action.kind === 'respond') {
+      route.stats.responded++;
+      sendStatic(res, action.respond, method, params, target.query);
+      return;
+    }
+    const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
+    const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + target.query;
+    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath);
   };
 }

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { port, size } from './units.js';
 import { upstreamSchema } from './upstream.js';
 import { routeSchema } from './route.js';
+import { reloadSchema } from './reload.js';
+import { routeUpstreamRefs } from './route-refs.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -28,13 +30,20 @@ export const gatewaySchema = z
     admin: adminSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     log: logSchema.prefault({}),
+    reload: reloadSchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }), upstreamSchema),
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
   })
   .superRefine((config, ctx) => {
+    const names = new Map<string, number>();
     config.routes.forEach((route, index) => {
-      if (!(route.upstream in config.upstreams)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', index, 'upstream'], message: `unknown upstream "${route.upstream}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})` });
+      const name = route.name ?? `route-${index}`;
+      if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `route name "${name}" is already used by routes[${names.get(name)}]` });
+      names.set(name, index);
+      for (const ref of routeUpstreamRefs(route)) {
+        if (!(ref.name in config.upstreams)) {
+          ctx.addIssue({ code: 'custom', path: ['routes', index, ...ref.path], message: `unknown upstream "${ref.name}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})` });
+        }
       }
     });
     for (const [name, upstream] of Object.entries(config.upstreams)) {

@@ -1,24 +1,43 @@
 import { z } from 'zod';
+import { matchSchema } from './match.js';
+import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
 
-export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
+export { HTTP_METHODS, matchSchema } from './match.js';
+export { rewriteSchema } from './route-actions.js';
 
-const pathSchema = z.string().startsWith('/', { message: 'a path starts with "/"' });
-
-export const matchSchema = z.strictObject({
-  path: pathSchema.default('/').meta({ description: 'Prefix, matched on whole segments: "/api/orders" matches /api/orders and /api/orders/7, not /api/ordersX.' }),
-  methods: z.array(z.string().toUpperCase().pipe(z.enum(HTTP_METHODS))).min(1).optional(),
-});
-
-export const rewriteSchema = z.strictObject({
-  stripPrefix: pathSchema.optional().meta({ description: 'Removed from the start of the path before forwarding.' }),
-  addPrefix: pathSchema.optional().meta({ description: 'Added to the start of the path (after stripPrefix): both together replace a prefix.' }),
-});
-
-export const routeSchema = z.strictObject({
-  name: z.string().min(1).optional(),
-  match: matchSchema.prefault({}),
-  upstream: z.string().min(1),
-  rewrite: rewriteSchema.optional(),
-});
+export const routeSchema = z
+  .strictObject({
+    name: z.string().min(1).optional(),
+    match: matchSchema.prefault({}),
+    upstream: z.string().min(1).optional().meta({ description: 'Action: forward to this upstream.' }),
+    split: splitSchema.optional().meta({ description: 'Action: weighted routing across upstreams.' }),
+    stickyBy: stickyBySchema.optional(),
+    respond: respondSchema.optional().meta({ description: 'Action: a static response.' }),
+    rewrite: rewriteSchema.optional(),
+    mirror: mirrorSchema.optional(),
+  })
+  .superRefine((route, ctx) => {
+    const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);
+    if (actions.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: actions.length > 1 ? [actions[1]!] : [],
+        message: actions.length === 0 ? `a route needs one action: ${ROUTE_ACTIONS.join(', ')}` : `a route has exactly one action, found ${actions.join(' and ')}`,
+      });
+    }
+    if (route.stickyBy !== undefined && route.split === undefined) ctx.addIssue({ code: 'custom', path: ['stickyBy'], message: 'stickyBy only applies to split' });
+    if (route.respond !== undefined && route.mirror !== undefined) ctx.addIssue({ code: 'custom', path: ['mirror'], message: 'a respond route has nothing to mirror' });
+    if (route.respond !== undefined && route.rewrite !== undefined) ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not respond' });
+    const rewrite = route.rewrite;
+    if (rewrite) {
+      const pathRewrites = [rewrite.stripPrefix !== undefined || rewrite.addPrefix !== undefined, rewrite.replacePrefix !== undefined, rewrite.path !== undefined].filter(Boolean).length;
+      if (pathRewrites > 1) ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'use one of stripPrefix/addPrefix, replacePrefix, path' });
+      const pattern = route.match.path ?? route.match.exact ?? '/';
+      const params = new Set(pattern.split('/').filter((s) => s.startsWith(':')));
+      for (const segment of (rewrite.path ?? '').split('/')) {
+        if (segment.startsWith(':') && !params.has(segment)) ctx.addIssue({ code: 'custom', path: ['rewrite', 'path'], message: `${segment} is not a parameter of the match path` });
+      }
+    }
+  });
 
 export type RouteConfig = z.output<typeof routeSchema>;

@@ -1,0 +1,78 @@
+// Route match conditions: path (prefix, exact, templates with :params), host, methods, headers,
+// query parameters and cookies. Every condition given must hold.
+
+import { z } from 'zod';
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
+
+const PARAM_SEGMENT = /^:[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A path pattern: literal segments and `:name` segments (a template). */
+export const pathPattern = z
+  .string()
+  .startsWith('/', { message: 'a path starts with "/"' })
+  .superRefine((value, ctx) => {
+    const names = new Set<string>();
+    for (const segment of value.split('/').slice(1)) {
+      if (segment.startsWith(':')) {
+        if (!PARAM_SEGMENT.test(segment)) {
+          ctx.addIssue({ code: 'custom', message: `"${segment}" is not a valid parameter: use ":name" with letters, digits and "_"` });
+        } else if (names.has(segment)) {
+          ctx.addIssue({ code: 'custom', message: `parameter ${segment} appears twice` });
+        }
+        names.add(segment);
+      }
+    }
+    if (/%2f|%2e|\/\.\.?(\/|$)|\/\//i.test(value)) {
+      ctx.addIssue({ code: 'custom', message: 'write the path normalised: no "//", "." or ".." segments, no %2F or %2E' });
+    }
+  });
+
+/** A value condition on a header, query parameter or cookie. A bare string means `equals`. */
+export const valueMatchSchema = z.union([
+  z.string(),
+  z
+    .strictObject({
+      equals: z.string().optional(),
+      regex: z
+        .string()
+        .refine((source) => {
+          try {
+            new RegExp(source);
+            return true;
+          } catch {
+            return false;
+          }
+        }, { message: 'not a valid regular expression' })
+        .optional()
+        .meta({ description: 'JavaScript regular expression, unanchored unless written with ^ and $.' }),
+      present: z.boolean().optional().meta({ description: 'true: must be present (any value); false: must be absent.' }),
+      absent: z.literal(true).optional().meta({ description: 'Must be absent (same as present: false).' }),
+    })
+    .refine((m) => [m.equals, m.regex, m.present, m.absent].filter((v) => v !== undefined).length === 1, {
+      message: 'give exactly one of equals, regex, present, absent',
+    }),
+]);
+
+const valueMatches = z.record(z.string().min(1), valueMatchSchema);
+
+export const matchSchema = z
+  .strictObject({
+    path: pathPattern.optional().meta({
+      description:
+        'Prefix matched on whole segments: "/api/orders" matches /api/orders and /api/orders/7, not /api/ordersX. May contain ":name" segments (a template). Default "/" (everything).',
+    }),
+    exact: pathPattern.optional().meta({ description: 'The whole path must equal this (":name" segments allowed). Instead of path.' }),
+    host: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .meta({ description: 'Host header (port ignored, case-insensitive); "*.example.com" matches any subdomain.' }),
+    methods: z.array(z.string().toUpperCase().pipe(z.enum(HTTP_METHODS))).min(1).optional(),
+    headers: valueMatches.optional().meta({ description: 'Header name → condition (names are case-insensitive).' }),
+    query: valueMatches.optional().meta({ description: 'Query parameter → condition (the first value counts).' }),
+    cookies: valueMatches.optional().meta({ description: 'Cookie name → condition.' }),
+  })
+  .refine((m) => !(m.path !== undefined && m.exact !== undefined), { message: 'give path (prefix) or exact, not both' });
+
+export type MatchConfig = z.output<typeof matchSchema>;
+export type ValueMatchConfig = z.output<typeof valueMatchSchema>;

@@ -1,0 +1,70 @@
+// Compiles a route's `match` into one test: path pattern first (cheap), then method, host and
+// the header / query / cookie conditions.
+
+import type { MatchConfig, ValueMatchConfig } from '../config/schema/match.js';
+import { compilePathPattern, type PathPattern, type RouteParams } from './path-pattern.js';
+import type { RequestView } from './request-view.js';
+
+export type ValueTest = (value: string | undefined) => boolean;
+
+export function compileValueMatch(condition: ValueMatchConfig): ValueTest {
+  if (typeof condition === 'string') return (value) => value === condition;
+  if (condition.equals !== undefined) {
+    const want = condition.equals;
+    return (value) => value === want;
+  }
+  if (condition.regex !== undefined) {
+    const regex = new RegExp(condition.regex);
+    return (value) => value !== undefined && regex.test(value);
+  }
+  if (condition.absent || condition.present === false) return (value) => value === undefined;
+  return (value) => value !== undefined;
+}
+
+export type HostTest = (host: string) => boolean;
+
+export function compileHostMatch(hosts: string | string[]): HostTest {
+  const list = (Array.isArray(hosts) ? hosts : [hosts]).map((h) => h.trim().toLowerCase());
+  const exact = new Set(list.filter((h) => !h.startsWith('*.')));
+  const suffixes = list.filter((h) => h.startsWith('*.')).map((h) => h.slice(1));
+  return (host) => exact.has(host) || suffixes.some((suffix) => host.endsWith(suffix) && host.length > suffix.length);
+}
+
+export interface CompiledMatch {
+  readonly path: PathPattern;
+  readonly methods: ReadonlySet<string> | undefined;
+  /** The route's params when the request matches, else undefined. */
+  test(request: RequestView): RouteParams | undefined;
+}
+
+export function compileMatch(match: MatchConfig): CompiledMatch {
+  const path = compilePathPattern(match.exact ?? match.path ?? '/', match.exact !== undefined);
+  const methods = match.methods ? new Set<string>(match.methods) : undefined;
+  const host = match.host !== undefined ? compileHostMatch(match.host) : undefined;
+  const conditions: Array<(request: RequestView) => boolean> = [];
+  for (const [name, condition] of Object.entries(match.headers ?? {})) {
+    const test = compileValueMatch(condition);
+    const lower = name.toLowerCase();
+    conditions.push((request) => test(request.header(lower)));
+  }
+  for (const [name, condition] of Object.entries(match.query ?? {})) {
+    const test = compileValueMatch(condition);
+    conditions.push((request) => test(request.queryParam(name)));
+  }
+  for (const [name, condition] of Object.entries(match.cookies ?? {})) {
+    const test = compileValueMatch(condition);
+    conditions.push((request) => test(request.cookie(name)));
+  }
+  return {
+    path,
+    methods,
+    test(request) {
+      const params = path.match(request.path);
+      if (params === undefined) return undefined;
+      if (methods && !methods.has(request.method)) return undefined;
+      if (host && !host(request.host)) return undefined;
+      for (const condition of conditions) if (!condition(request)) return undefined;
+      return params;
+    },
+  };
+}

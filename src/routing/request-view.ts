@@ -1,0 +1,65 @@
+// What matchers look at: the request with its normalised path. Query and cookies are parsed
+// only when a rule asks for them.
+
+import type { IncomingHttpHeaders } from 'node:http';
+
+export class RequestView {
+  #query: URLSearchParams | undefined;
+  #cookies: Map<string, string> | undefined;
+  #host: string | undefined;
+
+  constructor(
+    readonly method: string,
+    /** Normalised path, no query. */
+    readonly path: string,
+    /** "" or "?..." as sent. */
+    readonly rawQuery: string,
+    readonly headers: IncomingHttpHeaders,
+    readonly remoteAddress: string | undefined,
+  ) {}
+
+  header(name: string): string | undefined {
+    const value = this.headers[name];
+    return Array.isArray(value) ? value.join(', ') : value;
+  }
+
+  /** Host header, lower-cased, without the port. "" when absent. */
+  get host(): string {
+    if (this.#host === undefined) this.#host = hostName(this.headers.host ?? '');
+    return this.#host;
+  }
+
+  queryParam(name: string): string | undefined {
+    this.#query ??= new URLSearchParams(this.rawQuery);
+    return this.#query.get(name) ?? undefined;
+  }
+
+  cookie(name: string): string | undefined {
+    this.#cookies ??= parseCookies(this.header('cookie'));
+    return this.#cookies.get(name);
+  }
+}
+
+export function hostName(host: string): string {
+  const lower = host.trim().toLowerCase();
+  if (lower.startsWith('[')) {
+    const end = lower.indexOf(']');
+    return end === -1 ? lower : lower.slice(0, end + 1);
+  }
+  const colon = lower.indexOf(':');
+  return colon === -1 ? lower : lower.slice(0, colon);
+}
+
+export function parseCookies(header: string | undefined): Map<string, string> {
+  const cookies = new Map<string, string>();
+  if (!header) return cookies;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq === -1) continue;
+    const name = pair.slice(0, eq).trim();
+    let value = pair.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    if (name && !cookies.has(name)) cookies.set(name, value);
+  }
+  return cookies;
+}
