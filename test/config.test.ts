@@ -45,13 +45,13 @@ describe('units', () => {
 describe('config validation', () => {
   it('fills documented defaults', () => {
     const { config } = parseConfigText(VALID, 'gateway.yaml', {});
-    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080, http2: false });
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9901 });
     const llm = config.upstreams.llm!;
     expect(llm.balance).toBe('priority');
     expect(llm.throttle).toEqual({ statuses: [429, 503], defaultCooldown: 10_000, minCooldown: 0, maxCooldown: 300_000 });
     expect(llm.failover).toEqual({ replayBuffer: 1_048_576 });
-    expect(llm.timeouts).toEqual({ connect: 2_000, headers: 60_000, idle: 60_000 });
+    expect(llm.timeouts).toEqual({ connect: 2_000, headers: 60_000, idle: 60_000, websocketIdle: 300_000 });
     expect(llm.backends[1]).toEqual({ url: 'http://127.0.0.1:9002', priority: 1, weight: 1 });
     expect(config.limits.maxRequestBody).toBe(10 * 1024 * 1024);
   });

@@ -38,5 +38,6 @@ export function compileRoute(route: RouteConfig, index: number, upstreams: Reado
       ? { upstream: upstreamOf(route.mirror.upstream), fraction: route.mirror.percent, compare: route.mirror.compare, maxConcurrent: route.mirror.maxConcurrent, maxBody: route.mirror.maxBody }
       : undefined,
     stats: stats.get(name),
+    removeHeaders: route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
   };
 }

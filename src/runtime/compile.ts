@@ -1,7 +1,9 @@
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { RouteStatsRegistry } from '../routing/route-stats.js';
 import { backendId, type BackendStateRegistry } from '../upstream/backend-state.js';
+import { resolveBackendTls } from '../upstream/backend-tls.js';
 import type { DispatcherRegistry } from '../upstream/dispatchers.js';
+import { compileHeaderEdit } from '../upstream/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
 
@@ -17,16 +19,19 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const backends: CompiledBackend[] = upstream.backends.map((backend, index) => {
       const url = new URL(backend.url);
+      const tls = resolveBackendTls(url, upstream.tls, backend.tls);
       const { key, pool } = registries.dispatchers.get(url.origin, {
         connectTimeout: upstream.timeouts.connect,
         headersTimeout: upstream.timeouts.headers,
         bodyTimeout: upstream.timeouts.idle,
+        tls,
       });
-      const id = backendId(name, backend.url);
+      const id = backendId(name, backend.name ?? backend.url);
       return {
         index,
         id,
         url: backend.url,
+        name: backend.name,
         basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
         authority: url.host,
         priority: backend.priority,
@@ -34,6 +39,8 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         dispatcher: pool,
         dispatcherKey: key,
         state: registries.states.get(id),
+        headerEdit: compileHeaderEdit(upstream.headers, upstream.removeHeaders, backend.headers, backend.removeHeaders),
+        tls,
       };
     });
     upstreams.set(name, {

@@ -4,6 +4,8 @@
 import type { Dispatcher } from 'undici';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { BackendState } from '../upstream/backend-state.js';
+import type { BackendTls } from '../upstream/backend-tls.js';
+import type { HeaderEdit } from '../upstream/header-edit.js';
 import type { BalanceMode, RoundRobinCursor, SelectableBackend } from '../upstream/select.js';
 import type { CompiledMatch } from '../routing/matchers.js';
 import type { CompiledMirror } from '../routing/mirror.js';
@@ -15,6 +17,8 @@ import type { CompiledSplit } from '../routing/split.js';
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
   readonly url: string;
+  /** The configured name, if any (the url otherwise identifies the backend). */
+  readonly name: string | undefined;
   /** Path prefix from the backend URL ("" when none), prepended to every forwarded path. */
   readonly basePath: string;
   /** host[:port] of the backend URL, sent as Host when hostHeader is "backend". */
@@ -22,6 +26,10 @@ export interface CompiledBackend extends SelectableBackend {
   readonly dispatcher: Dispatcher;
   readonly dispatcherKey: string;
   readonly state: BackendState;
+  /** Header edits for this backend (credentials); undefined when none. */
+  readonly headerEdit: HeaderEdit | undefined;
+  /** TLS settings for https backends; undefined for http. */
+  readonly tls: BackendTls | undefined;
 }
 
 export interface ThrottlePolicy {
@@ -38,7 +46,7 @@ export interface CompiledUpstream {
   readonly throttle: ThrottlePolicy;
   readonly maxAttempts: number;
   readonly replayBuffer: number;
-  readonly timeouts: { readonly connect: number; readonly headers: number; readonly idle: number };
+  readonly timeouts: { readonly connect: number; readonly headers: number; readonly idle: number; readonly websocketIdle: number };
   /** "backend" | "preserve" | a literal Host value. */
   readonly hostHeader: string;
   readonly cursor: RoundRobinCursor;
@@ -64,6 +72,8 @@ export interface CompiledRoute {
   readonly mirror: CompiledMirror | undefined;
   /** Live counters, kept across reloads by route name. */
   readonly stats: RouteStats;
+  /** Lower-case client header names dropped before forwarding (client credentials); undefined when none. */
+  readonly removeHeaders: readonly string[] | undefined;
 }
 
 export interface Snapshot {

@@ -20,6 +20,10 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
         const cooling = state.isCooling(now);
         return {
           url: backend.url,
+          ...(backend.name ? { name: backend.name } : {}),
+          // Names only: the values are credentials.
+          ...(backend.headerEdit ? { setsHeaders: backend.headerEdit.set.map(([name]) => name), removesHeaders: backend.headerEdit.remove } : {}),
+          ...(backend.tls ? { tls: { ca: backend.tls.caFile ?? 'system', verify: backend.tls.rejectUnauthorized, servername: backend.tls.servername ?? null } } : {}),
           priority: backend.priority,
           weight: backend.weight,
           state: cooling ? 'cooling' : 'ready',

@@ -35,7 +35,7 @@ export function buildRequestHeaders(req: IncomingMessage, options: RequestHeader
   for (const name in source) {
     const value = source[name];
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || name === 'host' || name === 'expect') continue;
+    if (HOP_BY_HOP.has(name) || name === 'host' || name === 'expect' || name.charCodeAt(0) === 58 /* : HTTP/2 pseudo-header */) continue;
     if (name === 'content-length' && options.dropContentLength) continue;
     if (extraHopByHop?.has(name)) continue;
     out[name] = value;
@@ -44,8 +44,10 @@ export function buildRequestHeaders(req: IncomingMessage, options: RequestHeader
   const prior = source['x-forwarded-for'];
   out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${clientIp}` : clientIp;
   out['x-forwarded-proto'] = options.proto;
-  if (source.host !== undefined) out['x-forwarded-host'] = source.host;
-  const host = options.host ?? source.host;
+  // HTTP/2 clients send :authority instead of Host.
+  const clientHost = source.host ?? (source[':authority'] as string | undefined);
+  if (clientHost !== undefined) out['x-forwarded-host'] = clientHost;
+  const host = options.host ?? clientHost;
   if (host !== undefined) out.host = host;
   return out;
 }

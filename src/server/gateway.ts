@@ -1,7 +1,7 @@
 // Assembles a running gateway: the proxy listener (fastify, every path handed to the proxy
 // handler), the admin listener, the live-state registries and the current config snapshot.
 
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../config/schema/index.js';
 import { compileSnapshot, snapshotKeys } from '../runtime/compile.js';
@@ -12,8 +12,11 @@ import { BackendStateRegistry } from '../upstream/backend-state.js';
 import { DispatcherRegistry } from '../upstream/dispatchers.js';
 import { RouteStatsRegistry } from '../routing/route-stats.js';
 import type { ProxyObserver } from '../upstream/observer.js';
+import { TunnelRegistry } from '../upstream/websocket-exchange.js';
 import { createAdminServer } from './admin.js';
+import { createListener } from './listener.js';
 import { createProxyHandler } from './proxy-handler.js';
+import { createUpgradeHandler } from './websocket.js';
 import { sendProblem } from './problems.js';
 
 export interface GatewayOptions {
@@ -30,27 +33,24 @@ export class Gateway {
   readonly states = new BackendStateRegistry();
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
+  readonly tunnels = new TunnelRegistry();
   #snapshot: Snapshot;
   #ready = false;
   readonly proxy: FastifyInstance;
   readonly admin: FastifyInstance;
+  readonly scheme: 'http' | 'https';
   url = '';
   adminUrl = '';
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.logger = options.logger ?? createLogger(config.log.level);
     this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
-    const handler = createProxyHandler({
-      getSnapshot: () => this.#snapshot,
-      context: { observer: options.observer ?? logObserver(this.logger), random: options.random ?? Math.random },
-      proto: 'http',
-    });
+    warnInsecureBackends(this.#snapshot, this.logger);
+    const scheme = config.listen.tls ? 'https' : 'http';
+    const context = { observer: options.observer ?? logObserver(this.logger), random: options.random ?? Math.random };
+    const handler = createProxyHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme });
 
-    this.proxy = Fastify({
-      logger: false,
-      routerOptions: { maxParamLength: 8192 },
-      http: { maxHeaderSize: config.limits.maxHeaderSize },
-      return503OnClosing: true,
+    const listener = createListener(config, {
       // A URL fastify's router cannot decode (e.g. "%zz") goes to the proxy handler too, whose
       // path normalisation answers it with a problem+json 400.
       frameworkErrors: (_error, request, reply) => {
@@ -58,6 +58,10 @@ export class Gateway {
         handler(request.raw, reply.raw);
       },
     });
+    this.proxy = listener.app;
+    this.scheme = listener.scheme;
+    // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
+    this.proxy.server.on('upgrade', createUpgradeHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme, tunnels: this.tunnels }));
     // Bodies are never parsed: the proxy handler streams or buffers them itself.
     this.proxy.removeAllContentTypeParsers();
     this.proxy.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -90,14 +94,15 @@ export class Gateway {
     const { listen, admin } = this.#snapshot.config;
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
-    this.url = urlOf(this.proxy);
-    this.adminUrl = urlOf(this.admin);
+    this.url = urlOf(this.proxy, this.scheme);
+    this.adminUrl = urlOf(this.admin, 'http');
     this.#ready = true;
   }
 
   /** Swaps in a new config; requests in flight finish on the snapshot they started with. */
   apply(config: GatewayConfig, file: string): Snapshot {
     const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
+    warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
     const keys = snapshotKeys(next);
     this.states.retain(keys.states);
@@ -109,13 +114,16 @@ export class Gateway {
   /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes pools. */
   async close(drainMs = 15_000): Promise<void> {
     this.#ready = false;
-    const server = this.proxy.server;
-    const force = setTimeout(() => server.closeAllConnections(), drainMs);
+    // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
+    const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
+    const force = setTimeout(() => server.closeAllConnections?.(), drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
     // drained gateway stops as soon as its in-flight requests are done.
-    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    const sweep = setInterval(() => server.closeIdleConnections?.(), 50);
     sweep.unref();
+    // Open WebSocket tunnels get a Close frame (1001) on both sides; they would hold close() forever.
+    this.tunnels.closeAll();
     try {
       await Promise.all([this.proxy.close(), this.admin.close()]);
     } finally {
@@ -126,8 +134,19 @@ export class Gateway {
   }
 }
 
-function urlOf(app: FastifyInstance): string {
+function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${scheme}://${host}:${address.port}`;
+}
+
+/** insecureSkipVerify is for testing: say so loudly at start and on every reload. */
+function warnInsecureBackends(snapshot: Snapshot, logger: Logger): void {
+  for (const upstream of snapshot.upstreams.values()) {
+    for (const backend of upstream.backends) {
+      if (backend.tls && !backend.tls.rejectUnauthorized) {
+        logger.warn({ event: 'tls.insecure', upstream: upstream.name, backend: backend.name ?? backend.url }, 'insecureSkipVerify: the backend certificate is NOT verified');
+      }
+    }
+  }
 }

@@ -53,11 +53,14 @@ export function sendProblem(
     return;
   }
   const body = JSON.stringify(problemBody(code, detail, options.extensions));
-  res.writeHead(PROBLEM_TYPES[code].status, {
+  const headers: Record<string, string | number> = {
     'content-type': 'application/problem+json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
     ...options.headers,
-  });
+  };
+  // HTTP/2 forbids connection-specific headers (node throws on them).
+  if (res.req?.httpVersionMajor === 2) delete headers.connection;
+  res.writeHead(PROBLEM_TYPES[code].status, headers);
   res.end(body);
 }

@@ -17,6 +17,7 @@ import { HeaderRewriteSink } from '../routing/sinks.js';
 import { pickSplit } from '../routing/split.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
 import { ProxyExchange, sendPoolExhausted, type ExchangeContext } from '../upstream/exchange.js';
+import { removeHeaders } from '../upstream/header-edit.js';
 import { isReady, soonestReady } from '../upstream/select.js';
 import { ServerResponseSink, type ResponseSink } from '../upstream/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
@@ -79,6 +80,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       }
       const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: body.kind === 'buffer' });
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
+      if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
       const forward = {
         method: req.method ?? 'GET',
@@ -86,7 +88,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         headers,
         body: body.kind === 'none' ? null : body.body,
         replayable: body.kind !== 'stream',
-        clientHost: req.headers.host,
+        clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
       };
       let sink: ResponseSink = new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);

@@ -11,5 +11,8 @@ export function logObserver(logger: Logger): ProxyObserver {
         'backend cooling down',
       );
     },
+    tlsError(upstream, backend, code, reason) {
+      logger.warn({ event: 'backend.tls_error', upstream: upstream.name, backend: backend.name ?? backend.url, code, reason }, 'TLS to backend failed');
+    },
   });
 }

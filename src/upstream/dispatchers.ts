@@ -1,24 +1,34 @@
 import { Pool } from 'undici';
+import { tlsKey, type BackendTls } from './backend-tls.js';
 
 export interface DispatcherOptions {
   connectTimeout: number;
   headersTimeout: number;
   bodyTimeout: number;
+  /** TLS settings for https origins (CA, verification); SNI is sent per request. */
+  tls?: BackendTls | undefined;
 }
 
 /**
- * One keep-alive undici Pool per backend origin and connection settings. Pools outlive config
- * snapshots: a reload that keeps a backend keeps its warm connections.
+ * One keep-alive undici Pool per backend origin, connection and TLS settings. Pools outlive
+ * config snapshots: a reload that keeps a backend keeps its warm connections. Two backends on
+ * one origin (two deployments of one host) share a pool but never share state: state is keyed
+ * per backend entry (backend-state.ts). undici's connector caches TLS sessions per SNI name,
+ * so new connections to a known host resume their session instead of a full handshake.
  */
 export class DispatcherRegistry {
   readonly #pools = new Map<string, Pool>();
 
   get(origin: string, options: DispatcherOptions): { key: string; pool: Pool } {
-    const key = `${origin}|${options.connectTimeout}|${options.headersTimeout}|${options.bodyTimeout}`;
+    const { tls } = options;
+    const key = `${origin}|${options.connectTimeout}|${options.headersTimeout}|${options.bodyTimeout}|${tlsKey(tls)}`;
     let pool = this.#pools.get(key);
     if (!pool) {
       pool = new Pool(origin, {
-        connect: { timeout: options.connectTimeout },
+        connect: {
+          timeout: options.connectTimeout,
+          ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
+        },
         headersTimeout: options.headersTimeout,
         bodyTimeout: options.bodyTimeout,
         keepAliveTimeout: 10_000,

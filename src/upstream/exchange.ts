@@ -8,7 +8,9 @@ import type { Dispatcher } from 'undici';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtime/snapshot.js';
 import { buildResponseHeaders } from '../server/forward-headers.js';
 import type { ProblemCode } from '../server/problems.js';
+import { isTlsError } from './backend-tls.js';
 import { throttleCooldown } from './cooldown.js';
+import { applyHeaderEdit } from './header-edit.js';
 import type { AttemptOutcome, ProxyObserver } from './observer.js';
 import { isReady, pickBackend, soonestReady } from './select.js';
 import type { ResponseSink } from './sink.js';
@@ -82,18 +84,18 @@ export class ProxyExchange {
     this.current = attempt;
     backend.state.inFlight++;
     backend.state.requests++;
-    backend.dispatcher.dispatch(
-      {
-        path: backend.basePath + forward.path,
-        method: forward.method as Dispatcher.HttpMethod,
-        headers: forward.headers,
-        // undici accepts async iterables as bodies; its types only list Readable.
-        body: forward.body as Buffer | Readable | null,
-        headersTimeout: upstream.timeouts.headers,
-        bodyTimeout: upstream.timeouts.idle,
-      },
-      attempt,
-    );
+    const options: Dispatcher.DispatchOptions & { servername?: string } = {
+      path: backend.basePath + forward.path,
+      method: forward.method as Dispatcher.HttpMethod,
+      headers: backend.headerEdit ? applyHeaderEdit(forward.headers, backend.headerEdit) : forward.headers,
+      // undici accepts async iterables as bodies; its types only list Readable.
+      body: forward.body as Buffer | Readable | null,
+      headersTimeout: upstream.timeouts.headers,
+      bodyTimeout: upstream.timeouts.idle,
+    };
+    // SNI comes from the backend, never from a preserved or literal Host header.
+    if (backend.tls?.servername) options.servername = backend.tls.servername;
+    backend.dispatcher.dispatch(options, attempt);
   }
 
   /** Status line and headers are in: throttle → next backend at once; otherwise stream to the client. */
@@ -136,6 +138,7 @@ export class ProxyExchange {
     const { backend } = attempt;
     const code = classifyError(error);
     backend.state.errors++;
+    if (code === 'upstream-tls-error') this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
     this.context.observer.attempt(this.upstream, backend, code.endsWith('timeout') ? 'timeout' : 'error', 0, attempt.elapsed());
     // Place for failure retries (502/503/504, timeouts, connect errors) once breakers exist.
     if (this.sink.started) {
@@ -161,7 +164,7 @@ export function sendPoolExhausted(sink: ResponseSink, upstream: CompiledUpstream
   });
 }
 
-function classifyError(error: Error & { code?: string; cause?: unknown }): ProblemCode {
+export function classifyError(error: Error & { code?: string; cause?: unknown }): ProblemCode {
   switch (error.code) {
     case 'SPILLWAY_BODY_TOO_LARGE':
       return 'payload-too-large';
@@ -181,8 +184,7 @@ function classifyError(error: Error & { code?: string; cause?: unknown }): Probl
     case 'UND_ERR_CLOSED':
       return 'upstream-connection-error';
     default:
-      if (error.code && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(error.code)) return 'upstream-tls-error';
-      return 'upstream-error';
+      return isTlsError(error) ? 'upstream-tls-error' : 'upstream-error';
   }
 }
 

@@ -27,6 +27,8 @@ export interface ProxyObserver {
   attempt(upstream: CompiledUpstream, backend: CompiledBackend, outcome: AttemptOutcome, status: number, durationMs: number): void;
   /** The gateway answered 429 itself because no backend of the pool was ready. */
   poolExhausted(route: CompiledRoute, retryAfterMs: number): void;
+  /** A backend's TLS handshake or certificate check failed (unknown CA, expired, wrong name). */
+  tlsError(upstream: CompiledUpstream, backend: CompiledBackend, code: string, reason: string): void;
   /** A client request finished. */
   request(route: CompiledRoute | undefined, method: string, status: number, durationMs: number, attempts: number): void;
 
@@ -53,6 +55,7 @@ export const silentObserver: ProxyObserver = {
   cooldown() {},
   attempt() {},
   poolExhausted() {},
+  tlsError() {},
   request() {},
   limiterDecision() {},
   limiterDegraded() {},

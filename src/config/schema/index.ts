@@ -4,10 +4,13 @@ import { upstreamSchema } from './upstream.js';
 import { routeSchema } from './route.js';
 import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
+import { listenerTlsSchema } from './tls.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
   port: port.default(8080),
+  tls: listenerTlsSchema.optional().meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
+  http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
 });
 
 const adminSchema = z.strictObject({
@@ -35,6 +38,9 @@ export const gatewaySchema = z
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
   })
   .superRefine((config, ctx) => {
+    if (config.listen.http2 && !config.listen.tls) {
+      ctx.addIssue({ code: 'custom', path: ['listen', 'http2'], message: 'http2 needs listen.tls (clients negotiate HTTP/2 over TLS)' });
+    }
     const names = new Map<string, number>();
     config.routes.forEach((route, index) => {
       const name = route.name ?? `route-${index}`;
@@ -55,8 +61,15 @@ export const gatewaySchema = z
       }
       const seen = new Set<string>();
       upstream.backends.forEach((backend, index) => {
-        if (seen.has(backend.url)) ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'backends', index, 'url'], message: `backend ${backend.url} is listed twice` });
-        seen.add(backend.url);
+        const id = backend.name ?? backend.url;
+        if (seen.has(id)) {
+          const message = backend.name ? `backend name "${backend.name}" is used twice` : `backend ${backend.url} is listed twice (give each entry a distinct name to list one URL twice)`;
+          ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'backends', index, backend.name ? 'name' : 'url'], message });
+        }
+        seen.add(id);
+        if (backend.tls && !backend.url.startsWith('https:')) {
+          ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'backends', index, 'tls'], message: 'tls applies to https:// backends only' });
+        }
       });
     }
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { removeHeadersSchema } from './headers.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
 
@@ -15,6 +16,7 @@ export const routeSchema = z
     respond: respondSchema.optional().meta({ description: 'Action: a static response.' }),
     rewrite: rewriteSchema.optional(),
     mirror: mirrorSchema.optional(),
+    removeHeaders: removeHeadersSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);

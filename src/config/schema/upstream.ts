@@ -1,10 +1,16 @@
 import { z } from 'zod';
 import { duration, httpUrl, size } from './units.js';
+import { removeHeadersSchema, setHeadersSchema } from './headers.js';
+import { upstreamTlsSchema } from './tls.js';
 
 export const backendSchema = z.strictObject({
   url: httpUrl,
   priority: z.number().int().positive().default(1).meta({ description: 'Lower is used first; 1 = primary.' }),
   weight: z.number().positive().default(1).meta({ description: 'Relative share among ready backends of the same priority.' }),
+  name: z.string().min(1).optional().meta({ description: 'Shown in admin output and logs; also the state id, so one URL can be listed twice (e.g. with two API keys).' }),
+  headers: setHeadersSchema.optional(),
+  removeHeaders: removeHeadersSchema.optional(),
+  tls: upstreamTlsSchema.optional(),
 });
 
 export const throttleSchema = z.strictObject({
@@ -26,6 +32,7 @@ export const timeoutsSchema = z.strictObject({
   connect: duration.default(2_000),
   headers: duration.default(60_000).meta({ description: 'Time to receive the response status line and headers.' }),
   idle: duration.default(60_000).meta({ description: 'Longest pause between two response body chunks.' }),
+  websocketIdle: duration.default(300_000).meta({ description: 'A proxied WebSocket with no frame either way for this long is closed (1001) on both sides.' }),
 });
 
 export const upstreamSchema = z.strictObject({
@@ -36,6 +43,9 @@ export const upstreamSchema = z.strictObject({
   timeouts: timeoutsSchema.prefault({}),
   hostHeader: z.string().min(1).default('backend')
     .meta({ description: '"backend" sends the backend\'s host, "preserve" keeps the client\'s Host, any other value is sent as is.' }),
+  headers: setHeadersSchema.optional(),
+  removeHeaders: removeHeadersSchema.optional(),
+  tls: upstreamTlsSchema.optional(),
 });
 
 export type UpstreamConfig = z.output<typeof upstreamSchema>;

@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+// Request headers the gateway sets or removes. Values often carry credentials (${ENV} keys), so
+// no message here ever quotes a value.
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Headers the gateway owns: framing and hop-by-hop ones cannot be set by config. */
+const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'expect']);
+
+export const headerName = z
+  .string()
+  .regex(TOKEN, { message: 'not a valid header name (letters, digits and !#$%&\'*+.^_`|~-)' })
+  .transform((name) => name.toLowerCase());
+
+const settableName = headerName.refine((name) => !RESERVED.has(name), { message: 'this header is managed by the gateway (use hostHeader for Host)' });
+
+const headerValue = z.string().refine((value) => !/[\0\r\n]/.test(value), { message: 'header value contains a line break or NUL (value not shown)' });
+
+export const setHeadersSchema = z
+  .record(settableName, headerValue)
+  .meta({ description: 'Request headers set on every request sent to the backend (replacing the client\'s). Values may use ${ENV}; they are never logged or shown.' });
+
+export const removeHeadersSchema = z
+  .array(headerName)
+  .meta({ description: 'Request header names removed before forwarding (e.g. the client\'s own api-key or authorization).' });

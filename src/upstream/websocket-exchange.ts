@@ -1,0 +1,278 @@
+// A WebSocket upgrade's trip through an upstream pool: the same selection as any request
+// (priority, weight, cooldowns, never the same backend twice), and a backend that refuses the
+// upgrade with 429 (or 503 with a retry hint) cools down while the handshake goes straight on
+// to the next backend. The first 101 becomes a tunnel; any other answer is relayed as is.
+
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtime/snapshot.js';
+import { buildResponseHeaders } from '../server/forward-headers.js';
+import { throttleCooldown } from './cooldown.js';
+import { classifyError, sendPoolExhausted, type ExchangeContext } from './exchange.js';
+import { applyHeaderEdit } from './header-edit.js';
+import { isReady, pickBackend } from './select.js';
+import type { ResponseSink } from './sink.js';
+import { CLOSE_GOING_AWAY, closeFrame } from './websocket-frames.js';
+
+export interface UpgradeRequest {
+  /** Path and query as the backend should see them, before the backend's own base path. */
+  path: string;
+  /** Client headers after hop-by-hop removal and the route's removeHeaders. */
+  headers: Record<string, string | string[]>;
+  /** The client's Upgrade value ("websocket"). */
+  upgrade: string;
+  clientHost: string | undefined;
+  clientSocket: Duplex;
+  /** Bytes the client sent after its handshake (normally none). */
+  head: Buffer;
+}
+
+/** Open tunnels, so shutdown can close them with a proper Close frame. */
+export class TunnelRegistry {
+  readonly #open = new Set<Tunnel>();
+
+  add(tunnel: Tunnel): void {
+    this.#open.add(tunnel);
+    tunnel.onClosed(() => this.#open.delete(tunnel));
+  }
+
+  get size(): number {
+    return this.#open.size;
+  }
+
+  closeAll(reason = 'gateway shutting down'): void {
+    for (const tunnel of this.#open) tunnel.close(CLOSE_GOING_AWAY, reason);
+  }
+}
+
+export class WebSocketExchange {
+  tried = 0;
+  attempts = 0;
+  done = false;
+  current: ClientRequest | undefined;
+
+  constructor(
+    readonly sink: ResponseSink,
+    readonly route: CompiledRoute,
+    readonly upstream: CompiledUpstream,
+    readonly request: UpgradeRequest,
+    readonly context: ExchangeContext,
+    readonly tunnels: TunnelRegistry,
+  ) {}
+
+  start(): void {
+    this.sink.onGone(() => {
+      if (this.done) return;
+      this.done = true;
+      this.current?.destroy();
+    });
+    this.next(Date.now());
+  }
+
+  next(now: number): void {
+    const backend = this.attempts < this.upstream.maxAttempts
+      ? pickBackend({ backends: this.upstream.backends, balance: this.upstream.balance, now, tried: this.tried, random: this.context.random, cursor: this.upstream.cursor })
+      : undefined;
+    if (backend) {
+      this.dispatchTo(backend);
+      return;
+    }
+    this.done = true;
+    const soonest = Math.min(...this.upstream.backends.map((b) => Math.max(now, b.state.cooldownUntil)));
+    const waitMs = Math.max(1, Math.ceil(soonest - now));
+    this.context.observer.poolExhausted(this.route, waitMs);
+    sendPoolExhausted(this.sink, this.upstream, waitMs);
+  }
+
+  dispatchTo(backend: CompiledBackend): void {
+    this.attempts++;
+    this.tried |= 1 << backend.index;
+    const { upstream, request } = this;
+    const url = new URL(backend.url);
+    const hostValue = upstream.hostHeader === 'backend' ? backend.authority : upstream.hostHeader === 'preserve' ? request.clientHost : upstream.hostHeader;
+    let headers: Record<string, string | string[]> = { ...request.headers };
+    if (hostValue !== undefined) headers.host = hostValue;
+    if (backend.headerEdit) headers = applyHeaderEdit(headers, backend.headerEdit);
+    const outgoing: OutgoingHttpHeaders = { ...headers, connection: 'Upgrade', upgrade: request.upgrade };
+
+    const startedAt = performance.now();
+    const elapsed = () => performance.now() - startedAt;
+    const tls = backend.tls;
+    const options = {
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port || (tls ? 443 : 80),
+      method: 'GET',
+      path: backend.basePath + request.path,
+      headers: outgoing,
+      agent: false as const,
+      ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}), servername: tls.servername ?? '' } : {}),
+    };
+    const req = (tls ? httpsRequest : httpRequest)(options);
+    this.current = req;
+    backend.state.inFlight++;
+    backend.state.requests++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      backend.state.inFlight--;
+    };
+
+    // connect timeout, then the headers timeout for the handshake answer
+    let timer: NodeJS.Timeout | undefined = setTimeout(() => req.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), upstream.timeouts.connect);
+    req.once('socket', (socket: Socket) => {
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => req.destroy(Object.assign(new Error('no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), upstream.timeouts.headers);
+      });
+    });
+    const settle = () => {
+      clearTimeout(timer);
+      timer = undefined;
+    };
+
+    req.once('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => {
+      settle();
+      this.context.observer.attempt(upstream, backend, 'ok', 101, elapsed());
+      if (this.done) {
+        release();
+        socket.destroy();
+        return;
+      }
+      this.done = true;
+      const tunnel = new Tunnel(request.clientSocket as Socket, socket, upstream.timeouts.websocketIdle);
+      tunnel.onClosed(release);
+      this.tunnels.add(tunnel);
+      tunnel.open(res, head, request.head);
+    });
+
+    req.once('response', (res: IncomingMessage) => {
+      settle();
+      const status = res.statusCode ?? 0;
+      const now = Date.now();
+      const decision = throttleCooldown(status, res.headers, upstream.throttle, now);
+      if (decision) {
+        backend.state.throttled++;
+        const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
+        this.context.observer.cooldown(upstream, backend, decision, extended);
+        this.context.observer.attempt(upstream, backend, 'throttled', status, elapsed());
+        const more = this.attempts < upstream.maxAttempts && upstream.backends.some((b) => (this.tried & (1 << b.index)) === 0 && isReady(b, now));
+        if (!this.done && (more || !upstream.backends.some((b) => isReady(b, now)))) {
+          res.resume();
+          release();
+          this.next(now);
+          return;
+        }
+      } else {
+        this.context.observer.attempt(upstream, backend, 'ok', status, elapsed());
+      }
+      if (this.done) {
+        res.destroy();
+        release();
+        return;
+      }
+      // The backend answered the handshake without switching (401, 404, ...): pass it on.
+      this.done = true;
+      this.sink.start(status, buildResponseHeaders(res.headers));
+      res.on('data', (chunk: Buffer) => {
+        if (!this.sink.write(chunk)) {
+          res.pause();
+          this.sink.onDrain(() => res.resume());
+        }
+      });
+      res.once('end', () => {
+        release();
+        this.sink.end();
+      });
+      res.once('error', () => {
+        release();
+        this.sink.abort(new Error('backend response failed'));
+      });
+    });
+
+    req.once('error', (error: Error & { code?: string }) => {
+      settle();
+      release();
+      if (this.done) return;
+      this.done = true;
+      const code = classifyError(error);
+      backend.state.errors++;
+      if (code === 'upstream-tls-error') this.context.observer.tlsError(upstream, backend, error.code ?? 'TLS', error.message);
+      this.context.observer.attempt(upstream, backend, code.endsWith('timeout') ? 'timeout' : 'error', 0, elapsed());
+      this.sink.problem(code, `${upstream.name}: ${error.message}`, { extensions: { upstream: upstream.name } });
+    });
+    req.end();
+  }
+}
+
+/** Two sockets spliced after a 101: bytes both ways, closed together, ended after an idle time. */
+export class Tunnel {
+  #closing = false;
+  #closedCount = 0;
+  #settled = false;
+  readonly #onClosed: Array<() => void> = [];
+
+  constructor(
+    readonly client: Socket,
+    readonly backend: Socket,
+    readonly idleMs: number,
+  ) {}
+
+  open(res: IncomingMessage, backendHead: Buffer, clientHead: Buffer): void {
+    const { client, backend } = this;
+    let head = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
+    for (let i = 0; i < res.rawHeaders.length; i += 2) head += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
+    client.write(`${head}\r\n`);
+    if (backendHead.length > 0) client.write(backendHead);
+    if (clientHead.length > 0) backend.write(clientHead);
+    client.setNoDelay?.(true);
+    backend.setNoDelay(true);
+    // A Close frame travels through like any other; when one side's TCP connection ends, the
+    // other is ended gracefully (its pending bytes, e.g. the answering Close, still go out).
+    client.pipe(backend);
+    backend.pipe(client);
+    for (const [socket, other] of [[client, backend], [backend, client]] as const) {
+      socket.on('error', () => this.#destroyBoth());
+      socket.once('close', () => {
+        if (!other.destroyed) {
+          other.end();
+          setTimeout(() => other.destroy(), 2_000).unref();
+        }
+        if (++this.#closedCount === 2) this.#settle();
+      });
+    }
+    // Writes to the client count too, so this fires only when nothing moved either way.
+    if (this.idleMs > 0) client.setTimeout(this.idleMs, () => this.close(CLOSE_GOING_AWAY, 'idle timeout'));
+  }
+
+  /** Sends Close to both sides, then ends both connections (destroyed if they linger). */
+  close(code: number, reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    const { client, backend } = this;
+    client.setTimeout(0);
+    client.unpipe(backend);
+    backend.unpipe(client);
+    if (client.writable) client.end(closeFrame(code, reason, false));
+    if (backend.writable) backend.end(closeFrame(code, reason, true));
+    setTimeout(() => this.#destroyBoth(), 2_000).unref();
+  }
+
+  onClosed(listener: () => void): void {
+    if (this.#settled) listener();
+    else this.#onClosed.push(listener);
+  }
+
+  #destroyBoth(): void {
+    this.client.destroy();
+    this.backend.destroy();
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    for (const listener of this.#onClosed.splice(0)) listener();
+  }
+}
