@@ -13,12 +13,16 @@ export const headerName = z
   .regex(TOKEN, { message: 'not a valid header name (letters, digits and !#$%&\'*+.^_`|~-)' })
   .transform((name) => name.toLowerCase());
 
-const settableName = headerName.refine((name) => !RESERVED.has(name), { message: 'this header is managed by the gateway (use hostHeader for Host)' });
-
 const headerValue = z.string().refine((value) => !/[\0\r\n]/.test(value), { message: 'header value contains a line break or NUL (value not shown)' });
 
 export const setHeadersSchema = z
-  .record(settableName, headerValue)
+  .record(z.string(), headerValue)
+  .superRefine((headers, ctx) => {
+    for (const name of Object.keys(headers)) {
+      if (!TOKEN.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'not a valid header name (letters, digits and !#$%&\'*+.^_`|~-)' });
+      else if (RESERVED.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'this header is managed by the gateway (use hostHeader for Host)' });
+    }
+  })
   .meta({ description: 'Request headers set on every request sent to the backend (replacing the client\'s). Values may use ${ENV}; they are never logged or shown.' });
 
 export const removeHeadersSchema = z
