@@ -1,0 +1,173 @@
+// Mirroring: the client never waits for the shadow, the shadow has its own cap, and every pair
+// is compared (status, latencies, optionally JSON bodies).
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { withDefaults, type MirrorComparison } from '../src/upstream/observer.js';
+import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
+import { startGateway, type TestGateway } from './helpers/gateway.js';
+
+interface MirrorView {
+  sent: number;
+  skipped: number;
+  inFlight: number;
+  compared: number;
+  statusEqual: number;
+  bodyCompared: number;
+  bodyEqual: number;
+  shadowErrors: number;
+  agreementRate: number | null;
+}
+
+const open: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await closeAll(...open.splice(0));
+});
+
+async function setup(shadowHandler: Parameters<typeof startBackend>[0], mirror: string, primaryHandler?: Parameters<typeof startBackend>[0]) {
+  const primary = await startBackend(primaryHandler, 'primary');
+  const shadow = await startBackend(shadowHandler, 'shadow');
+  const comparisons: MirrorComparison[] = [];
+  const gw = await startGateway(
+    `
+upstreams:
+  legacy: { backends: [ { url: ${primary.url} } ] }
+  orders: { backends: [ { url: ${shadow.url} } ] }
+routes:
+  - name: everything-else
+    upstream: legacy
+    mirror: ${mirror}
+`,
+    { observer: withDefaults({ mirrorCompared: (_route, comparison) => comparisons.push(comparison) }) },
+  );
+  open.push(gw, primary, shadow);
+  return { primary, shadow, gw, comparisons };
+}
+
+async function mirrorStats(gw: TestGateway): Promise<MirrorView> {
+  const view = (await (await fetch(`${gw.adminUrl}/admin/routes`)).json()) as { routes: Array<{ mirror: MirrorView }> };
+  return view.routes[0]!.mirror;
+}
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function timed(url: string, init?: RequestInit): Promise<{ ms: number; status: number; body: string }> {
+  const start = performance.now();
+  const response = await fetch(url, init);
+  const body = await response.text();
+  return { ms: performance.now() - start, status: response.status, body };
+}
+
+describe('mirror', () => {
+  it('a slow shadow does not delay the client', async () => {
+    const { gw, shadow } = await setup(async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      res.writeHead(200).end('{}');
+    }, '{ upstream: orders, percent: 100 }');
+    const result = await timed(`${gw.url}/api/orders/1`, { method: 'POST', body: '{"item":1}', headers: { 'content-type': 'application/json' } });
+    expect(result.status).toBe(200);
+    expect(JSON.parse(result.body)).toMatchObject({ backend: 'primary' });
+    expect(result.ms).toBeLessThan(400);
+    // the shadow did get the same request, marked as a copy
+    const got = await until(async () => shadow.received.length, (n) => n === 1);
+    expect(got).toBe(1);
+    expect(shadow.received[0]).toMatchObject({ method: 'POST', url: '/api/orders/1', body: '{"item":1}' });
+    expect(shadow.received[0]!.headers['x-spillway-mirror']).toBe('1');
+    const stats = await until(() => mirrorStats(gw), (s) => s.compared === 1);
+    expect(stats).toMatchObject({ sent: 1, compared: 1, statusEqual: 1, agreementRate: 1, inFlight: 0 });
+  });
+
+  it('a dead shadow does not delay or alter the client, and counts as a shadow error', async () => {
+    const dead = await startBackend();
+    const deadUrl = dead.url;
+    await dead.close();
+    const primary = await startBackend(undefined, 'primary');
+    const gw = await startGateway(`
+upstreams:
+  legacy: { backends: [ { url: ${primary.url} } ] }
+  orders: { backends: [ { url: ${deadUrl} } ] }
+routes:
+  - upstream: legacy
+    mirror: { upstream: orders }
+`);
+    open.push(gw, primary);
+    for (let i = 0; i < 5; i++) {
+      const result = await timed(`${gw.url}/x/${i}`);
+      expect(result.status).toBe(200);
+      expect(JSON.parse(result.body)).toMatchObject({ backend: 'primary', url: `/x/${i}` });
+      expect(result.ms).toBeLessThan(300);
+    }
+    const stats = await until(() => mirrorStats(gw), (s) => s.shadowErrors === 5);
+    expect(stats).toMatchObject({ sent: 5, shadowErrors: 5, compared: 0, agreementRate: null });
+  });
+
+  it('the shadow has its own concurrency cap: past it copies are skipped', async () => {
+    const { gw, shadow } = await setup(async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      res.writeHead(200).end('{}');
+    }, '{ upstream: orders, maxConcurrent: 2 }');
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => timed(`${gw.url}/burst/${i}`)));
+    for (const result of results) {
+      expect(result.status).toBe(200);
+      expect(result.ms).toBeLessThan(350);
+    }
+    const stats = await until(() => mirrorStats(gw), (s) => s.compared === 2);
+    expect(stats).toMatchObject({ sent: 2, skipped: 8, compared: 2, inFlight: 0 });
+    expect(shadow.received).toHaveLength(2);
+  });
+
+  it('compares status codes and reports each pair with both latencies', async () => {
+    const { gw, comparisons } = await setup((req, res) => {
+      const status = req.url === '/differs' ? 500 : 200;
+      res.writeHead(status, { 'content-type': 'application/json' }).end('{}');
+    }, '{ upstream: orders, compare: status }');
+    for (const path of ['/same', '/differs', '/same', '/same']) await fetch(gw.url + path).then((r) => r.text());
+    const stats = await until(() => mirrorStats(gw), (s) => s.compared === 4);
+    expect(stats).toMatchObject({ compared: 4, statusEqual: 3, agreementRate: 0.75, bodyCompared: 0 });
+    expect(comparisons).toHaveLength(4);
+    const differs = comparisons.find((c) => !c.statusEqual)!;
+    expect(differs).toMatchObject({ primaryStatus: 200, shadowStatus: 500, bodyEqual: undefined });
+    for (const c of comparisons) {
+      expect(c.primaryMs).toBeGreaterThan(0);
+      expect(c.shadowMs).toBeGreaterThan(0);
+    }
+  });
+
+  it('compare: body checks JSON bodies by value', async () => {
+    const primaryBody = (url: string) => ({ id: 7, items: [1, 2], path: url });
+    const { gw, comparisons } = await setup(
+      (req, res) => {
+        // same values, different key order and spacing — except on /wrong
+        const body = req.url === '/wrong' ? { path: req.url, items: [2, 1], id: 7 } : { path: req.url, items: [1, 2], id: 7 };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
+      },
+      '{ upstream: orders, compare: body }',
+      (req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(primaryBody(req.url ?? '')));
+      },
+    );
+    for (const path of ['/right', '/wrong', '/right']) {
+      const response = await fetch(gw.url + path);
+      expect(await response.json()).toEqual(primaryBody(path));
+    }
+    const stats = await until(() => mirrorStats(gw), (s) => s.compared === 3);
+    expect(stats).toMatchObject({ compared: 3, statusEqual: 3, bodyCompared: 3, bodyEqual: 2 });
+    expect(stats.agreementRate).toBeCloseTo(2 / 3, 3);
+    expect(comparisons.filter((c) => c.bodyEqual === false)).toHaveLength(1);
+  });
+
+  it('percent mirrors only that share of requests', async () => {
+    const { gw } = await setup(undefined, '{ upstream: orders, percent: "20%", compare: none }');
+    for (let i = 0; i < 200; i++) await fetch(`${gw.url}/p/${i}`).then((r) => r.text());
+    const stats = await mirrorStats(gw);
+    expect(stats.sent).toBeGreaterThan(15);
+    expect(stats.sent).toBeLessThan(65);
+    expect(stats.compared).toBe(0);
+  });
+});
