@@ -58,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
 
   const logger = createLogger(loaded.config.log.level);
   for (const warning of loaded.warnings) logger.warn({ event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path }, warning.message);
-  const gateway = new Gateway(loaded.config, { file, logger });
+  const gateway = new Gateway(loaded.config, { file, logger, source: loaded.source });
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));
   try {
@@ -69,6 +69,10 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   logger.info({ url: gateway.url, admin: gateway.adminUrl, config: file }, 'spillway listening');
+  // Hot reload: SIGHUP, POST /admin/reload, and (reload.watch) a change of the file.
+  const onHangup = () => void gateway.reloader.reload('SIGHUP');
+  process.on('SIGHUP', onHangup);
+  if (loaded.config.reload.watch) gateway.reloader.watch(loaded.config.reload.debounce);
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -84,6 +88,7 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  process.off('SIGHUP', onHangup);
   logger.info('stopped');
   return 0;
 }

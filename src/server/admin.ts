@@ -2,11 +2,14 @@
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Snapshot } from '../runtime/snapshot.js';
+import type { ConfigReloader } from '../runtime/reload.js';
+import { registerConfigAdmin } from './admin-config.js';
 import { routesView } from './admin-routes.js';
 
 export interface AdminOptions {
   getSnapshot: () => Snapshot;
   isReady: () => boolean;
+  reloader?: ConfigReloader;
 }
 
 export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
@@ -52,5 +55,6 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   });
   app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
+  if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   return app;
 }

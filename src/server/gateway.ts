@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import type { GatewayConfig } from '../config/schema/index.js';
 import { compileSnapshot, snapshotKeys } from '../runtime/compile.js';
+import { ConfigReloader } from '../runtime/reload.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { logObserver } from '../telemetry/log-observer.js';
@@ -21,6 +22,8 @@ import { sendProblem } from './problems.js';
 
 export interface GatewayOptions {
   file?: string;
+  /** The config file's text as read (to tell what is loaded: its sha256). */
+  source?: string;
   logger?: Logger;
   observer?: ProxyObserver;
   random?: () => number;
@@ -34,6 +37,8 @@ export class Gateway {
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
   readonly tunnels = new TunnelRegistry();
+  readonly observer: ProxyObserver;
+  readonly reloader: ConfigReloader;
   #snapshot: Snapshot;
   #ready = false;
   readonly proxy: FastifyInstance;
@@ -47,7 +52,9 @@ export class Gateway {
     this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
-    const context = { observer: options.observer ?? logObserver(this.logger), random: options.random ?? Math.random };
+    this.observer = options.observer ?? logObserver(this.logger);
+    this.reloader = new ConfigReloader(this, options.file, this.logger, this.observer, options.source);
+    const context = { observer: this.observer, random: options.random ?? Math.random };
     const handler = createProxyHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme });
 
     const listener = createListener(config, {
@@ -83,7 +90,7 @@ export class Gateway {
       sendProblem(reply.raw, 'internal', 'the gateway failed to handle this request');
     });
 
-    this.admin = createAdminServer({ getSnapshot: () => this.#snapshot, isReady: () => this.#ready });
+    this.admin = createAdminServer({ getSnapshot: () => this.#snapshot, isReady: () => this.#ready, reloader: this.reloader });
   }
 
   get snapshot(): Snapshot {
@@ -114,6 +121,7 @@ export class Gateway {
   /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes pools. */
   async close(drainMs = 15_000): Promise<void> {
     this.#ready = false;
+    this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
     const force = setTimeout(() => server.closeAllConnections?.(), drainMs);

@@ -18,6 +18,7 @@ export const PROBLEM_TYPES = {
   'upstream-tls-error': { status: 502, title: 'TLS handshake with the backend failed' },
   'upstream-error': { status: 502, title: 'The backend request failed' },
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
+  'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
   internal: { status: 500, title: 'Internal gateway error' },
 } as const;
 
