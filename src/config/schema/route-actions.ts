@@ -2,6 +2,7 @@
 // optional rewrites and a mirror.
 
 import { z } from 'zod';
+import { removeHeadersSchema, setHeadersSchema } from './headers.js';
 import { pathPattern } from './match.js';
 import { percent, size } from './units.js';
 
@@ -9,8 +10,8 @@ const plainPath = z.string().startsWith('/', { message: 'a path starts with "/"'
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'not a valid header name' });
 
 export const headerOpsSchema = z.strictObject({
-  set: z.record(headerName, z.string()).optional().meta({ description: 'Header → value, replacing any value sent.' }),
-  remove: z.array(headerName).optional().meta({ description: 'Headers to drop.' }),
+  set: setHeadersSchema.optional().meta({ description: 'Header → value, replacing any value sent (values may use ${ENV}; never shown).' }),
+  remove: removeHeadersSchema.optional().meta({ description: 'Headers to drop.' }),
 });
 
 export const rewriteSchema = z.strictObject({
