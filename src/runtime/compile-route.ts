@@ -1,6 +1,7 @@
 // Compiles one route rule: its match, its action, rewrites and mirror.
 
 import type { RouteConfig } from '../config/schema/route.js';
+import { compileAggregate } from '../routing/aggregate/compile.js';
 import { compileMatch } from '../routing/matchers.js';
 import { compileRespond } from '../routing/respond.js';
 import { compileHeaderOps, compilePathRewrite } from '../routing/rewrite.js';
@@ -22,6 +23,8 @@ export function compileRoute(route: RouteConfig, index: number, upstreams: Reado
     action = { kind: 'split', split: compileSplit(route.split.map((entry) => ({ target: upstreamOf(entry.upstream), name: entry.upstream, weight: entry.weight })), route.stickyBy) };
   } else if (route.respond) {
     action = { kind: 'respond', respond: compileRespond(route.respond) };
+  } else if (route.aggregate) {
+    action = { kind: 'aggregate', aggregate: compileAggregate(route.aggregate, upstreams, match.path.paramNames) };
   } else {
     action = { kind: 'upstream', upstream: upstreamOf(route.upstream!) };
   }

@@ -13,6 +13,7 @@ import type { CompiledRespond } from '../routing/respond.js';
 import type { HeaderOps, PathRewrite } from '../routing/rewrite.js';
 import type { RouteStats } from '../routing/route-stats.js';
 import type { CompiledSplit } from '../routing/split.js';
+import type { CompiledAggregate } from '../routing/aggregate/compile.js';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -56,7 +57,8 @@ export interface CompiledUpstream {
 export type RouteAction =
   | { readonly kind: 'upstream'; readonly upstream: CompiledUpstream }
   | { readonly kind: 'split'; readonly split: CompiledSplit<CompiledUpstream> }
-  | { readonly kind: 'respond'; readonly respond: CompiledRespond };
+  | { readonly kind: 'respond'; readonly respond: CompiledRespond }
+  | { readonly kind: 'aggregate'; readonly aggregate: CompiledAggregate };
 
 export interface CompiledRoute {
   readonly index: number;

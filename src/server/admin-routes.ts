@@ -53,6 +53,8 @@ export function routeView(route: CompiledRoute, config: Snapshot['config']['rout
       };
     case 'respond':
       return { ...base, status: action.respond.status };
+    case 'aggregate':
+      return { ...base, upstreams, parts: action.aggregate.parts.map((part) => ({ name: part.name, upstream: part.upstream.name, required: part.required })) };
     default:
       return base;
   }

@@ -19,6 +19,15 @@ export const PROBLEM_TYPES = {
   'upstream-error': { status: 502, title: 'The backend request failed' },
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
   'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
+  // fan-out (aggregate routes): whole-response errors, then the per-part problems of `_errors`
+  'aggregate-part-failed': { status: 502, title: 'A required part of the aggregate failed' },
+  'aggregate-timeout': { status: 504, title: 'The aggregate deadline passed before every required part answered' },
+  'aggregate-input-missing': { status: 400, title: 'The request lacks a value the aggregate needs' },
+  'aggregate-part-status': { status: 502, title: 'The part\'s backend answered with an error status' },
+  'aggregate-part-invalid-body': { status: 502, title: 'The part\'s answer is not usable JSON' },
+  'aggregate-part-too-large': { status: 502, title: 'The part\'s answer exceeds maxPartBody' },
+  'aggregate-part-timeout': { status: 504, title: 'The part did not answer in time' },
+  'aggregate-part-skipped': { status: 424, title: 'The part was not called: the part it depends on gave no usable value' },
   internal: { status: 500, title: 'Internal gateway error' },
 } as const;
 

@@ -2,11 +2,13 @@
 //   1. target   — parse the request target (path, query); normalise the path (400 if ambiguous)
 //   2. route    — first matching rule of the compiled route table (with the path's params)
 //   3. limits   — client rate limits (ratelimit/)
-//   4. action   — what the route does: upstream, split (pick a side), respond (static answer)
+//   4. action   — what the route does: upstream, split (pick a side), respond (static answer),
+//                 aggregate (fan out to parts, merge their JSON)
 //   5. upstream — pool-exhausted short-cut, body read (replay buffer), exchange with failover,
 //                 optional mirror copy to a shadow upstream
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { runAggregate } from '../routing/aggregate/run.js';
 import { startMirror } from '../routing/mirror.js';
 import { isRejection, normalisePath } from '../routing/normalise.js';
 import { RequestView } from '../routing/request-view.js';
@@ -135,6 +137,10 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     if (action.kind === 'respond') {
       route.stats.responded++;
       sendStatic(res, action.respond, method, params, target.query);
+      return;
+    }
+    if (action.kind === 'aggregate') {
+      runAggregate({ req, res, route, aggregate: action.aggregate, params, query: target.query, context, proto });
       return;
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;

@@ -5,6 +5,7 @@ import { routeSchema } from './route.js';
 import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
+import { checkAggregate } from './aggregate.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -46,6 +47,9 @@ export const gatewaySchema = z
       const name = route.name ?? `route-${index}`;
       if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `route name "${name}" is already used by routes[${names.get(name)}]` });
       names.set(name, index);
+      if (route.aggregate) {
+        checkAggregate(route.aggregate, Object.keys(config.upstreams), ['routes', index, 'aggregate'], (path, message) => ctx.addIssue({ code: 'custom', path, message }));
+      }
       for (const ref of routeUpstreamRefs(route)) {
         if (!(ref.name in config.upstreams)) {
           ctx.addIssue({ code: 'custom', path: ['routes', index, ...ref.path], message: `unknown upstream "${ref.name}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})` });

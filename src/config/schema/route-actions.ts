@@ -65,4 +65,4 @@ export const mirrorSchema = z.strictObject({
 });
 
 /** The action keys; a route has exactly one. (Add new actions to this list.) */
-export const ROUTE_ACTIONS = ['upstream', 'split', 'respond'] as const;
+export const ROUTE_ACTIONS = ['upstream', 'split', 'respond', 'aggregate'] as const;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { removeHeadersSchema } from './headers.js';
+import { aggregateSchema } from './aggregate.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
 
@@ -14,6 +15,7 @@ export const routeSchema = z
     split: splitSchema.optional().meta({ description: 'Action: weighted routing across upstreams.' }),
     stickyBy: stickyBySchema.optional(),
     respond: respondSchema.optional().meta({ description: 'Action: a static response.' }),
+    aggregate: aggregateSchema.optional().meta({ description: 'Action: call several upstreams in parallel and answer their merged JSON (docs/aggregation.md).' }),
     rewrite: rewriteSchema.optional(),
     mirror: mirrorSchema.optional(),
     removeHeaders: removeHeadersSchema.optional(),
@@ -29,6 +31,8 @@ export const routeSchema = z
     }
     if (route.stickyBy !== undefined && route.split === undefined) ctx.addIssue({ code: 'custom', path: ['stickyBy'], message: 'stickyBy only applies to split' });
     if (route.respond !== undefined && route.mirror !== undefined) ctx.addIssue({ code: 'custom', path: ['mirror'], message: 'a respond route has nothing to mirror' });
+    if (route.aggregate !== undefined && route.mirror !== undefined) ctx.addIssue({ code: 'custom', path: ['mirror'], message: 'mirror applies to upstream and split actions, not aggregate' });
+    if (route.aggregate !== undefined && route.rewrite !== undefined) ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not aggregate (parts have their own paths)' });
     if (route.respond !== undefined && route.rewrite !== undefined) ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not respond' });
     const rewrite = route.rewrite;
     if (rewrite) {

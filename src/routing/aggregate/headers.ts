@@ -1,0 +1,19 @@
+// Which client headers a part sees: only an allowlist (by default harmless ones plus tracing
+// and auth), never the client's framing, cookies or Accept-Encoding (parts are parsed as JSON).
+
+import type { IncomingMessage } from 'node:http';
+
+export function partRequestHeaders(req: IncomingMessage, allow: readonly string[], proto: 'http' | 'https'): Record<string, string | string[]> {
+  const source = req.headers;
+  const out: Record<string, string | string[]> = { accept: 'application/json' };
+  for (const name of allow) {
+    const value = source[name];
+    if (value !== undefined) out[name] = value;
+  }
+  const clientIp = req.socket.remoteAddress ?? '';
+  const prior = source['x-forwarded-for'];
+  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${clientIp}` : clientIp;
+  out['x-forwarded-proto'] = proto;
+  if (source.host !== undefined) out['x-forwarded-host'] = source.host;
+  return out;
+}
