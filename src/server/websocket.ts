@@ -60,6 +60,10 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       sink.problem('bad-request', `route "${route.name}" answers statically and does not accept WebSocket upgrades`);
       return;
     }
+    if (action.kind === 'aggregate') {
+      sink.problem('bad-request', `route "${route.name}" aggregates JSON answers and does not accept WebSocket upgrades`);
+      return;
+    }
     route.stats.requests++;
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
     route.stats.countUpstream(upstream.name);
