@@ -23,6 +23,8 @@ const NONE: ClientBody = { kind: 'none' };
 export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   if (length !== undefined) return length !== '0';
+  // HTTP/2 has no Transfer-Encoding: a request has a body unless its HEADERS frame ended the stream.
+  if (req.httpVersionMajor === 2) return !(req as IncomingMessage & { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
   return req.headers['transfer-encoding'] !== undefined;
 }
 

@@ -255,6 +255,10 @@ export class Tunnel {
     client.setTimeout(0);
     client.unpipe(backend);
     backend.unpipe(client);
+    // Keep reading (and dropping) what each side still sends — its answering Close — so both
+    // connections reach their end and close.
+    client.resume();
+    backend.resume();
     if (client.writable) client.end(closeFrame(code, reason, false));
     if (backend.writable) backend.end(closeFrame(code, reason, true));
     setTimeout(() => this.#destroyBoth(), 2_000).unref();

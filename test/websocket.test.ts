@@ -1,0 +1,171 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { closed, nextMessage, openClient, startEchoBackend, startRefusingBackend } from './helpers/websocket-backend.js';
+
+let gateway: TestGateway | undefined;
+let cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  await gateway?.close();
+  await Promise.all(cleanups.map((cleanup) => cleanup()));
+  gateway = undefined;
+  cleanups = [];
+});
+
+function track<T extends { close(): Promise<void> }>(thing: T): T {
+  cleanups.push(() => thing.close());
+  return thing;
+}
+
+const wsUrl = (url: string) => url.replace(/^http/, 'ws');
+
+describe('WebSocket proxying', () => {
+  it('echoes through the gateway, with the route rewrite, backend path and backend headers applied', async () => {
+    const echo = track(await startEchoBackend('east'));
+    gateway = await startGateway(`upstreams:
+  realtime:
+    backends:
+      - url: ${echo.url}/openai/deployments/east
+        headers: { api-key: backend-key }
+routes:
+  - match: { path: /openai/realtime }
+    upstream: realtime
+    rewrite: { stripPrefix: /openai/realtime }
+    removeHeaders: [api-key]
+`);
+    const client = await openClient(`${wsUrl(gateway.url)}/openai/realtime/session?model=gpt-4o`, { headers: { 'api-key': 'client-key' }, protocol: 'realtime' } as never);
+    client.send('who');
+    expect(await nextMessage(client)).toBe('east /openai/deployments/east/session?model=gpt-4o');
+    client.send('hello');
+    expect(await nextMessage(client)).toBe('hello');
+    const binary = Buffer.alloc(70_000, 7);
+    client.send(binary);
+    const back = await new Promise<Buffer>((resolve) => client.once('message', (data) => resolve(data as Buffer)));
+    expect(Buffer.compare(back, binary)).toBe(0);
+    expect(echo.handshakes[0]!.headers['api-key']).toBe('backend-key');
+    expect(echo.handshakes[0]!.headers.host).toBe(`127.0.0.1:${echo.port}`);
+    client.close(1000, 'bye');
+    expect(await closed(client)).toEqual({ code: 1000, reason: 'bye' });
+  });
+
+  it('an upgrade refused with 429 cools that backend down and goes to the next one', async () => {
+    const busy = track(await startRefusingBackend(429, { 'retry-after-ms': '60000' }));
+    const echo = track(await startEchoBackend('spill'));
+    gateway = await startGateway(`upstreams:
+  realtime:
+    backends:
+      - { url: ${busy.url}, priority: 1 }
+      - { url: ${echo.url}, priority: 2 }
+routes:
+  - upstream: realtime
+`);
+    const first = await openClient(`${wsUrl(gateway.url)}/rt`);
+    first.send('who');
+    expect(await nextMessage(first)).toBe('spill /rt');
+    const second = await openClient(`${wsUrl(gateway.url)}/rt`);
+    second.send('who');
+    expect(await nextMessage(second)).toBe('spill /rt');
+    expect(busy.upgrades).toBe(1); // cooling: not asked again
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { realtime: { backends: Array<Record<string, unknown>> } } };
+    expect(view.upstreams.realtime.backends[0]).toMatchObject({ state: 'cooling', throttled: 1 });
+    expect(view.upstreams.realtime.backends[1]).toMatchObject({ state: 'ready', inFlight: 2 });
+    expect(gateway.logs.events('backend.cooldown')[0]).toMatchObject({ source: 'retry-after-ms' });
+    first.close();
+    second.close();
+    await Promise.all([closed(first), closed(second)]);
+  });
+
+  it('when every backend refuses with 429 the client gets the gateway\'s 429 with Retry-After', async () => {
+    const a = track(await startRefusingBackend(429, { 'retry-after': '5' }));
+    const b = track(await startRefusingBackend(429, { 'retry-after': '7' }));
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${a.url} }, { url: ${b.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; headers: Record<string, string>; body: string };
+    expect(refusal.status).toBe(429);
+    expect(refusal.headers['content-type']).toBe('application/problem+json');
+    expect(refusal.headers['retry-after']).toBe('5');
+    expect(JSON.parse(refusal.body)).toMatchObject({ type: 'urn:spillway:problem:all-backends-throttled', upstream: 'rt' });
+    expect(a.upgrades + b.upgrades).toBe(2);
+  });
+
+  it('passes on a backend\'s other refusals (401) unchanged', async () => {
+    const denied = track(await startRefusingBackend(401, { 'www-authenticate': 'Bearer' }));
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${denied.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; headers: Record<string, string>; body: string };
+    expect(refusal.status).toBe(401);
+    expect(refusal.headers['www-authenticate']).toBe('Bearer');
+    expect(refusal.body).toBe('{"error":{"code":"401"}}');
+  });
+
+  it('answers unknown paths and unreachable backends with problem+json', async () => {
+    const gone = await startEchoBackend();
+    await gone.close();
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${gone.url} } ]\nroutes:\n  - match: { path: /rt }\n    upstream: rt\n`);
+    const missing = (await openClient(`${wsUrl(gateway.url)}/nowhere`).catch((error: unknown) => error)) as { status: number; body: string };
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body)).toMatchObject({ type: 'urn:spillway:problem:route-not-found' });
+    const down = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; body: string };
+    expect(down.status).toBe(502);
+    expect(JSON.parse(down.body)).toMatchObject({ type: 'urn:spillway:problem:upstream-unreachable' });
+  });
+
+  it('a close started by the backend reaches the client with its code and reason', async () => {
+    const echo = track(await startEchoBackend());
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const client = await openClient(`${wsUrl(gateway.url)}/rt`);
+    client.send('x');
+    await nextMessage(client);
+    echo.sockets[0]!.close(4000, 'done here');
+    expect(await closed(client)).toEqual({ code: 4000, reason: 'done here' });
+    await waitFor(() => echo.closes.length === 1);
+    expect(echo.closes[0]).toEqual({ code: 4000, reason: 'done here' });
+    await waitFor(() => gateway!.gateway.tunnels.size === 0);
+    expect(gateway.gateway.snapshot.upstreams.get('rt')!.backends[0]!.state.inFlight).toBe(0);
+  });
+
+  it('a client close reaches the backend with its code and reason', async () => {
+    const echo = track(await startEchoBackend());
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const client = await openClient(`${wsUrl(gateway.url)}/rt`);
+    client.close(1000, 'client done');
+    expect(await closed(client)).toEqual({ code: 1000, reason: 'client done' });
+    await waitFor(() => echo.closes.length === 1);
+    expect(echo.closes[0]).toEqual({ code: 1000, reason: 'client done' });
+  });
+
+  it('closes an idle tunnel on both sides with 1001 after timeouts.websocketIdle', async () => {
+    const echo = track(await startEchoBackend());
+    gateway = await startGateway(`upstreams:\n  rt:\n    timeouts: { websocketIdle: 300ms }\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const client = await openClient(`${wsUrl(gateway.url)}/rt`);
+    const started = Date.now();
+    // traffic keeps it open
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      client.send(`ping ${i}`);
+      await nextMessage(client);
+    }
+    expect(client.readyState).toBe(client.OPEN);
+    expect(await closed(client)).toEqual({ code: 1001, reason: 'idle timeout' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(700);
+    await waitFor(() => echo.closes.length === 1);
+    expect(echo.closes[0]).toEqual({ code: 1001, reason: 'idle timeout' });
+  });
+
+  it('gateway shutdown closes open tunnels with 1001 instead of hanging', async () => {
+    const echo = track(await startEchoBackend());
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const client = await openClient(`${wsUrl(gateway.url)}/rt`);
+    const started = Date.now();
+    const closing = closed(client);
+    await gateway.gateway.close(5_000);
+    gateway = undefined;
+    expect(await closing).toEqual({ code: 1001, reason: 'gateway shutting down' });
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
