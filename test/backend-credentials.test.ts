@@ -148,12 +148,15 @@ describe('per-backend credentials and deployment paths', () => {
     const problem = await failing.text();
 
     const admin = await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).text();
+    const adminConfig = await (await fetch(`${gateway.adminUrl}/admin/config`)).text();
+    expect(adminConfig).toContain('api-key');
     expect(admin).toContain('"setsHeaders":["api-key"]');
     expect(admin).toContain('"setsHeaders":["authorization"]');
     const logs = JSON.stringify(gateway.logs.lines);
     expect(logs).toContain('backend.cooldown');
     for (const secret of Object.values(KEYS)) {
       expect(admin).not.toContain(secret);
+      expect(adminConfig).not.toContain(secret);
       expect(logs).not.toContain(secret);
       expect(problem).not.toContain(secret);
     }
