@@ -122,6 +122,19 @@ routes:
     expect(shadow.received).toHaveLength(2);
   });
 
+  it('a shadow that never answers is abandoned after mirror.timeout, freeing its slot', async () => {
+    const { gw } = await setup(async (_req, res) => {
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      res.writeHead(200).end('{}');
+    }, '{ upstream: orders, maxConcurrent: 1, timeout: 150ms }');
+    const first = await timed(`${gw.url}/a`);
+    expect(first.ms).toBeLessThan(300);
+    const stats = await until(() => mirrorStats(gw), (s) => s.shadowErrors === 1);
+    expect(stats).toMatchObject({ sent: 1, shadowErrors: 1, inFlight: 0 });
+    await fetch(`${gw.url}/b`).then((r) => r.text());
+    expect((await mirrorStats(gw)).sent).toBe(2);
+  });
+
   it('compares status codes and reports each pair with both latencies', async () => {
     const { gw, comparisons } = await setup((req, res) => {
       const status = req.url === '/differs' ? 500 : 200;

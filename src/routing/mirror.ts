@@ -22,6 +22,8 @@ export interface CompiledMirror {
   readonly compare: MirrorCompare;
   readonly maxConcurrent: number;
   readonly maxBody: number;
+  /** ms after which an unanswered shadow request is abandoned */
+  readonly timeout: number;
 }
 
 /** What one side of a pair answered. */
@@ -142,10 +144,20 @@ class ShadowSink implements ResponseSink {
   readonly #capture: BodyCapture;
   readonly #startedAt = performance.now();
   #done = false;
+  #abandon: (() => void) | undefined;
+  readonly #timer: NodeJS.Timeout;
   constructor(readonly pair: MirrorPair, readonly onDone: () => void) {
     this.#capture = new BodyCapture(pair.mirror.compare === 'body', pair.mirror.maxBody);
+    // Past the mirror timeout the exchange is told its receiver is gone (it aborts the attempt).
+    this.#timer = setTimeout(() => {
+      this.#abandon?.();
+      this.abort();
+    }, pair.mirror.timeout);
+    this.#timer.unref();
   }
-  onGone(): void {}
+  onGone(listener: () => void): void {
+    this.#abandon = listener;
+  }
   start(status: number): void {
     this.started = true;
     this.#status = status;
@@ -167,6 +179,7 @@ class ShadowSink implements ResponseSink {
   #finish(result: SideResult): void {
     if (this.#done) return;
     this.#done = true;
+    clearTimeout(this.#timer);
     this.onDone();
     this.pair.settle('shadow', result);
   }

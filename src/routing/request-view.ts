@@ -25,7 +25,7 @@ export class RequestView {
 
   /** Host header, lower-cased, without the port. "" when absent. */
   get host(): string {
-    if (this.#host === undefined) this.#host = hostName(this.headers.host ?? '');
+    if (this.#host === undefined) this.#host = hostName(this.headers.host ?? this.header(':authority') ?? '');
     return this.#host;
   }
 

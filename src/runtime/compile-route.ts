@@ -38,7 +38,7 @@ export function compileRoute(route: RouteConfig, index: number, upstreams: Reado
     requestHeaders: compileHeaderOps(route.rewrite?.requestHeaders),
     responseHeaders: compileHeaderOps(route.rewrite?.responseHeaders),
     mirror: route.mirror
-      ? { upstream: upstreamOf(route.mirror.upstream), fraction: route.mirror.percent, compare: route.mirror.compare, maxConcurrent: route.mirror.maxConcurrent, maxBody: route.mirror.maxBody }
+      ? { upstream: upstreamOf(route.mirror.upstream), fraction: route.mirror.percent, compare: route.mirror.compare, maxConcurrent: route.mirror.maxConcurrent, maxBody: route.mirror.maxBody, timeout: route.mirror.timeout }
       : undefined,
     stats: stats.get(name),
     removeHeaders: route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,

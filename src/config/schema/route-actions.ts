@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { removeHeadersSchema, setHeadersSchema } from './headers.js';
 import { pathPattern } from './match.js';
-import { percent, size } from './units.js';
+import { duration, percent, size } from './units.js';
 
 const plainPath = z.string().startsWith('/', { message: 'a path starts with "/"' });
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'not a valid header name' });
@@ -61,6 +61,7 @@ export const mirrorSchema = z.strictObject({
   compare: z.enum(['none', 'status', 'body']).default('status')
     .meta({ description: '"status": status codes equal; "body": status and JSON bodies equal; "none": just send.' }),
   maxConcurrent: z.number().int().positive().default(16).meta({ description: 'Shadow requests in flight at most; more are skipped.' }),
+  timeout: duration.default(10_000).meta({ description: 'A shadow request still unanswered after this is abandoned (counted as a shadow error), freeing its slot.' }),
   maxBody: size.default(1024 * 1024).meta({ description: 'With compare: body, responses up to this size are compared; larger ones count as not compared.' }),
 });
 
