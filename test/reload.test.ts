@@ -154,6 +154,9 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     const last = await eventually(async () => gw.gateway.reloader.last, (l) => l?.result === 'rejected');
     expect(last?.errors[0]).toMatch(new RegExp(`^${gw.file}:\\d+:\\d+ `));
     expect(JSON.parse((await text(`${gw.url}/x`)).body).backend).toBe('orders');
+    // one save, one verdict: the watcher's repeated events for the same text are not re-counted
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(gw.gateway.reloader.counts).toMatchObject({ ok: 1, rejected: 1 });
   });
 
   it('SIGHUP reloads the CLI gateway', async () => {

@@ -6,9 +6,10 @@
 
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { ConfigError, formatIssue, type ConfigIssue } from '../config/errors.js';
-import { loadConfigFile, type LoadedConfig } from '../config/load.js';
+import { parseConfigText, type LoadedConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProxyObserver } from '../upstream/observer.js';
@@ -51,7 +52,8 @@ export class ConfigReloader {
   last: ReloadOutcome | undefined;
   readonly counts = { ok: 0, rejected: 0, unchanged: 0 };
   #queue: Promise<unknown> = Promise.resolve();
-  #watcher: FSWatcher | undefined;
+  #watchers: FSWatcher[] = [];
+  #rejectedHash: string | undefined;
   #debounce: NodeJS.Timeout | undefined;
 
   constructor(
@@ -86,33 +88,44 @@ export class ConfigReloader {
       sha256: hash,
     });
 
+    if (!file) return this.#finish(outcome('rejected', [{ file: '<inline>', line: 0, column: 0, path: '', message: 'the gateway was not started from a config file' }], [], undefined));
+    let source: string;
+    try {
+      source = await readFile(file, 'utf8');
+    } catch (error) {
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
+      return this.#finish(outcome('rejected', [{ file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }], [], undefined));
+    }
+    const hash = sha256(source);
+    // A watcher sees several events per save: the same text is not reloaded (or rejected) twice.
+    if (skipUnchanged && (hash === this.active.sha256 || hash === this.#rejectedHash)) return this.#finish(outcome('unchanged', [], [], hash));
     let loaded: LoadedConfig;
     try {
-      if (!file) throw new ConfigError([{ file: '<inline>', line: 0, column: 0, path: '', message: 'the gateway was not started from a config file' }]);
-      loaded = await loadConfigFile(file);
+      loaded = parseConfigText(source, file);
     } catch (error) {
-      const issues = error instanceof ConfigError ? error.issues : [{ file: file ?? '<inline>', line: 0, column: 0, path: '', message: (error as Error).message }];
-      return this.#finish(outcome('rejected', issues, [], undefined));
+      this.#rejectedHash = hash;
+      const issues = error instanceof ConfigError ? error.issues : [{ file, line: 0, column: 0, path: '', message: (error as Error).message }];
+      return this.#finish(outcome('rejected', issues, [], hash));
     }
-    const hash = sha256(loaded.source);
-    if (skipUnchanged && hash === this.active.sha256) return this.#finish(outcome('unchanged', [], [], hash));
 
     const previous = this.target.snapshot.config;
     try {
-      const snapshot = this.target.apply(loaded.config, file!);
-      this.active = { file: file!, loadedAt: snapshot.loadedAt.toISOString(), trigger, sha256: hash };
+      const snapshot = this.target.apply(loaded.config, file);
+      this.active = { file, loadedAt: snapshot.loadedAt.toISOString(), trigger, sha256: hash };
+      this.#rejectedHash = undefined;
     } catch (error) {
       // Compile errors are bugs (validation passed); the old snapshot is still in place.
-      return this.#finish(outcome('rejected', [{ file: file!, line: 0, column: 0, path: '', message: `cannot compile: ${(error as Error).message}` }], [], hash));
+      return this.#finish(outcome('rejected', [{ file, line: 0, column: 0, path: '', message: `cannot compile: ${(error as Error).message}` }], [], hash));
     }
     const warnings = [...loaded.warnings];
     for (const key of ['listen', 'admin'] as const) {
       if (JSON.stringify(previous[key]) !== JSON.stringify(loaded.config[key])) {
-        warnings.push({ file: file!, line: 0, column: 0, path: key, message: `${key} address changes take effect on restart` });
+        warnings.push({ file, line: 0, column: 0, path: key, message: `changes to ${key} take effect on restart` });
       }
     }
-    if (loaded.config.reload.watch && !this.#watcher) this.watch(loaded.config.reload.debounce);
-    if (!loaded.config.reload.watch && this.#watcher) this.stopWatching();
+    // Turning reload.watch on or off in the file takes effect at once.
+    if (loaded.config.reload.watch && !previous.reload.watch) this.watch(loaded.config.reload.debounce);
+    if (!loaded.config.reload.watch && previous.reload.watch) this.stopWatching();
     return this.#finish(outcome('ok', [], warnings, hash));
   }
 
@@ -132,27 +145,37 @@ export class ConfigReloader {
     return outcome;
   }
 
-  /** Reloads when the file changes (editors often replace it: the directory is watched). */
+  /**
+   * Reloads when the file changes. The directory is watched (editors save by replacing the
+   * file) and the file itself (in-place writes, e.g. through a single-file bind mount).
+   */
   watch(debounceMs: number): void {
-    if (!this.file || this.#watcher) return;
+    if (!this.file || this.#watchers.length > 0) return;
     const path = resolve(this.file);
     const name = basename(path);
-    try {
-      this.#watcher = watch(dirname(path), { persistent: false }, (_event, changed) => {
-        if (changed !== null && changed !== name) return;
-        clearTimeout(this.#debounce);
-        this.#debounce = setTimeout(() => void this.reload('watch', { skipUnchanged: true }), debounceMs);
-        this.#debounce.unref();
-      });
-      this.#watcher.on('error', (error) => this.logger.warn({ err: error, file: path }, 'config file watch failed; SIGHUP and POST /admin/reload still work'));
-    } catch (error) {
-      this.logger.warn({ err: error, file: path }, 'cannot watch the config file; SIGHUP and POST /admin/reload still work');
-    }
+    const changed = () => {
+      clearTimeout(this.#debounce);
+      this.#debounce = setTimeout(() => void this.reload('watch', { skipUnchanged: true }), debounceMs);
+      this.#debounce.unref();
+    };
+    const add = (target: string, filter: (file: string | null) => boolean) => {
+      try {
+        const watcher = watch(target, { persistent: false }, (_event, file) => {
+          if (filter(file)) changed();
+        });
+        watcher.on('error', () => undefined);
+        this.#watchers.push(watcher);
+      } catch (error) {
+        this.logger.warn({ err: error, file: target }, 'cannot watch the config file; SIGHUP and POST /admin/reload still work');
+      }
+    };
+    add(dirname(path), (file) => file === null || file === name);
+    add(path, () => true);
   }
 
   stopWatching(): void {
     clearTimeout(this.#debounce);
-    this.#watcher?.close();
-    this.#watcher = undefined;
+    for (const watcher of this.#watchers) watcher.close();
+    this.#watchers = [];
   }
 }
