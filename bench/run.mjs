@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // spillway bench — see bench/README.md.
 //
-//   node bench/run.mjs [passthrough|throttling|connections ...] [--duration S] [--connections N]
+//   node bench/run.mjs [passthrough|throttling|connections|aggregate ...] [--duration S] [--connections N]
 //                      [--warmup S] [--repeat N] [--rate R] [--pipelining N] [--check]
 //
 // Needs the built gateway (npm run build): dist/cli/main.js and dist/demo/backends.js.
@@ -16,8 +16,9 @@ import { BACKENDS_MODULE, GATEWAY_CLI, ROOT, gatewayNodeArgs, killAll, writeResu
 import * as passthrough from './passthrough.mjs';
 import * as throttling from './throttling.mjs';
 import * as connections from './connections.mjs';
+import * as aggregate from './aggregate.mjs';
 
-const SCENARIOS = { passthrough, throttling, connections };
+const SCENARIOS = { passthrough, throttling, connections, aggregate };
 
 const USAGE = `usage: node bench/run.mjs [scenario...] [options]
 
@@ -26,9 +27,9 @@ scenarios (default: all, in this order): ${Object.keys(SCENARIOS).join(', ')}
 options:
   --duration S      measured seconds per run (default 10)
   --warmup S        warm-up seconds before each measured run (default 2; 0 = none)
-  --connections N   client connections (default: passthrough 50, throttling 100, connections 1000)
+  --connections N   client connections (default: passthrough 50, throttling 100, connections 1000, aggregate 50)
   --rate R          overall request rate for throttling (default 1000/s) and connections (default 2000/s)
-  --repeat N        passthrough rounds, targets interleaved (default 1)
+  --repeat N        passthrough / aggregate rounds, targets interleaved (default 1)
   --pipelining N    passthrough HTTP pipelining (default 1)
   --slices N        throttling/connections: split the rated load over N autocannon instances
                     started 1/N s apart (default 10; 1 = one instance, one burst per second)
@@ -104,11 +105,12 @@ const settingsFor = {
   passthrough: { duration, warmup, repeat, pipelining, connections: connectionsOverride ?? 50 },
   throttling: { duration, warmup, slices, backendLatencyMs, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { duration, warmup, slices, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
+  aggregate: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
 const budgetS = selected.reduce((total, name) => {
-  const runs = name === 'passthrough' ? repeat * 3 : 1;
+  const runs = name === 'passthrough' ? repeat * 3 : name === 'aggregate' ? repeat * 2 : 1;
   return total + runs * (warmup + duration + 5) + 45;
 }, 30);
 const watchdog = setTimeout(() => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { withDefaults } from '../src/upstream/observer.js';
 import { startJsonBackend, eventually, type CountingBackend } from './helpers/aggregate.js';
-import { closeAll, startStaticBackend, type TestBackend } from './helpers/backend.js';
+import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 
 let gateway: TestGateway | undefined;
@@ -378,5 +378,71 @@ describe('merge modes, select, inputs, telemetry', () => {
     expect((await fetch(`${gateway.url}/users/9/profile`)).status).toBe(200);
     expect((await fetch(`${gateway.url}/users/9/other`)).status).toBe(404);
     expect((await fetch(`${gateway.url}/users//profile`)).status).toBe(404);
+  });
+});
+
+describe('aggregate edge cases', () => {
+  it('a client that goes away aborts every part still in flight', async () => {
+    const s = await services({ a: () => ({ delayMs: 3_000 }), b: () => ({ delayMs: 3_000 }) });
+    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+  - match: { path: /dash }
+    aggregate:
+      parts:
+        a: { upstream: a, path: /a, required: true }
+        b: { upstream: b, path: /b }
+`);
+    const { request } = await import('node:http');
+    const req = request(`${gateway.url}/dash`, { agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    expect(await eventually(() => s.a!.activeRequests() === 1 && s.b!.activeRequests() === 1)).toBe(true);
+    req.destroy();
+    expect(await eventually(() => s.a!.activeRequests() === 0 && s.b!.activeRequests() === 0, 1_500)).toBe(true);
+  });
+
+  it('decodes gzip part answers, bounded by maxPartBody', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const small = gzipSync(JSON.stringify({ ok: true }));
+    const bomb = gzipSync(JSON.stringify({ blob: 'x'.repeat(200_000) }));
+    const s = await services({ users: () => ({}) });
+    const zipped = await startBackend((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(req.url === '/small' ? small : bomb);
+    }, 'zipped');
+    backends.push(zipped);
+    gateway = await startGateway(`${upstreamsYaml({ ...s, zipped })}routes:
+  - match: { path: /dash }
+    aggregate:
+      maxPartBody: 64kb
+      parts:
+        small: { upstream: zipped, path: /small }
+        bomb:  { upstream: zipped, path: /bomb }
+`);
+    const res = await fetch(`${gateway.url}/dash`);
+    const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
+    expect(body.small).toEqual({ ok: true });
+    expect(body.bomb).toBeNull();
+    expect(body._errors.bomb).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-too-large' });
+  });
+
+  it('GET /admin/routes shows the aggregate\'s parts and the calls per upstream', async () => {
+    const s = await services({ users: () => ({}), recs: () => ({}) });
+    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+  - name: dashboard
+    match: { path: /dash }
+    aggregate:
+      parts:
+        profile: { upstream: users, path: /u, required: true }
+        recs: { upstream: recs, path: /r }
+`);
+    await (await fetch(`${gateway.url}/dash`)).arrayBuffer();
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/routes`)).json()) as { routes: Array<Record<string, unknown>> };
+    expect(view.routes[0]).toMatchObject({
+      name: 'dashboard',
+      action: 'aggregate',
+      requests: 1,
+      upstreams: { users: 1, recs: 1 },
+      parts: [{ name: 'profile', upstream: 'users', required: true }, { name: 'recs', upstream: 'recs', required: false }],
+    });
   });
 });
