@@ -97,7 +97,7 @@ describe('aggregate config', () => {
     ]);
   });
 
-  it('an empty parts map and a bad select are refused', () => {
+  it('an empty parts map, a bad select and a part named _errors are refused', () => {
     const issues = issuesOf(`${UPSTREAMS}routes:
   - match: { path: /a }
     aggregate:
@@ -107,7 +107,16 @@ describe('aggregate config', () => {
       parts:
         p: { upstream: users, path: /x, select: "data..items" }
 `);
-    expect(issues.map((issue) => issue.message)).toEqual(expect.arrayContaining(['an aggregate needs at least one part', 'select is a dotted field path like "data.items"']));
+    expect(issues.map((issue) => issue.message)).toEqual(expect.arrayContaining([
+      'an aggregate needs at least one part',
+      'select is a dotted field path like "data.items"',
+    ]));
+    expect(issuesOf(`${UPSTREAMS}routes:
+  - match: { path: /a }
+    aggregate:
+      parts:
+        _errors: { upstream: users, path: /y }
+`).map((issue) => issue.message)).toEqual(['"_errors" is where the answer lists failed parts; choose another part name']);
   });
 
   it('config/aggregate.yaml passes spillway check', async () => {

@@ -100,6 +100,7 @@ export function checkAggregate(aggregate: AggregateConfig, upstreams: readonly s
   const collect = (parts: Record<string, AggregatePartConfig>, path: Array<string | number>) => {
     for (const [name, part] of Object.entries(parts)) {
       if (all.has(name)) report([...path, name], `part name "${name}" is used twice in this aggregate`);
+      if (name === '_errors') report([...path, name], '"_errors" is where the answer lists failed parts; choose another part name');
       all.add(name);
       if (part.then) collect(part.then, [...path, name, 'then']);
     }

@@ -137,6 +137,11 @@ export class PartSink implements ResponseSink {
     if (this.#settled) return;
     this.#settled = true;
     this.#chunks = [];
-    this.settle({ ok: false, problem: problemBody(code, detail, { ...this.extensions, ...extensions }), timeout: code.endsWith('timeout'), headers });
+    this.settle({ ok: false, problem: problemBody(code, detail, { ...this.extensions, ...extensions }), timeout: isTimeout(code), headers });
   }
+}
+
+/** Problem codes that mean "no answer in time" (a required part's → 504, not 502). */
+function isTimeout(code: string): boolean {
+  return code.endsWith('timeout') || code.startsWith('deadline');
 }

@@ -6,7 +6,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute } from '../../runtime/snapshot.js';
-import { problemBody, PROBLEM_TYPE_PREFIX, sendProblem, type ProblemCode, type ProblemDetails } from '../../server/problems.js';
+import { problemBody, PROBLEM_TYPE_PREFIX, PROBLEM_TYPES, sendProblem, type ProblemCode, type ProblemDetails } from '../../server/problems.js';
 import { ProxyExchange, type ExchangeContext } from '../../upstream/exchange.js';
 import type { RouteParams } from '../path-pattern.js';
 import type { CompiledAggregate, CompiledPart } from './compile.js';
@@ -170,9 +170,12 @@ class AggregateRun implements TemplateInput {
   #answerRequiredFailure(part: CompiledPart, failure: Extract<PartResult, { ok: false }>): void {
     const cause = failure.problem;
     const extensions = { part: part.name, upstream: part.upstream.name };
-    if (cause.type === PROBLEM_TYPE_PREFIX + 'all-backends-throttled') {
-      // Every backend of the part's pool is cooling down: tell the client when to come back.
-      this.#answerProblem('all-backends-throttled', String(cause.detail), { ...extensions, retryAfterMs: cause.retryAfterMs }, failure.headers);
+    const ownCode = cause.type.slice(PROBLEM_TYPE_PREFIX.length);
+    if (failure.headers?.['retry-after'] !== undefined && ownCode in PROBLEM_TYPES) {
+      // The part's pool cannot serve now (every backend cooling down, ...): pass the gateway's
+      // own answer on, Retry-After included, so the client knows when to come back.
+      const { type: _type, title: _title, status: _status, detail, ...members } = cause;
+      this.#answerProblem(ownCode as ProblemCode, String(detail), { ...members, ...extensions }, failure.headers);
     } else if (cause.type === PROBLEM_TYPE_PREFIX + 'aggregate-input-missing') {
       this.#answerProblem('aggregate-input-missing', String(cause.detail), extensions);
     } else if (failure.timeout) {
