@@ -14,6 +14,12 @@ export function partRequestHeaders(req: IncomingMessage, allow: readonly string[
   const prior = source['x-forwarded-for'];
   out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${clientIp}` : clientIp;
   out['x-forwarded-proto'] = proto;
-  if (source.host !== undefined) out['x-forwarded-host'] = source.host;
+  const host = clientHost(req);
+  if (host !== undefined) out['x-forwarded-host'] = host;
   return out;
+}
+
+/** The Host the client asked for (HTTP/2 sends it as :authority). */
+export function clientHost(req: IncomingMessage): string | undefined {
+  return req.headers.host ?? (req.headers[':authority'] as string | undefined);
 }

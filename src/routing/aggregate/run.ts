@@ -10,7 +10,7 @@ import { problemBody, PROBLEM_TYPE_PREFIX, PROBLEM_TYPES, sendProblem, type Prob
 import { ProxyExchange, type ExchangeContext } from '../../upstream/exchange.js';
 import type { RouteParams } from '../path-pattern.js';
 import type { CompiledAggregate, CompiledPart } from './compile.js';
-import { partRequestHeaders } from './headers.js';
+import { clientHost, partRequestHeaders } from './headers.js';
 import { mergeAnswers, type PartOutcome } from './merge.js';
 import { PartSink, type PartResult } from './part-sink.js';
 import { selectField } from './select.js';
@@ -102,7 +102,7 @@ class AggregateRun implements TemplateInput {
       headers: partRequestHeaders(req, part.headers, proto),
       body: null,
       replayable: true,
-      clientHost: req.headers.host,
+      clientHost: clientHost(req),
     }, context);
     try {
       exchange.start();
@@ -117,12 +117,13 @@ class AggregateRun implements TemplateInput {
     if (state.timer) clearTimeout(state.timer);
     state.timer = undefined;
     let settled = result;
-    if (settled.ok && part.select) {
-      const found = selectField(settled.value, part.select);
-      this.answers.set(part.name, settled.value);
-      settled = found.found ? { ok: true, value: found.value } : fail('aggregate-part-invalid-body', `the answer has no field "${part.select.join('.')}"`, part);
-    } else if (settled.ok) {
-      this.answers.set(part.name, settled.value);
+    if (settled.ok) {
+      // `then` parts read the whole answer (before select); keep it only when someone will.
+      if (part.then.length > 0) this.answers.set(part.name, settled.value);
+      if (part.select) {
+        const found = selectField(settled.value, part.select);
+        settled = found.found ? { ok: true, value: found.value } : fail('aggregate-part-invalid-body', `the answer has no field "${part.select.join('.')}"`, part);
+      }
     }
     const outcome: PartOutcome = settled.ok ? { part, value: settled.value, problem: undefined } : { part, value: null, problem: settled.problem };
     state.outcome = outcome;
