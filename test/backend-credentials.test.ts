@@ -1,8 +1,11 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfigText } from '../src/config/load.js';
 import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
 import { runCli, startGateway, writeTempConfig, type TestGateway } from './helpers/gateway.js';
+import { startTlsBackend } from './helpers/tls-backend.js';
+import { makeCa, makeServerCert } from './helpers/tls-certs.js';
 
 const KEYS = { EASTUS_KEY: 'east-secret-1f9c2b7e', WESTUS_KEY: 'west-secret-8a3d4c6f', OPENAI_KEY: 'sk-openai-secret-5e6f7a8b' };
 const CLIENT_KEY = 'client-own-key-0000';
@@ -258,4 +261,54 @@ routes:
     expect(result.code).toBe(0);
     for (const secret of Object.values(KEYS)) expect(result.stdout + result.stderr).not.toContain(secret);
   });
+});
+
+describe('the issue\'s sketch, over HTTPS', () => {
+  it('two Azure regions and OpenAI behind one route: verified TLS, own keys and deployment paths, failover on 429', async () => {
+    const ca = await makeCa();
+    const cert = await makeServerCert(ca);
+    const calls: Array<{ url: string; key: string | undefined; auth: string | undefined }> = [];
+    const region = (busy: boolean) => (req: IncomingMessage, res: ServerResponse) => {
+      calls.push({ url: req.url ?? '', key: req.headers['api-key'] as string | undefined, auth: req.headers.authorization });
+      res.writeHead(busy ? 429 : 200, busy ? { 'x-ms-retry-after-ms': '30000' } : { 'content-type': 'application/json' });
+      res.end(busy ? '' : '{"ok":true}');
+    };
+    const east = await startTlsBackend(cert, region(true));
+    const west = await startTlsBackend(cert, region(false));
+    const openai = await startTlsBackend(cert, region(false));
+    cleanupTls = [east, west, openai];
+    withKeys();
+    gateway = await startGateway(`upstreams:
+  azure-gpt4o:
+    backends:
+      - url: ${east.url}/openai/deployments/gpt-4o-eastus
+        priority: 1
+        headers: { api-key: "\${EASTUS_KEY}" }
+      - url: ${west.url}/openai/deployments/gpt-4o-westus
+        priority: 1
+        headers: { api-key: "\${WESTUS_KEY}" }
+      - url: ${openai.url}/v1
+        priority: 2
+        headers: { authorization: "Bearer \${OPENAI_KEY}" }
+    tls: { ca: ${ca.certFile} }
+routes:
+  - match: { path: /openai/deployments/gpt-4o/ }
+    upstream: azure-gpt4o
+    rewrite: { stripPrefix: /openai/deployments/gpt-4o }
+    removeHeaders: [api-key]
+`, { random: () => 0 });
+    const res = await fetch(`${gateway.url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`, { method: 'POST', headers: { 'api-key': CLIENT_KEY }, body: '{}' });
+    expect(res.status).toBe(200);
+    expect(calls).toEqual([
+      { url: '/openai/deployments/gpt-4o-eastus/chat/completions?api-version=2024-10-21', key: KEYS.EASTUS_KEY, auth: undefined },
+      { url: '/openai/deployments/gpt-4o-westus/chat/completions?api-version=2024-10-21', key: KEYS.WESTUS_KEY, auth: undefined },
+    ]);
+    expect(openai.received).toHaveLength(0);
+  });
+});
+
+let cleanupTls: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(cleanupTls.map((thing) => thing.close()));
+  cleanupTls = [];
 });

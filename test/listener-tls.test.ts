@@ -141,6 +141,27 @@ routes:
     }
   });
 
+  it('WebSocket clients (HTTP/1.1 handshake) work on the HTTP/2 listener too', async () => {
+    const echo = await startEchoBackend();
+    try {
+      gateway = await startGateway(`listen: { host: 127.0.0.1, port: 0, http2: true, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} } }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  rt:
+    backends: [ { url: ${echo.url} } ]
+routes:
+  - upstream: rt
+`);
+      const client = await openClient(`${gateway.url.replace('https:', 'wss:')}/rt`, { ca: ca.cert });
+      client.send('who');
+      expect(await nextMessage(client)).toBe('echo /rt');
+      client.close(1000, 'ok');
+      expect(await closed(client)).toEqual({ code: 1000, reason: 'ok' });
+    } finally {
+      await echo.close();
+    }
+  });
+
   it('proxies WebSocket to a TLS backend (wss upstream) with the configured CA', async () => {
     const tlsBackend = await startTlsBackend(cert);
     const wss = new WebSocketServer({ server: tlsBackend.server });

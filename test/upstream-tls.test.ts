@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/config/errors.js';
 import { parseConfigText } from '../src/config/load.js';
@@ -47,6 +48,22 @@ describe('HTTPS backends', () => {
     expect(backend.received[0]!.headers.host).toBe(`127.0.0.1:${backend.port}`);
     // keep-alive: the pool reused its TLS connection instead of a handshake per request
     expect(backend.connections - before).toBe(1);
+  });
+
+  it('a new connection to a known backend resumes its TLS session instead of a full handshake', async () => {
+    const resumed: boolean[] = [];
+    const record = (_req: unknown, res: { socket: TLSSocket | null }) => resumed.push(res.socket!.isSessionReused());
+    backend.server.prependListener('request', record);
+    try {
+      gateway = await startGateway(upstreamYaml(`tls: { ca: ${ca.certFile} }`));
+      expect((await fetch(`${gateway.url}/one`)).status).toBe(200);
+      backend.server.closeAllConnections(); // the backend drops the kept-alive connection
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await fetch(`${gateway.url}/two`)).status).toBe(200);
+      expect(resumed).toEqual([false, true]);
+    } finally {
+      backend.server.off('request', record);
+    }
   });
 
   it('answers 502 with a TLS problem type and logs it when the certificate is from an unknown CA', async () => {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { withDefaults } from '../src/upstream/observer.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { closed, nextMessage, openClient, startEchoBackend, startRefusingBackend } from './helpers/websocket-backend.js';
 
@@ -109,7 +110,12 @@ routes:
 
   it('a close started by the backend reaches the client with its code and reason', async () => {
     const echo = track(await startEchoBackend());
-    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`);
+    const events: string[] = [];
+    const observer = withDefaults({
+      websocketOpened: (upstream, backend) => events.push(`open ${upstream.name} ${backend.url}`),
+      websocketClosed: (upstream, _backend, reason, durationMs) => events.push(`closed ${upstream.name} ${reason} ${durationMs > 0}`),
+    });
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`, { observer });
     const client = await openClient(`${wsUrl(gateway.url)}/rt`);
     client.send('x');
     await nextMessage(client);
@@ -119,6 +125,7 @@ routes:
     expect(echo.closes[0]).toEqual({ code: 4000, reason: 'done here' });
     await waitFor(() => gateway!.gateway.tunnels.size === 0);
     expect(gateway.gateway.snapshot.upstreams.get('rt')!.backends[0]!.state.inFlight).toBe(0);
+    expect(events).toEqual([`open rt ${echo.url}`, 'closed rt closed true']);
   });
 
   it('a client close reaches the backend with its code and reason', async () => {
@@ -147,6 +154,8 @@ routes:
     expect(Date.now() - started).toBeGreaterThanOrEqual(700);
     await waitFor(() => echo.closes.length === 1);
     expect(echo.closes[0]).toEqual({ code: 1001, reason: 'idle timeout' });
+    await waitFor(() => gateway!.logs.events('websocket.closed').length === 1);
+    expect(gateway.logs.events('websocket.closed')[0]).toMatchObject({ upstream: 'rt', reason: 'idle' });
   });
 
   it('gateway shutdown closes open tunnels with 1001 instead of hanging', async () => {

@@ -11,6 +11,10 @@ export function logObserver(logger: Logger): ProxyObserver {
         'backend cooling down',
       );
     },
+    websocketClosed(upstream, backend, reason, durationMs) {
+      if (reason === 'closed') return;
+      logger.info({ event: 'websocket.closed', upstream: upstream.name, backend: backend.name ?? backend.url, reason, durationMs: Math.round(durationMs) }, 'WebSocket tunnel ended by the gateway');
+    },
     tlsError(upstream, backend, code, reason) {
       logger.warn({ event: 'backend.tls_error', upstream: upstream.name, backend: backend.name ?? backend.url, code, reason }, 'TLS to backend failed');
     },

@@ -7,6 +7,7 @@ import type { CooldownDecision } from './cooldown.js';
 
 export type AttemptOutcome = 'ok' | 'throttled' | 'error' | 'timeout' | 'breaker_open' | 'skipped_cooling' | 'aborted';
 export type BreakerState = 'closed' | 'open' | 'half-open';
+export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
 export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error';
 
 export interface MirrorComparison {
@@ -29,6 +30,10 @@ export interface ProxyObserver {
   poolExhausted(route: CompiledRoute, retryAfterMs: number): void;
   /** A backend's TLS handshake or certificate check failed (unknown CA, expired, wrong name). */
   tlsError(upstream: CompiledUpstream, backend: CompiledBackend, code: string, reason: string): void;
+  /** A WebSocket tunnel to a backend opened (after its 101). */
+  websocketOpened(upstream: CompiledUpstream, backend: CompiledBackend): void;
+  /** A WebSocket tunnel ended: either side closed, idle timeout, gateway shutdown, or a socket error. */
+  websocketClosed(upstream: CompiledUpstream, backend: CompiledBackend, reason: WebSocketCloseReason, durationMs: number): void;
   /** A client request finished. */
   request(route: CompiledRoute | undefined, method: string, status: number, durationMs: number, attempts: number): void;
 
@@ -56,6 +61,8 @@ export const silentObserver: ProxyObserver = {
   attempt() {},
   poolExhausted() {},
   tlsError() {},
+  websocketOpened() {},
+  websocketClosed() {},
   request() {},
   limiterDecision() {},
   limiterDegraded() {},

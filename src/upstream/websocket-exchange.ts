@@ -12,7 +12,8 @@ import { buildResponseHeaders } from '../server/forward-headers.js';
 import { throttleCooldown } from './cooldown.js';
 import { classifyError, sendPoolExhausted, type ExchangeContext } from './exchange.js';
 import { applyHeaderEdit } from './header-edit.js';
-import { isReady, pickBackend } from './select.js';
+import type { WebSocketCloseReason } from './observer.js';
+import { isReady, pickBackend, soonestReady } from './select.js';
 import type { ResponseSink } from './sink.js';
 import { CLOSE_GOING_AWAY, closeFrame } from './websocket-frames.js';
 
@@ -80,8 +81,7 @@ export class WebSocketExchange {
       return;
     }
     this.done = true;
-    const soonest = Math.min(...this.upstream.backends.map((b) => Math.max(now, b.state.cooldownUntil)));
-    const waitMs = Math.max(1, Math.ceil(soonest - now));
+    const waitMs = Math.max(1, Math.ceil(soonestReady(this.upstream.backends, now) - now));
     this.context.observer.poolExhausted(this.route, waitMs);
     sendPoolExhausted(this.sink, this.upstream, waitMs);
   }
@@ -143,7 +143,11 @@ export class WebSocketExchange {
       }
       this.done = true;
       const tunnel = new Tunnel(request.clientSocket as Socket, socket, upstream.timeouts.websocketIdle);
-      tunnel.onClosed(release);
+      this.context.observer.websocketOpened(upstream, backend);
+      tunnel.onClosed(() => {
+        release();
+        this.context.observer.websocketClosed(upstream, backend, tunnel.reason, performance.now() - tunnel.openedAt);
+      });
       this.tunnels.add(tunnel);
       tunnel.open(res, head, request.head);
     });
@@ -211,6 +215,8 @@ export class WebSocketExchange {
 export class Tunnel {
   #closing = false;
   #closedCount = 0;
+  reason: WebSocketCloseReason = 'closed';
+  readonly openedAt = performance.now();
   #settled = false;
   readonly #onClosed: Array<() => void> = [];
 
@@ -234,7 +240,10 @@ export class Tunnel {
     client.pipe(backend);
     backend.pipe(client);
     for (const [socket, other] of [[client, backend], [backend, client]] as const) {
-      socket.on('error', () => this.#destroyBoth());
+      socket.on('error', () => {
+        if (!this.#closing) this.reason = 'error';
+        this.#destroyBoth();
+      });
       socket.once('close', () => {
         if (!other.destroyed) {
           other.end();
@@ -244,13 +253,14 @@ export class Tunnel {
       });
     }
     // Writes to the client count too, so this fires only when nothing moved either way.
-    if (this.idleMs > 0) client.setTimeout(this.idleMs, () => this.close(CLOSE_GOING_AWAY, 'idle timeout'));
+    if (this.idleMs > 0) client.setTimeout(this.idleMs, () => this.close(CLOSE_GOING_AWAY, 'idle timeout', 'idle'));
   }
 
   /** Sends Close to both sides, then ends both connections (destroyed if they linger). */
-  close(code: number, reason: string): void {
+  close(code: number, reason: string, why: WebSocketCloseReason = 'shutdown'): void {
     if (this.#closing) return;
     this.#closing = true;
+    this.reason = why;
     const { client, backend } = this;
     client.setTimeout(0);
     client.unpipe(backend);
