@@ -79,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'stopping: draining in-flight requests');
+      logger.info({ signal, drainMs: gateway.snapshot.config.shutdown.drain }, 'stopping: draining in-flight requests');
       gateway.close().then(resolve, (error: unknown) => {
         logger.error({ err: error }, 'error while stopping');
         resolve();

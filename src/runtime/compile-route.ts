@@ -7,6 +7,7 @@ import { compileRespond } from '../routing/respond.js';
 import { compileHeaderOps, compilePathRewrite } from '../routing/rewrite.js';
 import type { RouteStatsRegistry } from '../routing/route-stats.js';
 import { compileSplit } from '../routing/split.js';
+import { compileFallback } from '../resilience/policy.js';
 import type { CompiledRoute, CompiledUpstream, RouteAction } from './snapshot.js';
 
 /** The name a rule is known by (admin, logs, counters). */
@@ -42,5 +43,6 @@ export function compileRoute(route: RouteConfig, index: number, upstreams: Reado
       : undefined,
     stats: stats.get(name),
     removeHeaders: route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
+    fallback: compileFallback(route.fallback, upstreams),
   };
 }

@@ -6,11 +6,16 @@ import type { DispatcherRegistry } from '../upstream/dispatchers.js';
 import { compileHeaderEdit } from '../upstream/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
+import { silentObserver, type ProxyObserver } from '../upstream/observer.js';
+import { attachResilience } from '../resilience/attach.js';
+import { compileResilience } from '../resilience/policy.js';
 
 export interface RuntimeRegistries {
   states: BackendStateRegistry;
   dispatchers: DispatcherRegistry;
   routes: RouteStatsRegistry;
+  /** Receives breaker and health events of backends (issue 4). */
+  observer?: ProxyObserver;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -43,7 +48,7 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         tls,
       };
     });
-    upstreams.set(name, {
+    const compiled: CompiledUpstream = {
       name,
       balance: upstream.balance,
       backends,
@@ -58,7 +63,10 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       timeouts: upstream.timeouts,
       hostHeader: upstream.hostHeader,
       cursor: { current: new Float64Array(backends.length) },
-    });
+      resilience: compileResilience(upstream),
+    };
+    upstreams.set(name, compiled);
+    for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
   }
 
   const routes = config.routes.map((route, index) => compileRoute(route, index, upstreams, registries.routes));

@@ -14,6 +14,7 @@ import type { HeaderOps, PathRewrite } from '../routing/rewrite.js';
 import type { RouteStats } from '../routing/route-stats.js';
 import type { CompiledSplit } from '../routing/split.js';
 import type { CompiledAggregate } from '../routing/aggregate/compile.js';
+import type { RouteFallback, UpstreamResilience } from '../resilience/policy.js';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -51,6 +52,8 @@ export interface CompiledUpstream {
   /** "backend" | "preserve" | a literal Host value. */
   readonly hostHeader: string;
   readonly cursor: RoundRobinCursor;
+  /** Breaker, health checks, retries, concurrency (issue 4); each undefined when not configured. */
+  readonly resilience: UpstreamResilience;
 }
 
 /** What a matched route does: exactly one action. */
@@ -76,6 +79,8 @@ export interface CompiledRoute {
   readonly stats: RouteStats;
   /** Lower-case client header names dropped before forwarding (client credentials); undefined when none. */
   readonly removeHeaders: readonly string[] | undefined;
+  /** What to answer when no backend of the upstream can take the request (issue 4). */
+  readonly fallback: RouteFallback | undefined;
 }
 
 export interface Snapshot {

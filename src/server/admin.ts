@@ -21,6 +21,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
       backends: upstream.backends.map((backend) => {
         const { state } = backend;
         const cooling = state.isCooling(now);
+        const { breaker, health } = state;
         return {
           url: backend.url,
           ...(backend.name ? { name: backend.name } : {}),
@@ -29,13 +30,17 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
           ...(backend.tls ? { tls: { ca: backend.tls.caFile ?? 'system', verify: backend.tls.rejectUnauthorized, servername: backend.tls.servername ?? null } } : {}),
           priority: backend.priority,
           weight: backend.weight,
-          state: cooling ? 'cooling' : 'ready',
+          state: cooling ? 'cooling' : breaker && breaker.state !== 'closed' ? breaker.state : !state.healthy ? 'unhealthy' : state.inFlight >= state.maxConcurrent ? 'full' : 'ready',
           cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
           cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
           lastCooldown: state.lastCooldown
             ? { until: new Date(state.lastCooldown.until).toISOString(), source: state.lastCooldown.source, value: state.lastCooldown.value, setAt: new Date(state.lastCooldown.setAt).toISOString() }
             : null,
           inFlight: state.inFlight,
+          queued: state.queued,
+          maxConcurrent: Number.isFinite(state.maxConcurrent) ? state.maxConcurrent : null,
+          breaker: breaker ? { state: breaker.state, openedAt: breaker.openedAt ? new Date(breaker.openedAt).toISOString() : null, halfOpenAt: breaker.halfOpenAt ? new Date(breaker.halfOpenAt).toISOString() : null } : null,
+          health: health ? { healthy: health.healthy, lastProbeAt: health.lastProbeAt ? new Date(health.lastProbeAt).toISOString() : null, lastError: health.lastError ?? null } : null,
           requests: state.requests,
           throttled: state.throttled,
           errors: state.errors,

@@ -49,10 +49,10 @@ export class Gateway {
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.logger = options.logger ?? createLogger(config.log.level);
-    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
+    this.observer = options.observer ?? logObserver(this.logger);
+    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
-    this.observer = options.observer ?? logObserver(this.logger);
     this.reloader = new ConfigReloader(this, options.file, this.logger, this.observer, options.source);
     const context = { observer: this.observer, random: options.random ?? Math.random };
     const handler = createProxyHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme });
@@ -108,7 +108,7 @@ export class Gateway {
 
   /** Swaps in a new config; requests in flight finish on the snapshot they started with. */
   apply(config: GatewayConfig, file: string): Snapshot {
-    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats });
+    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer });
     warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
     const keys = snapshotKeys(next);
@@ -118,8 +118,8 @@ export class Gateway {
     return next;
   }
 
-  /** Stops accepting, lets in-flight requests finish (up to drainMs), then closes pools. */
-  async close(drainMs = 15_000): Promise<void> {
+  /** Stops accepting, lets in-flight requests finish (up to drainMs, default shutdown.drain), then closes pools. */
+  async close(drainMs = this.#snapshot.config.shutdown.drain): Promise<void> {
     this.#ready = false;
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
@@ -137,6 +137,7 @@ export class Gateway {
     } finally {
       clearTimeout(force);
       clearInterval(sweep);
+      this.states.shutdown();
       await this.dispatchers.closeAll();
     }
   }

@@ -17,7 +17,8 @@ export function createListener(config: GatewayConfig, extra: Pick<FastifyServerO
   const base = {
     logger: false,
     routerOptions: { maxParamLength: 8192 },
-    return503OnClosing: true,
+    // A request that reached us on an open connection while draining is served, not refused.
+    return503OnClosing: false,
     ...extra,
   } as const;
   if (!listen.tls) {

@@ -18,9 +18,9 @@ import { matchRoute } from '../routing/route-table.js';
 import { HeaderRewriteSink } from '../routing/sinks.js';
 import { pickSplit } from '../routing/split.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
-import { ProxyExchange, sendPoolExhausted, type ExchangeContext } from '../upstream/exchange.js';
+import { answerPoolBlocked, ProxyExchange, sendStaticFallback, type ExchangeContext } from '../upstream/exchange.js';
 import { removeHeaders } from '../upstream/header-edit.js';
-import { isReady, soonestReady } from '../upstream/select.js';
+import { isReady, poolBlock } from '../upstream/select.js';
 import { ServerResponseSink, type ResponseSink } from '../upstream/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from './forward-headers.js';
@@ -60,14 +60,20 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
   const { getSnapshot, context, proto } = options;
 
   /** Stage 5: send the request through an upstream pool and stream the answer back. */
-  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string): void {
-    // Every backend cooling: answer at once, without reading the body or calling anyone.
+  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string, isFallback = false): void {
+    // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
+    // reading the body or calling anyone — or take the route's fallback. Backends that are only
+    // full go on: the request waits in a concurrency queue.
     const now = Date.now();
     if (!upstream.backends.some((backend) => isReady(backend, now))) {
-      const waitMs = Math.max(1, Math.ceil(soonestReady(upstream.backends, now) - now));
-      context.observer.poolExhausted(route, waitMs);
-      sendPoolExhausted(new ServerResponseSink(res), upstream, waitMs);
-      return;
+      const block = poolBlock(upstream.backends, now);
+      if (block.kind !== 'full') {
+        const fallback = isFallback ? undefined : route.fallback;
+        if (fallback?.kind === 'upstream') forwardToUpstream(req, res, snapshot, route, fallback.upstream, forwardPath, true);
+        else if (fallback?.kind === 'static') sendStaticFallback(new ServerResponseSink(res), fallback.status, fallback.headers, fallback.body);
+        else answerPoolBlocked(new ServerResponseSink(res), route, upstream, block, now, context.observer);
+        return;
+      }
     }
     route.stats.countUpstream(upstream.name);
 
@@ -95,7 +101,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       let sink: ResponseSink = new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
       if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
-      const exchange = new ProxyExchange(sink, route, upstream, forward, context);
+      const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
       exchange.start();
     };
 

@@ -18,5 +18,11 @@ export function logObserver(logger: Logger): ProxyObserver {
     tlsError(upstream, backend, code, reason) {
       logger.warn({ event: 'backend.tls_error', upstream: upstream.name, backend: backend.name ?? backend.url, code, reason }, 'TLS to backend failed');
     },
+    breakerStateChange(upstream, backend, state) {
+      logger.warn({ event: 'backend.breaker', upstream: upstream.name, backend: backend.name ?? backend.url, state }, `circuit breaker ${state}`);
+    },
+    healthChange(upstream, backend, healthy) {
+      logger.warn({ event: 'backend.health', upstream: upstream.name, backend: backend.name ?? backend.url, healthy }, healthy ? 'backend healthy' : 'backend unhealthy');
+    },
   });
 }

@@ -1,3 +1,7 @@
+import type { BackendBreaker } from '../resilience/breaker.js';
+import type { BackendQueue } from '../resilience/concurrency.js';
+import type { HealthMonitor } from '../resilience/health-check.js';
+
 // Live state of one backend. It lives in a registry keyed by a stable id (upstream name + URL),
 // not in the config snapshot, so cooldowns and counters survive a config reload.
 
@@ -17,9 +21,52 @@ export class BackendState {
   requests = 0;
   throttled = 0;
   errors = 0;
+  // Resilience (issue 4); undefined / Infinity while the upstream does not configure them.
+  breaker: BackendBreaker | undefined;
+  health: HealthMonitor | undefined;
+  queue: BackendQueue | undefined;
+  maxConcurrent = Infinity;
+  /** Attempts in flight that are failure retries (for the retry budget). */
+  retriesInFlight = 0;
 
   constructor(id: string) {
     this.id = id;
+  }
+
+  /** Requests waiting for a concurrency slot on this backend. */
+  get queued(): number {
+    return this.queue === undefined ? 0 : this.queue.size;
+  }
+
+  get healthy(): boolean {
+    return this.health === undefined || this.health.healthy;
+  }
+
+  /** Breaker, health and concurrency allow a new request (cooldown is checked apart). */
+  admits(): boolean {
+    return (this.health === undefined || this.health.healthy) && (this.breaker === undefined || this.breaker.canPass()) && this.inFlight + this.queued < this.maxConcurrent;
+  }
+
+  /** Like admits(), for a request leaving this backend's queue: the queue itself does not hold it back. */
+  admitsWaiter(): boolean {
+    return (this.health === undefined || this.health.healthy) && (this.breaker === undefined || this.breaker.canPass()) && this.inFlight < this.maxConcurrent;
+  }
+
+  /** An attempt ended: free its slot and hand it to the oldest waiter. */
+  releaseSlot(): void {
+    this.inFlight--;
+    if (this.queue !== undefined && this.queue.size > 0) this.queue.drain(this);
+  }
+
+  /** Stops timers (breaker window, health probes) and drops waiters. */
+  shutdown(): void {
+    this.breaker?.shutdown();
+    this.health?.stop();
+    this.queue?.clear();
+    this.breaker = undefined;
+    this.health = undefined;
+    this.queue = undefined;
+    this.maxConcurrent = Infinity;
   }
 
   isCooling(now: number): boolean {
@@ -50,7 +97,19 @@ export class BackendStateRegistry {
 
   /** Drops the state of backends no longer in the config. */
   retain(ids: ReadonlySet<string>): void {
-    for (const id of this.#states.keys()) if (!ids.has(id)) this.#states.delete(id);
+    for (const [id, state] of this.#states) {
+      if (ids.has(id)) continue;
+      state.shutdown();
+      this.#states.delete(id);
+    }
+  }
+
+  shutdown(): void {
+    for (const state of this.#states.values()) state.shutdown();
+  }
+
+  values(): IterableIterator<BackendState> {
+    return this.#states.values();
   }
 
   get size(): number {

@@ -2,6 +2,10 @@
 // throttle answer (429, or 503 with a retry hint) cool that backend down and go straight to the
 // next one — no sleep. The decision is made on the status line and headers, before any byte
 // reaches the client; once the response streams, there is no retry.
+// Resilience (issue 4): every attempt reports to its backend's breaker; failures may be retried
+// (src/resilience/retry.ts) within the retry budget and the request deadline; when every backend
+// is full the request waits in a bounded queue; when none can serve, the route's fallback or a
+// problem answer with Retry-After.
 
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -9,10 +13,13 @@ import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtim
 import { buildResponseHeaders } from '../server/forward-headers.js';
 import type { ProblemCode } from '../server/problems.js';
 import { isTlsError } from './backend-tls.js';
+import type { BreakerVerdict } from '../resilience/breaker.js';
+import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
+import { backoffDelay, budgetAllows, failureKind, isIdempotent, retryAllowed, type FailureKind } from '../resilience/retry.js';
 import { throttleCooldown } from './cooldown.js';
 import { applyHeaderEdit } from './header-edit.js';
 import type { AttemptOutcome, ProxyObserver } from './observer.js';
-import { isReady, pickBackend, soonestReady } from './select.js';
+import { isReady, pickBackend, poolBlock, type PoolBlock } from './select.js';
 import type { ResponseSink } from './sink.js';
 
 export interface ExchangeContext {
@@ -34,12 +41,20 @@ export interface ForwardRequest {
 
 type Controller = Dispatcher.DispatchController;
 
-export class ProxyExchange {
+export class ProxyExchange implements QueueWaiter {
   tried = 0;
   attempts = 0;
+  /** Failure retries so far (throttle failovers are not retries). */
+  retries = 0;
   clientGone = false;
   current: Attempt | undefined;
   readonly startedAt: number;
+  /** Epoch ms bounding all attempts (retry.deadline); 0 = none. */
+  deadlineAt = 0;
+  #waitingOn: CompiledBackend | undefined;
+  #queueEntry: QueueEntry | undefined;
+  #retryTimer: { timer: NodeJS.Timeout; backend: CompiledBackend } | undefined;
+  #idempotent: boolean | undefined;
 
   constructor(
     readonly sink: ResponseSink,
@@ -47,6 +62,8 @@ export class ProxyExchange {
     readonly upstream: CompiledUpstream,
     readonly forward: ForwardRequest,
     readonly context: ExchangeContext,
+    /** True for a route fallback's exchange: it does not fall back again. */
+    readonly isFallback = false,
   ) {
     this.startedAt = performance.now();
   }
@@ -55,10 +72,14 @@ export class ProxyExchange {
     this.sink.onGone(() => {
       this.clientGone = true;
       this.current?.abort();
+      this.#cancelWaits();
     });
-    const backend = this.pick(Date.now());
-    if (backend) this.dispatchTo(backend);
-    else this.sendExhausted(Date.now());
+    const now = Date.now();
+    const retry = this.upstream.resilience.retry;
+    if (retry !== undefined) this.deadlineAt = now + retry.deadline;
+    const backend = this.pick(now);
+    if (backend) this.dispatchTo(backend, false);
+    else this.noBackend(now);
   }
 
   pick(now: number): CompiledBackend | undefined {
@@ -73,7 +94,7 @@ export class ProxyExchange {
     });
   }
 
-  dispatchTo(backend: CompiledBackend): void {
+  dispatchTo(backend: CompiledBackend, isRetry: boolean): void {
     this.attempts++;
     this.tried |= 1 << backend.index;
     const { forward, upstream } = this;
@@ -81,16 +102,30 @@ export class ProxyExchange {
     const hostValue = host === 'backend' ? backend.authority : host === 'preserve' ? forward.clientHost : host;
     if (hostValue !== undefined) forward.headers.host = hostValue;
     const attempt = new Attempt(this, backend);
+    const { state } = backend;
+    if (state.breaker !== undefined) attempt.breakerTicket = state.breaker.begin();
+    if (isRetry) {
+      attempt.isRetry = true;
+      state.retriesInFlight++;
+    }
     this.current = attempt;
-    backend.state.inFlight++;
-    backend.state.requests++;
+    state.inFlight++;
+    state.requests++;
+    let headersTimeout = upstream.timeouts.headers;
+    if (this.deadlineAt !== 0) {
+      const left = this.deadlineAt - Date.now();
+      if (left < headersTimeout) {
+        headersTimeout = Math.max(1, left);
+        attempt.deadlineBound = true;
+      }
+    }
     const options: Dispatcher.DispatchOptions & { servername?: string } = {
       path: backend.basePath + forward.path,
       method: forward.method as Dispatcher.HttpMethod,
       headers: backend.headerEdit ? applyHeaderEdit(forward.headers, backend.headerEdit) : forward.headers,
       // undici accepts async iterables as bodies; its types only list Readable.
       body: forward.body as Buffer | Readable | null,
-      headersTimeout: upstream.timeouts.headers,
+      headersTimeout,
       bodyTimeout: upstream.timeouts.idle,
     };
     // SNI comes from the backend, never from a preserved or literal Host header.
@@ -98,12 +133,13 @@ export class ProxyExchange {
     backend.dispatcher.dispatch(options, attempt);
   }
 
-  /** Status line and headers are in: throttle → next backend at once; otherwise stream to the client. */
+  /** Status line and headers are in: throttle → next backend at once; retryable failure → retry; otherwise stream to the client. */
   onResponseStart(attempt: Attempt, status: number, headers: Record<string, string | string[] | undefined>): void {
     const { backend } = attempt;
     const now = Date.now();
     const decision = throttleCooldown(status, headers, this.upstream.throttle, now);
     if (decision) {
+      attempt.settle('neutral');
       backend.state.throttled++;
       const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
       this.context.observer.cooldown(this.upstream, backend, decision, extended);
@@ -112,17 +148,23 @@ export class ProxyExchange {
         const next = this.pick(now);
         if (next) {
           attempt.discard();
-          this.dispatchTo(next);
+          this.dispatchTo(next, false);
           return;
         }
         if (!this.upstream.backends.some((b) => isReady(b, now))) {
           attempt.discard();
-          this.sendExhausted(now);
+          this.noBackend(now);
           return;
         }
       }
     } else {
-      this.context.observer.attempt(this.upstream, backend, 'ok', status, attempt.elapsed());
+      const breaker = backend.state.breaker;
+      const failed = breaker !== undefined && breaker.policy.statuses.has(status);
+      attempt.settle(failed ? 'failure' : 'success');
+      const retry = this.upstream.resilience.retry;
+      const retryable = retry !== undefined && retry.statuses.has(status);
+      this.context.observer.attempt(this.upstream, backend, failed || retryable ? 'error' : 'ok', status, attempt.elapsed());
+      if (retryable && this.retryAfterFailure(attempt, 'status', status, `status ${status}`)) return;
     }
     if (this.clientGone) {
       attempt.abort();
@@ -134,34 +176,221 @@ export class ProxyExchange {
 
   /** The attempt failed before its response started (or mid-stream). */
   onAttemptError(attempt: Attempt, error: Error & { code?: string }): void {
-    if (this.clientGone) return;
+    if (this.clientGone) {
+      attempt.settle('neutral');
+      return;
+    }
     const { backend } = attempt;
     const code = classifyError(error);
+    const kind = failureKind(error.code);
+    attempt.settle(code === 'payload-too-large' ? 'neutral' : 'failure');
     backend.state.errors++;
     if (code === 'upstream-tls-error') this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
-    this.context.observer.attempt(this.upstream, backend, code.endsWith('timeout') ? 'timeout' : 'error', 0, attempt.elapsed());
-    // Place for failure retries (502/503/504, timeouts, connect errors) once breakers exist.
+    this.context.observer.attempt(this.upstream, backend, kind === 'timeout' || code.endsWith('timeout') ? 'timeout' : 'error', 0, attempt.elapsed());
     if (this.sink.started) {
       this.sink.abort(error);
+      return;
+    }
+    if (code !== 'payload-too-large' && this.retryAfterFailure(attempt, kind, 0, code)) return;
+    if (attempt.deadlineBound && kind === 'timeout') {
+      this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
       return;
     }
     this.sink.problem(code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
   }
 
-  sendExhausted(now: number): void {
-    const soonest = soonestReady(this.upstream.backends, now);
-    const waitMs = Math.max(1, Math.ceil(soonest - now));
-    this.context.observer.poolExhausted(this.route, waitMs);
-    sendPoolExhausted(this.sink, this.upstream, waitMs);
+  get idempotent(): boolean {
+    return (this.#idempotent ??= isIdempotent(this.forward.method, this.forward.headers));
   }
+
+  /**
+   * Sends the request again after a failure when that is safe and allowed: a different backend at
+   * once, or — in a single-backend pool — the same one after a jittered backoff. Returns false
+   * when the failure must be answered instead.
+   */
+  retryAfterFailure(attempt: Attempt, kind: FailureKind, status: number, reason: string): boolean {
+    if (!this.forward.replayable || this.clientGone || this.sink.started) return false;
+    const policy = this.upstream.resilience.retry;
+    const now = Date.now();
+    if (policy === undefined) {
+      // Without a retry block only the always-safe case: the backend never got the request.
+      if (kind !== 'connect') return false;
+      const next = this.pick(now);
+      if (!next) return false;
+      this.context.observer.retry(this.upstream, attempt.backend, reason);
+      this.dispatchTo(next, false);
+      return true;
+    }
+    if (this.retries >= policy.maxRetries || !retryAllowed(policy, kind, status, this.idempotent) || now >= this.deadlineAt) return false;
+    let next = this.pick(now);
+    let delay = 0;
+    if (!next) {
+      if (this.upstream.backends.length !== 1 || !isReady(attempt.backend, now)) return false;
+      next = attempt.backend;
+      delay = backoffDelay(policy, this.retries, this.context.random);
+      if (now + delay >= this.deadlineAt) return false;
+    }
+    // A refused connection cost the backend nothing: only retries it may have seen use the budget.
+    if (kind !== 'connect' && !budgetAllows(policy, this.upstream.backends)) return false;
+    this.retries++;
+    this.context.observer.retry(this.upstream, attempt.backend, reason);
+    attempt.discard();
+    if (delay === 0) {
+      this.dispatchTo(next, true);
+      return true;
+    }
+    // The waiting retry counts against the budget too.
+    const target = next;
+    target.state.retriesInFlight++;
+    this.#retryTimer = {
+      backend: target,
+      timer: setTimeout(() => {
+        this.#retryTimer = undefined;
+        target.state.retriesInFlight--;
+        if (this.clientGone) return;
+        const at = Date.now();
+        if (at >= this.deadlineAt) {
+          this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
+        } else if (isReady(target, at)) {
+          this.dispatchTo(target, true);
+        } else {
+          this.noBackend(at);
+        }
+      }, delay),
+    };
+    return true;
+  }
+
+  /** No backend can take the request now: wait for a concurrency slot, or answer for the pool. */
+  noBackend(now: number): void {
+    const block = poolBlock(this.upstream.backends, now);
+    if (block.kind === 'full') {
+      this.#enqueue(block.backend);
+      return;
+    }
+    if (this.fallBack()) return;
+    answerPoolBlocked(this.sink, this.route, this.upstream, block, now, this.context.observer);
+  }
+
+  /** Kept for callers of the core API: answers as if no backend were ready. */
+  sendExhausted(now: number): void {
+    this.noBackend(now);
+  }
+
+  /** The route's fallback, when it has one and this is not already the fallback. */
+  fallBack(): boolean {
+    const fallback = this.route.fallback;
+    if (fallback === undefined || this.isFallback) return false;
+    if (fallback.kind === 'static') {
+      sendStaticFallback(this.sink, fallback.status, fallback.headers, fallback.body);
+      return true;
+    }
+    if (this.attempts > 0 && !this.forward.replayable) return false;
+    new ProxyExchange(this.sink, this.route, fallback.upstream, this.forward, this.context, true).start();
+    return true;
+  }
+
+  #enqueue(backend: CompiledBackend): void {
+    const entry = backend.state.queue?.add(this);
+    if (entry === undefined) {
+      this.context.observer.concurrencyRejected(this.upstream, backend, 'queue-full');
+      if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'queue-full');
+      return;
+    }
+    this.#waitingOn = backend;
+    this.#queueEntry = entry;
+  }
+
+  /** QueueWaiter: a slot freed on the backend this request waits for. */
+  wake(): boolean {
+    const backend = this.#waitingOn!;
+    this.#waitingOn = undefined;
+    this.#queueEntry = undefined;
+    if (this.clientGone) return false;
+    const now = Date.now();
+    if ((this.tried & (1 << backend.index)) === 0 && !backend.state.isCooling(now) && backend.state.admitsWaiter()) {
+      this.dispatchTo(backend, false);
+      return true;
+    }
+    const next = this.pick(now);
+    if (next) {
+      this.dispatchTo(next, false);
+      return next === backend;
+    }
+    this.noBackend(now);
+    return false;
+  }
+
+  /** QueueWaiter: maxWait passed. */
+  expire(): void {
+    const backend = this.#waitingOn;
+    this.#waitingOn = undefined;
+    this.#queueEntry = undefined;
+    if (this.clientGone) return;
+    this.context.observer.concurrencyRejected(this.upstream, backend, 'wait-expired');
+    if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'wait-expired');
+  }
+
+  #cancelWaits(): void {
+    if (this.#queueEntry !== undefined && this.#waitingOn !== undefined) this.#waitingOn.state.queue?.cancel(this.#queueEntry);
+    this.#queueEntry = undefined;
+    this.#waitingOn = undefined;
+    if (this.#retryTimer !== undefined) {
+      clearTimeout(this.#retryTimer.timer);
+      this.#retryTimer.backend.state.retriesInFlight--;
+      this.#retryTimer = undefined;
+    }
+  }
+}
+
+/** The gateway's own answer when no backend can take the request: 429 (all cooling) or 503 (broken/unhealthy). */
+export function answerPoolBlocked(sink: ResponseSink, route: CompiledRoute, upstream: CompiledUpstream, block: PoolBlock<CompiledBackend>, now: number, observer: ProxyObserver): void {
+  if (block.kind === 'full') {
+    sendConcurrencyLimited(sink, upstream, 'queue-full');
+    return;
+  }
+  const waitMs = Math.max(1, Math.ceil(block.readyAt - now));
+  if (block.kind === 'throttled') {
+    observer.poolExhausted(route, waitMs);
+    sendPoolExhausted(sink, upstream, waitMs);
+    return;
+  }
+  for (const backend of upstream.backends) {
+    if (backend.state.breaker !== undefined && !backend.state.breaker.canPass()) observer.attempt(upstream, backend, 'breaker_open', 0, 0);
+  }
+  sink.problem('all-backends-unavailable', `no backend of upstream "${upstream.name}" is available (breakers open or health checks failing)`, {
+    headers: retryAfterHeaders(waitMs),
+    extensions: { upstream: upstream.name, retryAfterMs: waitMs },
+  });
 }
 
 /** The gateway's own 429: no backend of the pool is ready; come back when the soonest one is. */
 export function sendPoolExhausted(sink: ResponseSink, upstream: CompiledUpstream, waitMs: number): void {
   sink.problem('all-backends-throttled', `every backend of upstream "${upstream.name}" is cooling down`, {
-    headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) },
+    headers: retryAfterHeaders(waitMs),
     extensions: { upstream: upstream.name, retryAfterMs: waitMs },
   });
+}
+
+/** 503: every backend is at its concurrency limit and the queue is full or the wait expired. */
+export function sendConcurrencyLimited(sink: ResponseSink, upstream: CompiledUpstream, reason: 'queue-full' | 'wait-expired'): void {
+  const waitMs = 1000;
+  const detail = reason === 'queue-full' ? 'its queue is full' : 'no slot freed within maxWait';
+  sink.problem('concurrency-limit', `every backend of upstream "${upstream.name}" is at its concurrency limit and ${detail}`, {
+    headers: retryAfterHeaders(waitMs),
+    extensions: { upstream: upstream.name, reason, retryAfterMs: waitMs },
+  });
+}
+
+export function sendStaticFallback(sink: ResponseSink, status: number, headers: Readonly<Record<string, string>>, body: string): void {
+  const bytes = Buffer.from(body);
+  sink.start(status, { 'content-type': 'text/plain; charset=utf-8', ...headers, 'content-length': String(bytes.length) });
+  if (bytes.length > 0) sink.write(bytes);
+  sink.end();
+}
+
+function retryAfterHeaders(waitMs: number): Record<string, string> {
+  return { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) };
 }
 
 export function classifyError(error: Error & { code?: string; cause?: unknown }): ProblemCode {
@@ -194,6 +423,11 @@ export class Attempt implements Dispatcher.DispatchHandler {
   forwarding = false;
   discarding = false;
   released = false;
+  /** Breaker ticket from BackendBreaker.begin(); -1 once settled or without a breaker. */
+  breakerTicket = -1;
+  isRetry = false;
+  /** The headers timeout of this attempt was shortened to the request deadline. */
+  deadlineBound = false;
   readonly startedAt = performance.now();
   #resume: (() => void) | undefined;
 
@@ -232,9 +466,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Controller, error: Error): void {
-    this.release();
-    if (this.discarding) return;
-    this.exchange.onAttemptError(this, error);
+    this.release(false);
+    if (!this.discarding) this.exchange.onAttemptError(this, error);
+    this.settle('neutral');
   }
 
   /** Keep reading (and dropping) a throttled response so its connection stays reusable. */
@@ -247,10 +481,22 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (controller && !controller.aborted) controller.abort(new Error('client closed the connection'));
   }
 
-  release(): void {
+  /** Tells the backend's breaker how this attempt went (once). */
+  settle(verdict: BreakerVerdict): void {
+    if (this.breakerTicket < 0) return;
+    const ticket = this.breakerTicket;
+    this.breakerTicket = -1;
+    this.backend.state.breaker?.end(ticket, verdict);
+  }
+
+  /** Frees the backend slot; `settleBreaker` false when the caller settles the breaker itself. */
+  release(settleBreaker = true): void {
     if (this.released) return;
     this.released = true;
-    this.backend.state.inFlight--;
+    if (settleBreaker) this.settle('neutral');
+    const { state } = this.backend;
+    if (this.isRetry) state.retriesInFlight--;
+    state.releaseSlot();
   }
 }
 

@@ -1,6 +1,7 @@
 // Backend selection: a pure function of (pool, state, now, already tried). Filters out backends
-// that are cooling down or already tried in this request, takes the lowest priority number
-// present, then picks within that level by the pool's balance mode.
+// that are cooling down, have an open breaker, fail health checks, have no free concurrency slot
+// or were already tried in this request; takes the lowest priority number present, then picks
+// within that level by the pool's balance mode.
 
 import type { BackendState } from './backend-state.js';
 
@@ -28,9 +29,44 @@ export interface SelectionInput<B extends SelectableBackend> {
   cursor?: RoundRobinCursor;
 }
 
-/** True when the backend may receive a request now. Later issues add breaker/health/concurrency here. */
+/** True when the backend may receive a request now: not cooling, breaker closed (or a half-open trial left), healthy, a free slot. */
 export function isReady(backend: SelectableBackend, now: number): boolean {
-  return !backend.state.isCooling(now);
+  return !backend.state.isCooling(now) && backend.state.admits();
+}
+
+/** Why no backend of a pool can take a request now, and when the soonest one could. */
+export type PoolBlock<B extends SelectableBackend = SelectableBackend> =
+  /** every backend is cooling down (throttled): the gateway's 429 */
+  | { readonly kind: 'throttled'; readonly readyAt: number }
+  /** breakers open / unhealthy (maybe some cooling too): 503 */
+  | { readonly kind: 'unavailable'; readonly readyAt: number }
+  /** at least one backend is only out of concurrency slots: wait in its queue */
+  | { readonly kind: 'full'; readonly backend: B };
+
+export function poolBlock<B extends SelectableBackend>(backends: readonly B[], now: number): PoolBlock<B> {
+  let allCooling = true;
+  let readyAt = Infinity;
+  let full: B | undefined;
+  for (const backend of backends) {
+    const { state } = backend;
+    const cooling = state.isCooling(now);
+    if (!cooling) allCooling = false;
+    const breaker = state.breaker;
+    const breakerBlocks = breaker !== undefined && !breaker.canPass();
+    const unhealthy = !state.healthy;
+    if (!cooling && !breakerBlocks && !unhealthy) {
+      // Only the concurrency limit holds it back: prefer the lowest priority, then the shortest queue.
+      if (!full || backend.priority < full.priority || (backend.priority === full.priority && state.queued < full.state.queued)) full = backend;
+      continue;
+    }
+    let at = cooling ? state.cooldownUntil : now;
+    if (breakerBlocks) at = Math.max(at, breaker.state === 'open' ? breaker.halfOpenAt : now);
+    if (unhealthy) at = Math.max(at, state.health!.healthyAgainAt);
+    if (at < readyAt) readyAt = at;
+  }
+  if (full) return { kind: 'full', backend: full };
+  if (allCooling) return { kind: 'throttled', readyAt: soonestReady(backends, now) };
+  return { kind: 'unavailable', readyAt: Math.max(now, readyAt) };
 }
 
 export function pickBackend<B extends SelectableBackend>(input: SelectionInput<B>): B | undefined {

@@ -6,6 +6,7 @@ import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
 import { checkAggregate } from './aggregate.js';
+import { shutdownSchema } from './resilience.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -37,6 +38,7 @@ export const gatewaySchema = z
     reload: reloadSchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }), upstreamSchema),
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
+    shutdown: shutdownSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     if (config.listen.http2 && !config.listen.tls) {
@@ -54,6 +56,10 @@ export const gatewaySchema = z
         if (!(ref.name in config.upstreams)) {
           ctx.addIssue({ code: 'custom', path: ['routes', index, ...ref.path], message: `unknown upstream "${ref.name}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})` });
         }
+      }
+      const fallback = route.fallback?.upstream;
+      if (fallback !== undefined && !(fallback in config.upstreams)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', index, 'fallback', 'upstream'], message: `unknown upstream "${fallback}"` });
       }
     });
     for (const [name, upstream] of Object.entries(config.upstreams)) {

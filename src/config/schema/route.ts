@@ -3,6 +3,7 @@ import { removeHeadersSchema } from './headers.js';
 import { aggregateSchema } from './aggregate.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
+import { fallbackSchema } from './resilience.js';
 
 export { HTTP_METHODS, matchSchema } from './match.js';
 export { rewriteSchema } from './route-actions.js';
@@ -19,6 +20,7 @@ export const routeSchema = z
     rewrite: rewriteSchema.optional(),
     mirror: mirrorSchema.optional(),
     removeHeaders: removeHeadersSchema.optional(),
+    fallback: fallbackSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);
@@ -34,6 +36,7 @@ export const routeSchema = z
     if (route.aggregate !== undefined && route.mirror !== undefined) ctx.addIssue({ code: 'custom', path: ['mirror'], message: 'mirror applies to upstream and split actions, not aggregate' });
     if (route.aggregate !== undefined && route.rewrite !== undefined) ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not aggregate (parts have their own paths)' });
     if (route.respond !== undefined && route.rewrite !== undefined) ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not respond' });
+    if (route.fallback !== undefined && route.upstream === undefined && route.split === undefined) ctx.addIssue({ code: 'custom', path: ['fallback'], message: 'fallback applies to upstream and split actions' });
     const rewrite = route.rewrite;
     if (rewrite) {
       const pathRewrites = [rewrite.stripPrefix !== undefined || rewrite.addPrefix !== undefined, rewrite.replacePrefix !== undefined, rewrite.path !== undefined].filter(Boolean).length;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { upstreamResilienceFields } from './resilience.js';
 import { duration, httpUrl, size } from './units.js';
 import { removeHeadersSchema, setHeadersSchema } from './headers.js';
 import { upstreamTlsSchema } from './tls.js';
@@ -46,6 +47,7 @@ export const upstreamSchema = z.strictObject({
   headers: setHeadersSchema.optional(),
   removeHeaders: removeHeadersSchema.optional(),
   tls: upstreamTlsSchema.optional(),
+  ...upstreamResilienceFields,
 });
 
 export type UpstreamConfig = z.output<typeof upstreamSchema>;

@@ -1,0 +1,78 @@
+// Retry rules: what may be sent again, how long a same-backend retry waits, and the Envoy-style
+// retry budget that stops retry storms (retries in flight ≤ budget × requests in flight, with a
+// small floor so a quiet upstream can still retry).
+
+import type { SelectableBackend } from '../upstream/select.js';
+import type { RetryPolicy } from './policy.js';
+
+/** How an attempt failed, as far as retrying is concerned. */
+export type FailureKind =
+  /** refused / unreachable / connect timeout: the backend never saw the request — always safe */
+  | 'connect'
+  /** the connection broke after the request may have been sent */
+  | 'reset'
+  /** no status line within the headers timeout */
+  | 'timeout'
+  /** a response status listed in retry.on */
+  | 'status'
+  | 'other';
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+export function isIdempotent(method: string, headers: Record<string, string | string[]>): boolean {
+  return IDEMPOTENT.has(method) || headers['idempotency-key'] !== undefined;
+}
+
+export function failureKind(code: string | undefined): FailureKind {
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'connect';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return 'reset';
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return 'timeout';
+    default:
+      return 'other';
+  }
+}
+
+/** May this failure be retried under `policy` (before budget, deadline and backend checks)? */
+export function retryAllowed(policy: RetryPolicy, kind: FailureKind, status: number, idempotent: boolean): boolean {
+  switch (kind) {
+    case 'connect':
+      return policy.connectError;
+    case 'reset':
+      return policy.connectError && idempotent;
+    case 'timeout':
+      return policy.timeout && idempotent;
+    case 'status':
+      return idempotent && policy.statuses.has(status);
+    default:
+      return false;
+  }
+}
+
+/** Exponential backoff with full jitter for retry number `retry` (0-based). */
+export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number): number {
+  const ceiling = Math.min(policy.backoffMax, policy.backoffBase * 2 ** retry);
+  return Math.round(random() * ceiling);
+}
+
+/** Envoy retry budget: retries in flight may be at most budget × requests in flight (at least minRetries). */
+export function budgetAllows(policy: RetryPolicy, backends: readonly SelectableBackend[]): boolean {
+  let inFlight = 0;
+  let retries = 0;
+  for (const backend of backends) {
+    inFlight += backend.state.inFlight;
+    retries += backend.state.retriesInFlight;
+  }
+  return retries < Math.max(policy.minRetries, policy.budget * inFlight);
+}

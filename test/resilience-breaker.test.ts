@@ -1,0 +1,224 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeAll, type TestBackend } from './helpers/backend.js';
+import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { ok, recordingObserver, served, sleep, startSwitchable, status, until } from './helpers/resilience.js';
+
+let gateway: TestGateway | undefined;
+let backends: TestBackend[] = [];
+afterEach(async () => {
+  await closeAll(gateway, ...backends);
+  gateway = undefined;
+  backends = [];
+});
+
+function config(urls: string[], upstreamExtra: string, routeExtra = ''): string {
+  return `upstreams:
+  orders:
+    balance: round-robin
+    backends:
+${urls.map((url) => `      - { url: ${url} }`).join('\n')}
+${upstreamExtra}
+routes:
+  - match: { path: / }
+    upstream: orders
+${routeExtra}`;
+}
+
+async function get(url: string): Promise<Response> {
+  const res = await fetch(url);
+  await res.clone().arrayBuffer();
+  return res;
+}
+
+describe('circuit breaker per backend', () => {
+  it('a backend answering 500s trips its own breaker, not its neighbour\'s, and recovers through half-open', async () => {
+    const broken = await startSwitchable('broken', status(500));
+    const healthy = await startSwitchable('healthy');
+    backends = [broken, healthy];
+    const recorder = recordingObserver();
+    gateway = await startGateway(
+      config([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 400ms, halfOpenRequests: 2 }'),
+      { observer: recorder.observer },
+    );
+
+    for (let i = 0; i < 10; i++) await get(`${gateway.url}/orders`);
+    await sleep(10);
+    expect(recorder.of('breaker', broken.url)).toEqual(['open']);
+    expect(recorder.of('breaker', healthy.url)).toEqual([]);
+    const brokenCalls = served(broken);
+    expect(brokenCalls).toBeLessThanOrEqual(5);
+
+    // open: every request goes to the neighbour, the broken backend gets nothing
+    for (let i = 0; i < 10; i++) expect((await get(`${gateway.url}/orders`)).status).toBe(200);
+    expect(served(broken)).toBe(brokenCalls);
+
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; breaker: { state: string } }> } } };
+    expect(view.upstreams.orders.backends.map((b) => b.state)).toEqual(['open', 'ready']);
+
+    // fixed; after openFor two trial requests succeed and the breaker closes
+    broken.behaviour = ok('broken');
+    await sleep(450);
+    for (let i = 0; i < 8; i++) expect((await get(`${gateway.url}/orders`)).status).toBe(200);
+    expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'closed']);
+    expect(served(broken)).toBeGreaterThanOrEqual(brokenCalls + 3);
+  });
+
+  it('a failing half-open trial opens the breaker again', async () => {
+    const broken = await startSwitchable('broken', status(503));
+    const healthy = await startSwitchable('healthy');
+    backends = [broken, healthy];
+    const recorder = recordingObserver();
+    gateway = await startGateway(config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 200ms, halfOpenRequests: 1 }'), { observer: recorder.observer });
+    for (let i = 0; i < 6; i++) await get(`${gateway.url}/x`);
+    await sleep(250);
+    for (let i = 0; i < 4; i++) await get(`${gateway.url}/x`);
+    expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'open']);
+  });
+
+  it('429 throttling and other 4xx never trip the breaker', async () => {
+    const throttling = await startSwitchable('throttling', status(429, { 'retry-after-ms': '1' }));
+    const notFound = await startSwitchable('not-found', status(404));
+    backends = [throttling, notFound];
+    const recorder = recordingObserver();
+    gateway = await startGateway(config([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'), { observer: recorder.observer });
+    for (let i = 0; i < 30; i++) {
+      await get(`${gateway.url}/x`);
+      await sleep(2);
+    }
+    expect(served(throttling)).toBeGreaterThan(5);
+    expect(served(notFound)).toBeGreaterThan(5);
+    expect(recorder.of('breaker')).toEqual([]);
+  });
+
+  it('a blip under the default settings does not trip a healthy backend', async () => {
+    const flaky = await startSwitchable('flaky');
+    backends = [flaky];
+    const recorder = recordingObserver();
+    gateway = await startGateway(config([flaky.url], '    breaker: {}'), { observer: recorder.observer });
+    // 5 failures in a row, then normal traffic: under minRequests (20) nothing is decided
+    flaky.behaviour = status(502);
+    for (let i = 0; i < 5; i++) await get(`${gateway.url}/x`);
+    flaky.behaviour = ok('flaky');
+    for (let i = 0; i < 30; i++) expect((await get(`${gateway.url}/x`)).status).toBe(200);
+    expect(recorder.of('breaker')).toEqual([]);
+  });
+
+  it('connection errors and timeouts count as failures', async () => {
+    const slow = await startSwitchable('slow', (_req, res) => void setTimeout(() => res.end('late'), 3000));
+    backends = [slow];
+    const recorder = recordingObserver();
+    gateway = await startGateway(config([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
+    expect((await get(`${gateway.url}/x`)).status).toBe(504);
+    expect((await get(`${gateway.url}/x`)).status).toBe(504);
+    await sleep(10);
+    expect(recorder.of('breaker', slow.url)).toEqual(['open']);
+  });
+});
+
+describe('nothing can serve', () => {
+  it('every breaker open → 503 problem+json with Retry-After until the earliest half-open, no backend called', async () => {
+    const a = await startSwitchable('a', status(500));
+    const b = await startSwitchable('b', status(502));
+    backends = [a, b];
+    gateway = await startGateway(config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 5s }'));
+    for (let i = 0; i < 4; i++) await get(`${gateway.url}/x`);
+    await sleep(10);
+    const calls = served(a) + served(b);
+    const res = await fetch(`${gateway.url}/x`);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
+    expect(Number(res.headers.get('retry-after'))).toBeLessThanOrEqual(5);
+    expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable', status: 503, upstream: 'orders' });
+    expect(served(a) + served(b)).toBe(calls);
+  });
+
+  it('the route fallback answers instead: a static response', async () => {
+    const a = await startSwitchable('a', status(500));
+    backends = [a];
+    gateway = await startGateway(
+      config([a.url], '    breaker: { minRequests: 1, openFor: 5s }', '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }'),
+    );
+    await get(`${gateway.url}/x`);
+    await sleep(10);
+    const res = await fetch(`${gateway.url}/x`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.json()).toEqual({ cached: true });
+  });
+
+  it('the route fallback answers instead: another upstream', async () => {
+    const a = await startSwitchable('a', status(500));
+    const spare = await startSwitchable('spare');
+    backends = [a, spare];
+    gateway = await startGateway(`upstreams:
+  orders:
+    backends: [ { url: ${a.url} } ]
+    breaker: { minRequests: 1, openFor: 5s }
+  spare:
+    backends: [ { url: ${spare.url} } ]
+routes:
+  - match: { path: / }
+    upstream: orders
+    fallback: { upstream: spare }
+`);
+    await get(`${gateway.url}/x`);
+    await sleep(10);
+    const res = await fetch(`${gateway.url}/x`, { method: 'POST', body: 'payload' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ backend: 'spare' });
+    expect(spare.received[0]!.body).toBe('payload');
+  });
+});
+
+describe('active health checks', () => {
+  it('an unhealthy backend is skipped and comes back after healthyAfter passing probes', async () => {
+    const a = await startSwitchable('a');
+    const b = await startSwitchable('b');
+    backends = [a, b];
+    a.health = status(503);
+    const recorder = recordingObserver();
+    gateway = await startGateway(config([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
+    await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
+    const before = served(a);
+    for (let i = 0; i < 10; i++) expect((await get(`${gateway.url}/x`)).status).toBe(200);
+    expect(served(a)).toBe(before);
+    expect(served(b)).toBeGreaterThanOrEqual(10);
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; health: { healthy: boolean } }> } } };
+    expect(view.upstreams.orders.backends[0]).toMatchObject({ state: 'unhealthy', health: { healthy: false } });
+
+    a.health = ok('a');
+    await until(() => recorder.of('health', a.url).includes('healthy'), 3000, 'a healthy');
+    for (let i = 0; i < 10; i++) await get(`${gateway.url}/x`);
+    expect(served(a)).toBeGreaterThan(before);
+    expect(recorder.of('health', b.url)).toEqual([]);
+  });
+
+  it('a probe that times out counts as a failure', async () => {
+    const a = await startSwitchable('a');
+    backends = [a];
+    a.health = (_req, res) => void setTimeout(() => res.end('late'), 300);
+    const recorder = recordingObserver();
+    gateway = await startGateway(config([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
+    await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
+    const res = await fetch(`${gateway.url}/x`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable' });
+  });
+
+  it('passing probes close an open breaker early, without spending user requests in half-open', async () => {
+    const a = await startSwitchable('a', status(500));
+    const b = await startSwitchable('b');
+    backends = [a, b];
+    const recorder = recordingObserver();
+    gateway = await startGateway(
+      config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 30s }\n    healthCheck: { interval: 50ms, healthyAfter: 2 }'),
+      { observer: recorder.observer },
+    );
+    for (let i = 0; i < 6; i++) await get(`${gateway.url}/x`);
+    await until(() => recorder.of('breaker', a.url).includes('open'), 1000, 'open');
+    a.behaviour = ok('a');
+    await until(() => recorder.of('breaker', a.url).includes('closed'), 2000, 'closed by probes');
+    expect(recorder.of('breaker', a.url)).toEqual(['open', 'closed']);
+  });
+});
