@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, type TestBackend } from './helpers/backend.js';
 import { startCli, writeTempConfig, type CliGateway } from './helpers/gateway.js';
 import { httpRequest } from './helpers/http.js';
-import { delayed, ok, sleep, startSwitchable, until } from './helpers/resilience.js';
+import { delayed, ok, served, startSwitchable, until } from './helpers/resilience.js';
 
 let clis: CliGateway[] = [];
 let backends: TestBackend[] = [];
@@ -41,10 +41,9 @@ describe('graceful shutdown', () => {
     backends = [slow];
     const cli = await gatewayFor(slow);
     const inFlight = Array.from({ length: 6 }, () => httpRequest(`${cli.url}/work`));
-    await sleep(150);
+    await until(() => served(slow) === 6, 10_000, 'requests in flight');
     const exited = cli.stop('SIGTERM');
-    await sleep(50);
-    expect(await refused(`${cli.url}/late`)).toBe(true);
+    await until(() => refused(`${cli.url}/late`), 10_000, 'new connections refused');
     const responses = await Promise.all(inFlight);
     expect(responses.map((r) => r.status)).toEqual(Array(6).fill(200));
     expect(await exited).toBe(0);
@@ -55,7 +54,7 @@ describe('graceful shutdown', () => {
     backends = [slow];
     const cli = await gatewayFor(slow);
     const pending = httpRequest(`${cli.url}/work`);
-    await sleep(100);
+    await until(() => served(slow) === 1, 10_000, 'request in flight');
     const exited = cli.stop('SIGINT');
     expect((await pending).status).toBe(200);
     expect(await exited).toBe(0);
@@ -107,7 +106,7 @@ describe('graceful shutdown', () => {
       (r) => r.status,
       () => 'cut',
     );
-    await sleep(100);
+    await until(() => served(stuck) === 1, 10_000, 'request in flight');
     const started = Date.now();
     expect(await cli.stop('SIGTERM')).toBe(0);
     expect(Date.now() - started).toBeLessThan(3000);
