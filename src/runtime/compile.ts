@@ -3,6 +3,7 @@ import type { RouteStatsRegistry } from '../routing/route-stats.js';
 import { backendId, type BackendStateRegistry } from '../upstream/backend-state.js';
 import { resolveBackendTls } from '../upstream/backend-tls.js';
 import type { DispatcherRegistry } from '../upstream/dispatchers.js';
+import type { RateLimitRegistry } from '../ratelimit/registry.js';
 import { compileHeaderEdit } from '../upstream/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -16,6 +17,7 @@ export interface RuntimeRegistries {
   routes: RouteStatsRegistry;
   /** Receives breaker and health events of backends (issue 4). */
   observer?: ProxyObserver;
+  limits?: RateLimitRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -69,7 +71,11 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
     for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
   }
 
-  const routes = config.routes.map((route, index) => compileRoute(route, index, upstreams, registries.routes));
+  const limits = registries.limits?.compile(config);
+  const routes = config.routes.map((route, index) => {
+    const compiled = compileRoute(route, index, upstreams, registries.routes);
+    return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
+  });
 
   return { config, file, loadedAt: new Date(), routes, upstreams, limits: config.limits };
 }

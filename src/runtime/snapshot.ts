@@ -15,6 +15,7 @@ import type { RouteStats } from '../routing/route-stats.js';
 import type { CompiledSplit } from '../routing/split.js';
 import type { CompiledAggregate } from '../routing/aggregate/compile.js';
 import type { RouteFallback, UpstreamResilience } from '../resilience/policy.js';
+import type { RouteRateLimit } from '../ratelimit/route-limit.js';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -81,6 +82,8 @@ export interface CompiledRoute {
   readonly removeHeaders: readonly string[] | undefined;
   /** What to answer when no backend of the upstream can take the request (issue 4). */
   readonly fallback: RouteFallback | undefined;
+  /** Client rate limits (absent: none, and no per-request cost). */
+  readonly rateLimit?: RouteRateLimit | undefined;
 }
 
 export interface Snapshot {

@@ -13,6 +13,7 @@ import { BackendStateRegistry } from '../upstream/backend-state.js';
 import { DispatcherRegistry } from '../upstream/dispatchers.js';
 import { RouteStatsRegistry } from '../routing/route-stats.js';
 import type { ProxyObserver } from '../upstream/observer.js';
+import { RateLimitRegistry } from '../ratelimit/registry.js';
 import { TunnelRegistry } from '../upstream/websocket-exchange.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -38,6 +39,7 @@ export class Gateway {
   readonly routeStats = new RouteStatsRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
+  readonly limits = new RateLimitRegistry(() => this.observer);
   readonly reloader: ConfigReloader;
   #snapshot: Snapshot;
   #ready = false;
@@ -50,7 +52,7 @@ export class Gateway {
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.logger = options.logger ?? createLogger(config.log.level);
     this.observer = options.observer ?? logObserver(this.logger);
-    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer });
+    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
     this.reloader = new ConfigReloader(this, options.file, this.logger, this.observer, options.source);
@@ -99,6 +101,7 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
+    await this.limits.ready();
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -108,7 +111,7 @@ export class Gateway {
 
   /** Swaps in a new config; requests in flight finish on the snapshot they started with. */
   apply(config: GatewayConfig, file: string): Snapshot {
-    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer });
+    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
     warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
     const keys = snapshotKeys(next);
@@ -138,7 +141,7 @@ export class Gateway {
       clearTimeout(force);
       clearInterval(sweep);
       this.states.shutdown();
-      await this.dispatchers.closeAll();
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }
 }

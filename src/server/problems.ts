@@ -21,6 +21,9 @@ export const PROBLEM_TYPES = {
   'upstream-tls-error': { status: 502, title: 'TLS handshake with the backend failed' },
   'upstream-error': { status: 502, title: 'The backend request failed' },
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
+  'client-rate-limited': { status: 429, title: 'Client rate limit exceeded' },
+  'client-key-missing': { status: 401, title: 'The request lacks the client key its rate limit needs' },
+  'rate-limiter-unavailable': { status: 503, title: 'The rate limiter cannot decide (its store is unavailable)' },
   'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
   // fan-out (aggregate routes): whole-response errors, then the per-part problems of `_errors`
   'aggregate-part-failed': { status: 502, title: 'A required part of the aggregate failed' },

@@ -14,9 +14,10 @@ import { isRejection, normalisePath } from '../routing/normalise.js';
 import { RequestView } from '../routing/request-view.js';
 import { sendStatic } from '../routing/respond.js';
 import { applyHeaderOps } from '../routing/rewrite.js';
-import { matchRoute } from '../routing/route-table.js';
+import { matchRoute, type RouteMatch } from '../routing/route-table.js';
 import { HeaderRewriteSink } from '../routing/sinks.js';
 import { pickSplit } from '../routing/split.js';
+import { enforceRateLimit } from '../ratelimit/stage.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
 import { answerPoolBlocked, ProxyExchange, sendStaticFallback, type ExchangeContext } from '../upstream/exchange.js';
 import { removeHeaders } from '../upstream/header-edit.js';
@@ -136,21 +137,30 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const { route, params } = matched;
     route.stats.requests++;
 
-    // 3. limits — (client rate limits plug in here)
+    // 3. limits
+    if (route.rateLimit) {
+      enforceRateLimit(route.rateLimit, req, res, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query));
+      return;
+    }
+    act(req, res, snapshot, matched, request, target.query);
+  };
 
-    // 4. action
+  /** Stage 4: what the route does. */
+  function act(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, matched: RouteMatch<CompiledRoute>, request: RequestView, query: string): void {
+    const { route, params } = matched;
+    const { method, path } = request;
     const { action } = route;
     if (action.kind === 'respond') {
       route.stats.responded++;
-      sendStatic(res, action.respond, method, params, target.query);
+      sendStatic(res, action.respond, method, params, query);
       return;
     }
     if (action.kind === 'aggregate') {
-      runAggregate({ req, res, route, aggregate: action.aggregate, params, query: target.query, context, proto });
+      runAggregate({ req, res, route, aggregate: action.aggregate, params, query, context, proto });
       return;
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
-    const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + target.query;
+    const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + query;
     forwardToUpstream(req, res, snapshot, route, upstream, forwardPath);
-  };
+  }
 }

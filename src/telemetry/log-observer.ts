@@ -15,6 +15,10 @@ export function logObserver(logger: Logger): ProxyObserver {
       if (reason === 'closed') return;
       logger.info({ event: 'websocket.closed', upstream: upstream.name, backend: backend.name ?? backend.url, reason, durationMs: Math.round(durationMs) }, 'WebSocket tunnel ended by the gateway');
     },
+    limiterDegraded(degraded, reason) {
+      if (degraded) logger.warn({ event: 'limiter.degraded', degraded, reason }, 'rate limiter degraded: redis unavailable, onRedisError applies');
+      else logger.info({ event: 'limiter.degraded', degraded, reason }, 'rate limiter back on redis');
+    },
     tlsError(upstream, backend, code, reason) {
       logger.warn({ event: 'backend.tls_error', upstream: upstream.name, backend: backend.name ?? backend.url, code, reason }, 'TLS to backend failed');
     },

@@ -8,7 +8,8 @@ import type { CooldownDecision } from './cooldown.js';
 export type AttemptOutcome = 'ok' | 'throttled' | 'error' | 'timeout' | 'breaker_open' | 'skipped_cooling' | 'aborted';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
-export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error';
+/** error: the store could not decide (onRedisError open/closed); missing-key: no client key (401). */
+export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error' | 'missing-key';
 
 export interface MirrorComparison {
   statusEqual: boolean;

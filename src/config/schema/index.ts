@@ -7,6 +7,7 @@ import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
+import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -39,8 +40,11 @@ export const gatewaySchema = z
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }), upstreamSchema),
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
     shutdown: shutdownSchema.prefault({}),
+    redis: redisSchema.optional(),
+    rateLimits: rateLimitsSchema.default({}),
   })
   .superRefine((config, ctx) => {
+    checkRateLimitRefs(config, ctx);
     if (config.listen.http2 && !config.listen.tls) {
       ctx.addIssue({ code: 'custom', path: ['listen', 'http2'], message: 'http2 needs listen.tls (clients negotiate HTTP/2 over TLS)' });
     }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { removeHeadersSchema } from './headers.js';
+import { routeRateLimit } from './ratelimit.js';
 import { aggregateSchema } from './aggregate.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
@@ -21,6 +22,7 @@ export const routeSchema = z
     mirror: mirrorSchema.optional(),
     removeHeaders: removeHeadersSchema.optional(),
     fallback: fallbackSchema.optional(),
+    rateLimit: routeRateLimit.optional(),
   })
   .superRefine((route, ctx) => {
     const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);

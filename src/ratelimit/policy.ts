@@ -1,0 +1,99 @@
+// A rate-limit policy compiled for the request path: how to name the client (key parts, tiers,
+// missing-key rule) and which bucket it gets. Key parts are resolved without allocation beyond
+// the identity string; only jwt keys make identification asynchronous.
+
+import type { IncomingMessage } from 'node:http';
+import type { RateLimitPolicyConfig } from '../config/schema/ratelimit.js';
+import { clientIpResolver, type ClientIpResolver } from './client-ip.js';
+import type { PolicyStore, RedisFailureMode } from './guarded-store.js';
+import { claimValue, jwtVerifier } from './jwt.js';
+
+export interface PolicyBucket {
+  readonly capacity: number;
+  readonly refillPerMs: number;
+  readonly cost: number;
+  /** Tier name, undefined for the policy's own bucket. */
+  readonly tier: string | undefined;
+}
+
+export interface ClientIdentity {
+  /** Store key of this client's bucket. */
+  readonly key: string;
+  readonly bucket: PolicyBucket;
+}
+
+export interface CompiledPolicy {
+  readonly name: string;
+  readonly maxWaitMs: number;
+  readonly onRedisError: RedisFailureMode;
+  readonly store: PolicyStore;
+  /** The client's bucket; undefined when the key is missing and missingKey is deny. */
+  identify(req: IncomingMessage, routeName: string): ClientIdentity | undefined | Promise<ClientIdentity | undefined>;
+}
+
+type PartReader = (req: IncomingMessage, routeName: string, claims: Record<string, unknown> | undefined) => string | undefined;
+
+const SEPARATOR = '\u0001';
+
+export function compilePolicy(name: string, config: RateLimitPolicyConfig, store: PolicyStore, defaultOnRedisError: RedisFailureMode): CompiledPolicy {
+  const base: PolicyBucket = { capacity: config.capacity, refillPerMs: config.refill, cost: config.cost, tier: undefined };
+  const tiers = new Map<string, PolicyBucket>();
+  for (const [tierName, tier] of Object.entries(config.tiers)) {
+    const bucket: PolicyBucket = { capacity: tier.capacity ?? base.capacity, refillPerMs: tier.refill ?? base.refillPerMs, cost: tier.cost ?? base.cost, tier: tierName };
+    for (const key of tier.keys) tiers.set(key, bucket);
+  }
+  const needsIp = config.key.includes('ip') || config.missingKey === 'ip';
+  const clientIp: ClientIpResolver | undefined = needsIp ? clientIpResolver(config.trustedProxies) : undefined;
+  const readers: PartReader[] = config.key.map((part) => partReader(part, clientIp));
+  const tierParts = config.key.map((part) => part !== 'route');
+  const verify = config.key.some((part) => part.startsWith('jwt:')) && config.jwt ? jwtVerifier(config.jwt) : undefined;
+
+  const bucketFor = (values: readonly string[]): PolicyBucket => {
+    if (tiers.size === 0) return base;
+    for (let i = 0; i < values.length; i++) {
+      if (!tierParts[i]) continue;
+      const tier = tiers.get(values[i]!);
+      if (tier) return tier;
+    }
+    return base;
+  };
+
+  const resolve = (req: IncomingMessage, routeName: string, claims: Record<string, unknown> | undefined): ClientIdentity | undefined => {
+    const values: string[] = [];
+    for (const read of readers) {
+      const value = read(req, routeName, claims);
+      if (value === undefined) {
+        if (config.missingKey !== 'ip') return undefined;
+        const ip = clientIp!(req);
+        return { key: store.keyFor(name, `${SEPARATOR}ip${SEPARATOR}${ip}`), bucket: tiers.get(ip) ?? base };
+      }
+      values.push(value);
+    }
+    return { key: store.keyFor(name, values.join(SEPARATOR)), bucket: bucketFor(values) };
+  };
+
+  return {
+    name,
+    maxWaitMs: config.mode === 'queue' ? config.maxWait : 0,
+    onRedisError: config.onRedisError ?? defaultOnRedisError,
+    store,
+    identify: verify
+      ? async (req, routeName) => resolve(req, routeName, (await verify(req)) as Record<string, unknown> | undefined)
+      : (req, routeName) => resolve(req, routeName, undefined),
+  };
+}
+
+function partReader(part: string, clientIp: ClientIpResolver | undefined): PartReader {
+  if (part === 'route') return (_req, routeName) => routeName;
+  if (part === 'ip') return (req) => clientIp!(req) || undefined;
+  if (part.startsWith('header:')) {
+    const header = part.slice(7).toLowerCase();
+    return (req) => {
+      const raw = req.headers[header];
+      const value = Array.isArray(raw) ? raw[0] : raw;
+      return value ? value.trim() || undefined : undefined;
+    };
+  }
+  const claim = part.slice(4);
+  return (_req, _route, claims) => (claims ? claimValue(claims, claim) : undefined);
+}

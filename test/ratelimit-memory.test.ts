@@ -1,0 +1,264 @@
+// Client rate limits with the in-memory store: bucket arithmetic (burst, refill, cost, tiers),
+// exact response headers, several policies on one route, queue mode, and the memory store's
+// exactness under concurrent clients.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
+import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { burst, hit, limiterEvents, sleep, statusCounts } from './helpers/ratelimit.js';
+
+let gateway: TestGateway | undefined;
+let backend: TestBackend | undefined;
+afterEach(async () => {
+  await closeAll(gateway, backend);
+  gateway = undefined;
+  backend = undefined;
+});
+
+async function start(policies: string, routeLimit: string, options: Parameters<typeof startGateway>[1] = {}): Promise<TestGateway> {
+  backend = await startBackend();
+  gateway = await startGateway(
+    `upstreams:
+  app:
+    backends: [ { url: ${backend.url} } ]
+rateLimits:
+${policies}
+routes:
+  - name: api
+    match: { path: /v1/ }
+    upstream: app
+    rateLimit: ${routeLimit}
+  - name: open
+    match: { path: / }
+    upstream: app
+`,
+    options,
+  );
+  return gateway;
+}
+
+describe('token bucket: burst, refill, cost', () => {
+  it('allows the burst, then 429 with Retry-After and a problem naming the policy; the backend never sees the refused ones', async () => {
+    const gw = await start(
+      `  per-key:
+    key: header:x-api-key
+    capacity: 3
+    refill: 1/h`,
+      'per-key',
+    );
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' })).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    expect(backend!.received).toHaveLength(3);
+
+    const refused = await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    // one token per hour: the next one is due in 3600 s
+    expect(refused.headers.get('retry-after')).toBe('3600');
+    const problem = JSON.parse(refused.body) as Record<string, unknown>;
+    expect(problem).toMatchObject({ type: 'urn:spillway:problem:client-rate-limited', status: 429, policy: 'per-key' });
+    expect(problem.retryAfterMs).toBeGreaterThan(3_599_000);
+
+    // another client has its own bucket; an unlimited route is untouched
+    expect((await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k2' })).status).toBe(200);
+    const open = await hit(`${gw.url}/other`, { 'x-api-key': 'k1' });
+    expect(open.status).toBe(200);
+    expect(open.headers.get('ratelimit')).toBeNull();
+  });
+
+  it('refills at the configured rate', async () => {
+    const gw = await start(
+      `  per-key:
+    key: header:x-api-key
+    capacity: 2
+    refill: 4/s`,
+      'per-key',
+    );
+    // concurrent sends land within a few ms of each other: less than a token's 250 ms
+    const send = async (n: number) => statusCounts(await Promise.all(Array.from({ length: n }, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }))));
+    expect(await send(3)).toEqual({ 200: 2, 429: 1 });
+    await sleep(300); // one token back
+    expect(await send(2)).toEqual({ 200: 1, 429: 1 });
+    await sleep(700); // full again, capped at 2
+    expect(await send(3)).toEqual({ 200: 2, 429: 1 });
+  });
+
+  it('a request costs `cost` tokens', async () => {
+    const gw = await start(
+      `  heavy:
+    key: header:x-api-key
+    capacity: 10
+    refill: 1/h
+    cost: 4`,
+      'heavy',
+    );
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' })).status);
+    expect(statuses).toEqual([200, 200, 429]); // 10 → 6 → 2, then 2 < 4
+  });
+
+  it('tiers give listed keys their own capacity and refill', async () => {
+    const gw = await start(
+      `  per-key:
+    key: header:x-api-key
+    capacity: 2
+    refill: 1/h
+    tiers:
+      gold: { keys: [key-gold-1, key-gold-2], capacity: 5 }`,
+      'per-key',
+    );
+    const count = async (key: string) => {
+      let ok = 0;
+      for (let i = 0; i < 8; i++) if ((await hit(`${gw.url}/v1/x`, { 'x-api-key': key })).status === 200) ok++;
+      return ok;
+    };
+    expect(await count('plain')).toBe(2);
+    expect(await count('key-gold-1')).toBe(5);
+    expect(await count('key-gold-2')).toBe(5);
+    const last = await hit(`${gw.url}/v1/x`, { 'x-api-key': 'key-gold-2' });
+    expect(last.headers.get('ratelimit-policy')).toBe('"per-key";q=5;w=18000');
+  });
+});
+
+describe('response headers', () => {
+  it('exact IETF draft and X-RateLimit fields on 2xx and 429', async () => {
+    const gw = await start(
+      `  per-key:
+    key: header:x-api-key
+    capacity: 20
+    refill: 10/s`,
+      'per-key',
+    );
+    const first = await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
+    expect(first.status).toBe(200);
+    expect(first.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=2');
+    expect(first.headers.get('ratelimit')).toBe('"per-key";r=19;t=1');
+    expect(first.headers.get('x-ratelimit-limit')).toBe('20');
+    expect(first.headers.get('x-ratelimit-remaining')).toBe('19');
+    expect(first.headers.get('x-ratelimit-reset')).toBe('1');
+
+    const rest = await burst(25, 5, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }));
+    const refused = rest.find((h) => h.status === 429)!;
+    expect(refused).toBeDefined();
+    expect(refused.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=2');
+    expect(refused.headers.get('ratelimit')).toMatch(/^"per-key";r=0;t=2$/);
+    expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
+    expect(refused.headers.get('retry-after')).toBe('1');
+  });
+
+  it('gateway fields win over a backend that sends its own', async () => {
+    backend = await startBackend((_req, res) => {
+      res.writeHead(200, { 'x-ratelimit-remaining': '999', ratelimit: 'backend', 'x-other': 'kept' });
+      res.end('ok');
+    });
+    gateway = await startGateway(`upstreams:
+  app:
+    backends: [ { url: ${backend.url} } ]
+rateLimits:
+  whole-route: { key: route, capacity: 5, refill: 1/h }
+routes:
+  - match: { path: / }
+    upstream: app
+    rateLimit: whole-route
+`);
+    const response = await hit(`${gateway.url}/x`);
+    expect(response.headers.get('x-ratelimit-remaining')).toBe('4');
+    expect(response.headers.get('ratelimit')).toBe('"whole-route";r=4;t=3600');
+    expect(response.headers.get('x-other')).toBe('kept');
+  });
+});
+
+describe('several policies on one route', () => {
+  it('per-key and a global cap: both must allow; a refused request takes no token from the others', async () => {
+    const gw = await start(
+      `  per-key:
+    key: header:x-api-key
+    capacity: 3
+    refill: 1/h
+  global:
+    key: route
+    capacity: 5
+    refill: 1/h`,
+      '[per-key, global]',
+    );
+    const send = (key: string) => hit(`${gw.url}/v1/x`, { 'x-api-key': key });
+    const a = [];
+    for (let i = 0; i < 4; i++) a.push((await send('a')).status);
+    expect(a).toEqual([200, 200, 200, 429]); // per-key refuses the 4th; global keeps 2 tokens
+    const both = await send('b');
+    expect(both.headers.get('ratelimit-policy')).toBe('"per-key";q=3;w=10800, "global";q=5;w=18000');
+    expect(both.headers.get('ratelimit')).toBe('"per-key";r=2;t=3600, "global";r=1;t=14400');
+    expect(both.headers.get('x-ratelimit-limit')).toBe('5'); // the tightest: global, 1 left
+    expect(both.headers.get('x-ratelimit-remaining')).toBe('1');
+    expect((await send('b')).status).toBe(200);
+    const capped = await send('b');
+    expect(capped.status).toBe(429);
+    expect(JSON.parse(capped.body)).toMatchObject({ policy: 'global' });
+    expect(backend!.received).toHaveLength(5);
+  });
+});
+
+describe('queue mode', () => {
+  it('holds a request until its token is due when that is within maxWait, else 429', async () => {
+    const events = limiterEvents();
+    const gw = await start(
+      `  smooth:
+    key: route
+    capacity: 1
+    refill: 5/s
+    mode: queue
+    maxWait: 500ms`,
+      'smooth',
+      { observer: events.observer },
+    );
+    const started = performance.now();
+    const results = await Promise.all(Array.from({ length: 5 }, () => hit(`${gw.url}/v1/x`)));
+    const elapsed = performance.now() - started;
+    // 1 now, then one every 200 ms: 200 ms and 400 ms are within maxWait, 600 ms and 800 ms are not
+    expect(statusCounts(results)).toEqual({ 200: 3, 429: 2 });
+    const served = results.filter((r) => r.status === 200).map((r) => r.ms).sort((a, b) => a - b);
+    expect(served[1]!).toBeGreaterThan(170);
+    expect(served[2]!).toBeGreaterThan(370);
+    expect(elapsed).toBeLessThan(3000);
+    expect(events.decisions.filter((d) => d.result === 'queued')).toHaveLength(2);
+    expect(events.decisions.filter((d) => d.result === 'limited')).toHaveLength(2);
+  });
+});
+
+describe('memory store under concurrency', () => {
+  it('is exact in one process: concurrent clients get exactly the capacity', async () => {
+    const gw = await start(
+      `  global:
+    key: route
+    capacity: 150
+    refill: 1/h`,
+      'global',
+    );
+    const results = await burst(400, 40, () => hit(`${gw.url}/v1/x`));
+    expect(statusCounts(results)).toEqual({ 200: 150, 429: 250 });
+    expect(backend!.received).toHaveLength(150);
+  });
+});
+
+describe('limiter decisions are reported', () => {
+  it('through context.observer', async () => {
+    const events = limiterEvents();
+    const gw = await start(
+      `  per-key:
+    key: header:x-api-key
+    capacity: 1
+    refill: 1/h`,
+      'per-key',
+      { observer: events.observer },
+    );
+    await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
+    await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
+    await hit(`${gw.url}/v1/x`);
+    expect(events.decisions).toEqual([
+      { policy: 'per-key', result: 'allowed' },
+      { policy: 'per-key', result: 'limited' },
+      { policy: 'per-key', result: 'missing-key' },
+    ]);
+  });
+});
