@@ -72,15 +72,15 @@ describe('token bucket: burst, refill, cost', () => {
       `  per-key:
     key: header:x-api-key
     capacity: 2
-    refill: 4/s`,
+    refill: 2/s`,
       'per-key',
     );
-    // concurrent sends land within a few ms of each other: less than a token's 250 ms
+    // concurrent sends land within a few ms of each other: well under a token's 500 ms
     const send = async (n: number) => statusCounts(await Promise.all(Array.from({ length: n }, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }))));
     expect(await send(3)).toEqual({ 200: 2, 429: 1 });
-    await sleep(300); // one token back
+    await sleep(600); // one token back
     expect(await send(2)).toEqual({ 200: 1, 429: 1 });
-    await sleep(700); // full again, capped at 2
+    await sleep(1_200); // full again, capped at 2
     expect(await send(3)).toEqual({ 200: 2, 429: 1 });
   });
 
@@ -127,12 +127,12 @@ describe('response headers', () => {
       `  per-key:
     key: header:x-api-key
     capacity: 20
-    refill: 10/s`,
+    refill: 2/s`,
       'per-key',
     );
     const first = await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
     expect(first.status).toBe(200);
-    expect(first.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=2');
+    expect(first.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=10');
     expect(first.headers.get('ratelimit')).toBe('"per-key";r=19;t=1');
     expect(first.headers.get('x-ratelimit-limit')).toBe('20');
     expect(first.headers.get('x-ratelimit-remaining')).toBe('19');
@@ -141,8 +141,8 @@ describe('response headers', () => {
     const rest = await burst(25, 5, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }));
     const refused = rest.find((h) => h.status === 429)!;
     expect(refused).toBeDefined();
-    expect(refused.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=2');
-    expect(refused.headers.get('ratelimit')).toMatch(/^"per-key";r=0;t=2$/);
+    expect(refused.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=10');
+    expect(refused.headers.get('ratelimit')).toBe('"per-key";r=0;t=10');
     expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
     expect(refused.headers.get('retry-after')).toBe('1');
   });
@@ -206,21 +206,21 @@ describe('queue mode', () => {
       `  smooth:
     key: route
     capacity: 1
-    refill: 5/s
+    refill: 2/s
     mode: queue
-    maxWait: 500ms`,
+    maxWait: 1200ms`,
       'smooth',
       { observer: events.observer },
     );
     const started = performance.now();
     const results = await Promise.all(Array.from({ length: 5 }, () => hit(`${gw.url}/v1/x`)));
     const elapsed = performance.now() - started;
-    // 1 now, then one every 200 ms: 200 ms and 400 ms are within maxWait, 600 ms and 800 ms are not
+    // 1 now, then one every 500 ms: 500 ms and 1 s are within maxWait, 1.5 s and 2 s are not
     expect(statusCounts(results)).toEqual({ 200: 3, 429: 2 });
     const served = results.filter((r) => r.status === 200).map((r) => r.ms).sort((a, b) => a - b);
-    expect(served[1]!).toBeGreaterThan(170);
-    expect(served[2]!).toBeGreaterThan(370);
-    expect(elapsed).toBeLessThan(3000);
+    expect(served[1]!).toBeGreaterThan(450);
+    expect(served[2]!).toBeGreaterThan(950);
+    expect(elapsed).toBeLessThan(4000);
     expect(events.decisions.filter((d) => d.result === 'queued')).toHaveLength(2);
     expect(events.decisions.filter((d) => d.result === 'limited')).toHaveLength(2);
   });

@@ -27,11 +27,11 @@ afterEach(async () => {
 
 const CAPACITY = 8;
 
-async function setup(mode: 'open' | 'closed' | 'local'): Promise<{ gw: TestGateway; events: LimiterEvents }> {
+async function setup(mode: 'open' | 'closed' | 'local', commandTimeout = '500ms'): Promise<{ gw: TestGateway; events: LimiterEvents }> {
   redis = await startRedis();
   const events = limiterEvents();
   gateway = await startGateway(
-    `redis: { url: ${redis.url}, onRedisError: ${mode}, commandTimeout: 100ms, breaker: { failures: 3, cooldown: 200ms } }
+    `redis: { url: ${redis.url}, onRedisError: ${mode}, commandTimeout: ${commandTimeout}, breaker: { failures: 3, cooldown: 200ms } }
 upstreams:
   app:
     backends: [ { url: ${backend.url} } ]
@@ -147,7 +147,7 @@ describe.each(['open', 'closed', 'local'] as const)('Redis killed mid-load, onRe
 
 describe('Redis hanging', () => {
   it('commands time out at commandTimeout, the breaker opens, requests never wait for Redis', async () => {
-    const { gw, events } = await setup('open');
+    const { gw, events } = await setup('open', '100ms');
     expect((await hit(`${gw.url}/x`)).status).toBe(200);
     const client = new Redis(redis.url);
     try {

@@ -34,7 +34,7 @@ afterEach(async () => {
 });
 
 function yaml(policies: string, route: string, redisExtra = ''): string {
-  return `redis: { url: ${redis.url}, keyPrefix: "test:"${redisExtra} }
+  return `redis: { url: ${redis.url}, keyPrefix: "test:", commandTimeout: 1s${redisExtra} }
 upstreams:
   app:
     backends: [ { url: ${backend.url} } ]
@@ -103,12 +103,12 @@ describe('redis store', () => {
   });
 
   it('queue mode holds requests on the Redis clock', async () => {
-    const gw = await gatewayOn(yaml('  q: { key: route, capacity: 1, refill: 4/s, mode: queue, maxWait: 600ms }', 'q'));
+    const gw = await gatewayOn(yaml('  q: { key: route, capacity: 1, refill: 2/s, mode: queue, maxWait: 1200ms }', 'q'));
     const results = await Promise.all(Array.from({ length: 5 }, () => hit(`${gw.url}/x`)));
-    // now, +250 ms, +500 ms; +750 ms and +1 s are past maxWait
+    // now, +500 ms, +1 s; +1.5 s and +2 s are past maxWait
     expect(statusCounts(results)).toEqual({ 200: 3, 429: 2 });
     const slowest = Math.max(...results.filter((r) => r.status === 200).map((r) => r.ms));
-    expect(slowest).toBeGreaterThan(450);
+    expect(slowest).toBeGreaterThan(950);
   });
 
   it('store: memory keeps one policy in process while the others use Redis', async () => {
@@ -136,7 +136,7 @@ describe('replicas share buckets', () => {
     const perSecond = 10;
     const file = await writeTempConfig(`listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
-${yaml(`  global: { key: route, capacity: ${capacity}, refill: ${perSecond}/s }`, 'global', ', commandTimeout: 1s')}`);
+${yaml(`  global: { key: route, capacity: ${capacity}, refill: ${perSecond}/s }`, 'global')}`);
     clis = await Promise.all([0, 1, 2, 3].map(() => startCli(file)));
 
     // warm every process's connections, then start the clock at the bucket's first request
