@@ -425,6 +425,34 @@ describe('aggregate edge cases', () => {
     expect(body._errors.bomb).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-too-large' });
   });
 
+  it('an answer nested too deeply to merge fails its part, not the process', async () => {
+    const deep = '['.repeat(300_000) + ']'.repeat(300_000);
+    const s = await services({ users: () => ({ body: { id: 1 } }), weird: () => ({ body: deep }) });
+    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+  - match: { path: /opt }
+    aggregate:
+      maxPartBody: 1mb
+      parts:
+        profile: { upstream: users, path: /u }
+        weird: { upstream: weird, path: /w }
+  - match: { path: /req }
+    aggregate:
+      maxPartBody: 1mb
+      parts:
+        profile: { upstream: users, path: /u }
+        weird: { upstream: weird, path: /w, required: true }
+`);
+    const optional = await fetch(`${gateway.url}/opt`);
+    expect(optional.status).toBe(200);
+    const body = (await optional.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
+    expect(body).toMatchObject({ profile: { id: 1 }, weird: null });
+    expect(body._errors.weird).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-invalid-body' });
+    const required = await fetch(`${gateway.url}/req`);
+    expect(required.status).toBe(502);
+    expect((await required.json()) as Problem).toMatchObject({ part: 'weird' });
+    expect((await fetch(`${gateway.url}/opt`)).status).toBe(200);
+  });
+
   it('GET /admin/routes shows the aggregate\'s parts and the calls per upstream', async () => {
     const s = await services({ users: () => ({}), recs: () => ({}) });
     gateway = await startGateway(`${upstreamsYaml(s)}routes:

@@ -90,7 +90,7 @@ class AggregateRun implements TemplateInput {
       this.#settle(part, fail(rendered.fromRequest ? 'aggregate-input-missing' : 'aggregate-part-skipped', detail, part));
       return;
     }
-    const sink = new PartSink(aggregate.maxPartBody, { part: part.name, upstream: part.upstream.name }, (result) => this.#settle(part, result));
+    const sink = new PartSink(aggregate.maxPartBody, { part: part.name, upstream: part.upstream.name }, (result) => this.#settleSafely(part, result));
     state.sink = sink;
     if (part.timeout !== undefined && part.timeout < aggregate.timeout) {
       state.timer = setTimeout(() => sink.cancel({ code: 'aggregate-part-timeout', detail: `no answer within the part timeout (${part.timeout} ms)` }), part.timeout);
@@ -108,6 +108,15 @@ class AggregateRun implements TemplateInput {
       exchange.start();
     } catch (error) {
       sink.problem('upstream-error', `${part.upstream.name}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Called from inside undici's handler callbacks: whatever happens must not escape into them. */
+  #settleSafely(part: CompiledPart, result: PartResult): void {
+    try {
+      this.#settle(part, result);
+    } catch (error) {
+      if (!this.#done) this.#answerProblem('internal', `the aggregate failed: ${(error as Error).message}`, { part: part.name });
     }
   }
 
@@ -196,9 +205,27 @@ class AggregateRun implements TemplateInput {
   #answerMerged(): void {
     const { res, route, aggregate, context } = this.request;
     this.#finish();
-    const outcomes = aggregate.parts.map((part) => this.#states.get(part)!.outcome!);
+    let outcomes = aggregate.parts.map((part) => this.#states.get(part)!.outcome!);
+    let body: string;
+    try {
+      body = JSON.stringify(mergeAnswers(aggregate.merge, outcomes));
+    } catch {
+      // An answer nested too deeply to merge or serialise (JSON.parse takes any depth; the
+      // recursion afterwards does not): that part failed. Find it, then merge the rest.
+      outcomes = outcomes.map((outcome) => (outcome.problem || serialisable(outcome.value) ? outcome : { part: outcome.part, value: null, problem: fail('aggregate-part-invalid-body', 'the answer is nested too deeply to merge', outcome.part).problem }));
+      const broken = outcomes.find((outcome) => outcome.problem && outcome.part.required);
+      if (broken) {
+        this.#answerProblem('aggregate-part-failed', `required part "${broken.part.name}" failed: ${String(broken.problem!.detail)}`, { part: broken.part.name, upstream: broken.part.upstream.name, cause: broken.problem });
+        return;
+      }
+      try {
+        body = JSON.stringify(mergeAnswers(aggregate.merge, outcomes));
+      } catch {
+        this.#answerProblem('aggregate-part-failed', 'the answers are nested too deeply to merge', {});
+        return;
+      }
+    }
     const failed = outcomes.filter((outcome) => outcome.problem).map((outcome) => outcome.part.name);
-    const body = JSON.stringify(mergeAnswers(aggregate.merge, outcomes));
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
     if (failed.length > 0) headers[PARTIAL_HEADER] = failed.join(', ');
     res.writeHead(200, headers);
@@ -222,4 +249,13 @@ class AggregateRun implements TemplateInput {
 function fail(code: ProblemCode, detail: string, part: CompiledPart): Extract<PartResult, { ok: false }> {
   const problem: ProblemDetails = problemBody(code, detail, { part: part.name, upstream: part.upstream.name });
   return { ok: false, problem, timeout: code === 'aggregate-part-timeout' };
+}
+
+function serialisable(value: unknown): boolean {
+  try {
+    JSON.stringify(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
