@@ -7,6 +7,8 @@ import { loadConfigFile } from '../config/load.js';
 import { gatewayJsonSchema } from '../config/schema/index.js';
 import { Gateway } from '../server/gateway.js';
 import { createLogger } from '../telemetry/logger.js';
+import { SecretScrubber } from '../telemetry/redact.js';
+import { startTracingFromEnv, type Tracing } from '../telemetry/tracing.js';
 
 const USAGE = `usage:
   spillway [start] --config FILE   run the gateway
@@ -56,9 +58,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const logger = createLogger(loaded.config.log.level);
+  const scrubber = new SecretScrubber(loaded.config);
+  const logger = createLogger(loaded.config.log.level, undefined, { headers: loaded.config.log.redact, scrubber });
   for (const warning of loaded.warnings) logger.warn({ event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path }, warning.message);
-  const gateway = new Gateway(loaded.config, { file, logger, source: loaded.source });
+  let tracing: Tracing | undefined;
+  try {
+    tracing = await startTracingFromEnv(process.env);
+    if (tracing) logger.info({ exporter: process.env.OTEL_TRACES_EXPORTER ?? 'otlp' }, 'OpenTelemetry tracing on');
+  } catch (error) {
+    logger.error({ err: error }, 'cannot start OpenTelemetry tracing (continuing without traces)');
+  }
+  const gateway = new Gateway(loaded.config, { file, logger, source: loaded.source, scrubber, ...(tracing ? { tracer: tracing.tracer } : {}) });
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));
   try {
@@ -89,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   process.off('SIGHUP', onHangup);
+  await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'could not flush traces'));
   logger.info('stopped');
   return 0;
 }

@@ -206,7 +206,8 @@ export function startMirror(
   stats.inFlight++;
   stats.sent++;
   const pair = new MirrorPair(route, mirror, context);
-  const shadowForward: ForwardRequest = { ...forward, headers: { ...forward.headers, 'x-spillway-mirror': '1' } };
+  // The shadow's attempts are not the client request's: no scope (attempt counts, spans).
+  const shadowForward: ForwardRequest = { ...forward, scope: undefined, headers: { ...forward.headers, 'x-spillway-mirror': '1' } };
   setImmediate(() => {
     const sink = new ShadowSink(pair, () => stats.inFlight--);
     try {

@@ -1,15 +1,22 @@
 // The admin listener (loopback by default): liveness, readiness, and the live view of pools.
 
 import Fastify, { type FastifyInstance } from 'fastify';
+import { registerTelemetryRoutes } from '../telemetry/admin-routes.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import type { ConfigReloader } from '../runtime/reload.js';
 import { registerConfigAdmin } from './admin-config.js';
 import { routesView } from './admin-routes.js';
+import type { EventBuffer } from '../telemetry/event-buffer.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
 
 export interface AdminOptions {
   getSnapshot: () => Snapshot;
   isReady: () => boolean;
   reloader?: ConfigReloader;
+  /** Prometheus metrics at GET /metrics (absent when metrics.enabled is false). */
+  metrics?: GatewayMetrics | undefined;
+  /** Recent decision events at GET /admin/events. */
+  events?: EventBuffer | undefined;
 }
 
 export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
@@ -61,5 +68,6 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
+  registerTelemetryRoutes(app, options);
   return app;
 }

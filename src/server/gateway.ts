@@ -8,7 +8,9 @@ import { compileSnapshot, snapshotKeys } from '../runtime/compile.js';
 import { ConfigReloader } from '../runtime/reload.js';
 import type { Snapshot } from '../runtime/snapshot.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
-import { logObserver } from '../telemetry/log-observer.js';
+import { SecretScrubber } from '../telemetry/redact.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../upstream/backend-state.js';
 import { DispatcherRegistry } from '../upstream/dispatchers.js';
 import { RouteStatsRegistry } from '../routing/route-stats.js';
@@ -26,8 +28,13 @@ export interface GatewayOptions {
   /** The config file's text as read (to tell what is loaded: its sha256). */
   source?: string;
   logger?: Logger;
+  /** An extra observer, called after the built-in metrics and decision logs. */
   observer?: ProxyObserver;
   random?: () => number;
+  /** OpenTelemetry request tracer (see telemetry/tracing.ts); absent = no spans. */
+  tracer?: RequestTracer;
+  /** Scrubs configured secrets from log lines; updated on apply(). */
+  scrubber?: SecretScrubber;
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
@@ -41,6 +48,8 @@ export class Gateway {
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
   readonly reloader: ConfigReloader;
+  readonly telemetry: Telemetry;
+  readonly #scrubber: SecretScrubber | undefined;
   #snapshot: Snapshot;
   #ready = false;
   readonly proxy: FastifyInstance;
@@ -50,14 +59,18 @@ export class Gateway {
   adminUrl = '';
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
-    this.logger = options.logger ?? createLogger(config.log.level);
-    this.observer = options.observer ?? logObserver(this.logger);
+    this.#scrubber = options.scrubber ?? (options.logger ? undefined : new SecretScrubber(config));
+    this.logger = options.logger ?? createLogger(config.log.level, undefined, { headers: config.log.redact, scrubber: this.#scrubber });
+    const random = options.random ?? Math.random;
+    const getSnapshot = () => this.#snapshot;
+    this.telemetry = new Telemetry({ config, logger: this.logger, getSnapshot, tracer: options.tracer, observer: options.observer, random });
+    this.observer = this.telemetry.observer;
     this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
     this.reloader = new ConfigReloader(this, options.file, this.logger, this.observer, options.source);
-    const context = { observer: this.observer, random: options.random ?? Math.random };
-    const handler = createProxyHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme });
+    const context = { observer: this.observer, random };
+    const handler = this.telemetry.instrument(createProxyHandler({ getSnapshot, context, proto: scheme }));
 
     const listener = createListener(config, {
       // A URL fastify's router cannot decode (e.g. "%zz") goes to the proxy handler too, whose
@@ -92,7 +105,7 @@ export class Gateway {
       sendProblem(reply.raw, 'internal', 'the gateway failed to handle this request');
     });
 
-    this.admin = createAdminServer({ getSnapshot: () => this.#snapshot, isReady: () => this.#ready, reloader: this.reloader });
+    this.admin = createAdminServer({ getSnapshot, isReady: () => this.#ready, reloader: this.reloader, metrics: this.telemetry.metrics, events: this.telemetry.events });
   }
 
   get snapshot(): Snapshot {
@@ -114,6 +127,7 @@ export class Gateway {
     const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
     warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
+    this.#scrubber?.update(config);
     const keys = snapshotKeys(next);
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
@@ -141,6 +155,7 @@ export class Gateway {
       clearTimeout(force);
       clearInterval(sweep);
       this.states.shutdown();
+      this.telemetry.close();
       await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }

@@ -21,6 +21,7 @@ import { enforceRateLimit } from '../ratelimit/stage.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
 import { answerPoolBlocked, ProxyExchange, sendStaticFallback, type ExchangeContext } from '../upstream/exchange.js';
 import { removeHeaders } from '../upstream/header-edit.js';
+import type { RequestScope } from '../upstream/request-scope.js';
 import { isReady, poolBlock } from '../upstream/select.js';
 import { ServerResponseSink, type ResponseSink } from '../upstream/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
@@ -33,7 +34,8 @@ export interface ProxyHandlerOptions {
   proto: 'http' | 'https';
 }
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/** `scope` is present when telemetry follows this request (see telemetry/request-lifecycle.ts). */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, scope?: RequestScope) => void;
 
 /** A parsed request target: the path (for matching) and the query (kept as sent). */
 export interface RequestTarget {
@@ -61,7 +63,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
   const { getSnapshot, context, proto } = options;
 
   /** Stage 5: send the request through an upstream pool and stream the answer back. */
-  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string, isFallback = false): void {
+  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string, scope: RequestScope | undefined, isFallback = false): void {
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
@@ -70,7 +72,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       const block = poolBlock(upstream.backends, now);
       if (block.kind !== 'full') {
         const fallback = isFallback ? undefined : route.fallback;
-        if (fallback?.kind === 'upstream') forwardToUpstream(req, res, snapshot, route, fallback.upstream, forwardPath, true);
+        if (fallback?.kind === 'upstream') forwardToUpstream(req, res, snapshot, route, fallback.upstream, forwardPath, scope, true);
         else if (fallback?.kind === 'static') sendStaticFallback(new ServerResponseSink(res), fallback.status, fallback.headers, fallback.body);
         else answerPoolBlocked(new ServerResponseSink(res), route, upstream, block, now, context.observer);
         return;
@@ -98,6 +100,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         body: body.kind === 'none' ? null : body.body,
         replayable: body.kind !== 'stream',
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
+        scope,
       };
       let sink: ResponseSink = new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
@@ -111,7 +114,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     else start(body);
   }
 
-  return function handleProxyRequest(req, res) {
+  return function handleProxyRequest(req, res, scope) {
     const snapshot = getSnapshot();
     const method = req.method ?? 'GET';
 
@@ -136,17 +139,18 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     }
     const { route, params } = matched;
     route.stats.requests++;
+    if (scope) scope.route = route;
 
     // 3. limits
     if (route.rateLimit) {
-      enforceRateLimit(route.rateLimit, req, res, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query));
+      enforceRateLimit(route.rateLimit, req, res, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query, scope));
       return;
     }
-    act(req, res, snapshot, matched, request, target.query);
+    act(req, res, snapshot, matched, request, target.query, scope);
   };
 
   /** Stage 4: what the route does. */
-  function act(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, matched: RouteMatch<CompiledRoute>, request: RequestView, query: string): void {
+  function act(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, matched: RouteMatch<CompiledRoute>, request: RequestView, query: string, scope: RequestScope | undefined): void {
     const { route, params } = matched;
     const { method, path } = request;
     const { action } = route;
@@ -156,11 +160,11 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       return;
     }
     if (action.kind === 'aggregate') {
-      runAggregate({ req, res, route, aggregate: action.aggregate, params, query, context, proto });
+      runAggregate({ req, res, route, aggregate: action.aggregate, params, query, context, proto, scope });
       return;
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
     const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + query;
-    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath);
+    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
   }
 }

@@ -19,6 +19,7 @@ import { backoffDelay, budgetAllows, failureKind, isIdempotent, retryAllowed, ty
 import { throttleCooldown } from './cooldown.js';
 import { applyHeaderEdit } from './header-edit.js';
 import type { AttemptOutcome, ProxyObserver } from './observer.js';
+import type { AttemptTrace, RequestScope } from './request-scope.js';
 import { isReady, pickBackend, poolBlock, type PoolBlock } from './select.js';
 import type { ResponseSink } from './sink.js';
 
@@ -37,6 +38,8 @@ export interface ForwardRequest {
   replayable: boolean;
   /** The Host value the client sent, for hostHeader: preserve. */
   clientHost: string | undefined;
+  /** Telemetry of the client request (absent when nothing follows it). */
+  scope?: RequestScope | undefined;
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -109,6 +112,14 @@ export class ProxyExchange implements QueueWaiter {
       state.retriesInFlight++;
     }
     this.current = attempt;
+    const scope = forward.scope;
+    if (scope) {
+      scope.attempts++;
+      scope.upstream = upstream;
+      scope.backend = backend;
+      // Injects traceparent/tracestate for this attempt's client span.
+      if (scope.trace) attempt.trace = scope.trace.attempt(upstream, backend, scope.attempts, forward.headers);
+    }
     state.inFlight++;
     state.requests++;
     let headersTimeout = upstream.timeouts.headers;
@@ -143,7 +154,8 @@ export class ProxyExchange implements QueueWaiter {
       backend.state.throttled++;
       const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
       this.context.observer.cooldown(this.upstream, backend, decision, extended);
-      this.context.observer.attempt(this.upstream, backend, 'throttled', status, attempt.elapsed());
+      attempt.trace?.cooldown(decision, extended);
+      attempt.report('throttled', status);
       if (this.forward.replayable && !this.clientGone) {
         const next = this.pick(now);
         if (next) {
@@ -157,13 +169,14 @@ export class ProxyExchange implements QueueWaiter {
           return;
         }
       }
+      if (!this.clientGone) this.context.observer.throttlePassedThrough(this.upstream, backend, status);
     } else {
       const breaker = backend.state.breaker;
       const failed = breaker !== undefined && breaker.policy.statuses.has(status);
       attempt.settle(failed ? 'failure' : 'success');
       const retry = this.upstream.resilience.retry;
       const retryable = retry !== undefined && retry.statuses.has(status);
-      this.context.observer.attempt(this.upstream, backend, failed || retryable ? 'error' : 'ok', status, attempt.elapsed());
+      attempt.report(failed || retryable ? 'error' : 'ok', status);
       if (retryable && this.retryAfterFailure(attempt, 'status', status, `status ${status}`)) return;
     }
     if (this.clientGone) {
@@ -186,7 +199,7 @@ export class ProxyExchange implements QueueWaiter {
     attempt.settle(code === 'payload-too-large' ? 'neutral' : 'failure');
     backend.state.errors++;
     if (code === 'upstream-tls-error') this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
-    this.context.observer.attempt(this.upstream, backend, kind === 'timeout' || code.endsWith('timeout') ? 'timeout' : 'error', 0, attempt.elapsed());
+    attempt.report(kind === 'timeout' || code.endsWith('timeout') ? 'timeout' : 'error', 0);
     if (this.sink.started) {
       this.sink.abort(error);
       return;
@@ -218,6 +231,7 @@ export class ProxyExchange implements QueueWaiter {
       const next = this.pick(now);
       if (!next) return false;
       this.context.observer.retry(this.upstream, attempt.backend, reason);
+      attempt.trace?.retried(reason);
       this.dispatchTo(next, false);
       return true;
     }
@@ -234,6 +248,7 @@ export class ProxyExchange implements QueueWaiter {
     if (kind !== 'connect' && !budgetAllows(policy, this.upstream.backends)) return false;
     this.retries++;
     this.context.observer.retry(this.upstream, attempt.backend, reason);
+    attempt.trace?.retried(reason);
     attempt.discard();
     if (delay === 0) {
       this.dispatchTo(next, true);
@@ -351,7 +366,7 @@ export function answerPoolBlocked(sink: ResponseSink, route: CompiledRoute, upst
   }
   const waitMs = Math.max(1, Math.ceil(block.readyAt - now));
   if (block.kind === 'throttled') {
-    observer.poolExhausted(route, waitMs);
+    observer.poolExhausted(route, waitMs, upstream);
     sendPoolExhausted(sink, upstream, waitMs);
     return;
   }
@@ -428,6 +443,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   isRetry = false;
   /** The headers timeout of this attempt was shortened to the request deadline. */
   deadlineBound = false;
+  /** This attempt's client span (tracing on). */
+  trace: AttemptTrace | undefined;
   readonly startedAt = performance.now();
   #resume: (() => void) | undefined;
 
@@ -438,6 +455,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
 
   elapsed(): number {
     return performance.now() - this.startedAt;
+  }
+
+  /** Reports this attempt's outcome to the observer (metrics, logs) and its span. */
+  report(outcome: AttemptOutcome, status: number): void {
+    this.exchange.context.observer.attempt(this.exchange.upstream, this.backend, outcome, status, this.elapsed());
+    this.trace?.outcome(outcome, status);
   }
 
   onRequestStart(controller: Controller): void {
@@ -463,12 +486,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     this.release();
     if (this.forwarding) this.exchange.sink.end();
+    this.trace?.end();
   }
 
   onResponseError(_controller: Controller, error: Error): void {
     this.release(false);
     if (!this.discarding) this.exchange.onAttemptError(this, error);
     this.settle('neutral');
+    this.trace?.end();
   }
 
   /** Keep reading (and dropping) a throttled response so its connection stays reusable. */

@@ -28,13 +28,15 @@ export interface ProxyObserver {
   /** One attempt on one backend got its status line (or failed before it). status 0 = no response. */
   attempt(upstream: CompiledUpstream, backend: CompiledBackend, outcome: AttemptOutcome, status: number, durationMs: number): void;
   /** The gateway answered 429 itself because no backend of the pool was ready. */
-  poolExhausted(route: CompiledRoute, retryAfterMs: number): void;
+  poolExhausted(route: CompiledRoute, retryAfterMs: number, upstream?: CompiledUpstream): void;
   /** A backend's TLS handshake or certificate check failed (unknown CA, expired, wrong name). */
   tlsError(upstream: CompiledUpstream, backend: CompiledBackend, code: string, reason: string): void;
   /** A WebSocket tunnel to a backend opened (after its 101). */
   websocketOpened(upstream: CompiledUpstream, backend: CompiledBackend): void;
   /** A WebSocket tunnel ended: either side closed, idle timeout, gateway shutdown, or a socket error. */
   websocketClosed(upstream: CompiledUpstream, backend: CompiledBackend, reason: WebSocketCloseReason, durationMs: number): void;
+  /** A backend's throttle answer (429, or 503 with a hint) went to the client: no failover was possible. */
+  throttlePassedThrough(upstream: CompiledUpstream, backend: CompiledBackend, status: number): void;
   /** A client request finished. */
   request(route: CompiledRoute | undefined, method: string, status: number, durationMs: number, attempts: number): void;
 
@@ -64,6 +66,7 @@ export const silentObserver: ProxyObserver = {
   tlsError() {},
   websocketOpened() {},
   websocketClosed() {},
+  throttlePassedThrough() {},
   request() {},
   limiterDecision() {},
   limiterDegraded() {},

@@ -82,7 +82,7 @@ export class WebSocketExchange {
     }
     this.done = true;
     const waitMs = Math.max(1, Math.ceil(soonestReady(this.upstream.backends, now) - now));
-    this.context.observer.poolExhausted(this.route, waitMs);
+    this.context.observer.poolExhausted(this.route, waitMs, this.upstream);
     sendPoolExhausted(this.sink, this.upstream, waitMs);
   }
 

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../../src/config/load.js';
 import { Gateway, type GatewayOptions } from '../../src/server/gateway.js';
 import { createLogger } from '../../src/telemetry/logger.js';
+import { SecretScrubber } from '../../src/telemetry/redact.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(ROOT, 'dist/cli/main.js');
@@ -41,7 +42,9 @@ export async function startGateway(yaml: string, options: GatewayOptions = {}): 
   const text = /^listen:/m.test(yaml) ? yaml : `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`;
   const { config } = parseConfigText(text, 'test.yaml', { ...process.env });
   const logs = new LogCapture();
-  const gateway = new Gateway(config, { file: 'test.yaml', logger: createLogger('info', logs), ...options });
+  const scrubber = new SecretScrubber(config);
+  const logger = createLogger('info', logs, { headers: config.log.redact, scrubber });
+  const gateway = new Gateway(config, { file: 'test.yaml', logger, scrubber, ...options });
   await gateway.listen();
   return { gateway, url: gateway.url, adminUrl: gateway.adminUrl, logs, close: () => gateway.close(1000) };
 }

@@ -8,6 +8,7 @@ import { listenerTlsSchema } from './tls.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
 import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { logSchema, metricsSchema } from './telemetry.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -26,10 +27,6 @@ const limitsSchema = z.strictObject({
   maxHeaderSize: size.default(16 * 1024).meta({ description: 'Larger request headers are answered 431.' }),
 });
 
-const logSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-});
-
 export const gatewaySchema = z
   .strictObject({
     listen: listenSchema.prefault({}),
@@ -37,6 +34,7 @@ export const gatewaySchema = z
     limits: limitsSchema.prefault({}),
     log: logSchema.prefault({}),
     reload: reloadSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
     upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }), upstreamSchema),
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
     shutdown: shutdownSchema.prefault({}),

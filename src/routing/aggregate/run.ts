@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute } from '../../runtime/snapshot.js';
 import { problemBody, PROBLEM_TYPE_PREFIX, PROBLEM_TYPES, sendProblem, type ProblemCode, type ProblemDetails } from '../../server/problems.js';
 import { ProxyExchange, type ExchangeContext } from '../../upstream/exchange.js';
+import { partScope, type RequestScope } from '../../upstream/request-scope.js';
 import type { RouteParams } from '../path-pattern.js';
 import type { CompiledAggregate, CompiledPart } from './compile.js';
 import { clientHost, partRequestHeaders } from './headers.js';
@@ -26,6 +27,8 @@ export interface AggregateRequest {
   query: string;
   context: ExchangeContext;
   proto: 'http' | 'https';
+  /** Telemetry of the client request: each part's attempts are traced under it. */
+  scope?: RequestScope | undefined;
 }
 
 /** Response header naming the parts that failed or timed out (the body has them as null). */
@@ -103,6 +106,7 @@ class AggregateRun implements TemplateInput {
       body: null,
       replayable: true,
       clientHost: clientHost(req),
+      scope: this.request.scope && partScope(this.request.scope),
     }, context);
     try {
       exchange.start();

@@ -1,0 +1,154 @@
+// Spans of one request: a SERVER span from arrival to the end of the response, and a CLIENT
+// span per upstream attempt (attempt number, backend, outcome, retry reason, the cooldown it set
+// and the header that said so). Each attempt's context goes to its backend as W3C traceparent /
+// tracestate; an incoming traceparent is continued. Context is passed explicitly (no async
+// context manager on the hot path). Loaded only when tracing is on (see tracing.ts).
+
+import type { IncomingMessage } from 'node:http';
+import {
+  defaultTextMapGetter,
+  defaultTextMapSetter,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtime/snapshot.js';
+import type { CooldownDecision } from '../upstream/cooldown.js';
+import type { AttemptOutcome } from '../upstream/observer.js';
+import type { AttemptTrace } from '../upstream/request-scope.js';
+import { backendLabel } from './labels.js';
+import type { RequestTracer, ServerTrace } from './tracing.js';
+
+/** The propagation half of @opentelemetry/api's PropagationAPI (or any TextMapPropagator). */
+export interface Propagation {
+  inject(context: Context, carrier: Record<string, string | string[]>, setter?: typeof defaultTextMapSetter): void;
+  extract(context: Context, carrier: IncomingMessage['headers'], getter?: typeof defaultTextMapGetter): Context;
+}
+
+export const ATTR = {
+  attempt: 'spillway.attempt',
+  upstream: 'spillway.upstream',
+  backend: 'spillway.backend',
+  priority: 'spillway.backend.priority',
+  outcome: 'spillway.outcome',
+  retryReason: 'spillway.retry.reason',
+  cooldownSet: 'spillway.cooldown.set',
+  cooldownSource: 'spillway.cooldown.source',
+  cooldownValue: 'spillway.cooldown.value',
+  cooldownUntil: 'spillway.cooldown.until',
+  cooldownMs: 'spillway.cooldown.ms',
+  route: 'spillway.route',
+  requestId: 'spillway.request_id',
+  attempts: 'spillway.attempts',
+} as const;
+
+class AttemptSpan implements AttemptTrace {
+  #outcome: AttemptOutcome | undefined;
+  #ended = false;
+
+  constructor(
+    readonly span: Span,
+    readonly request: ServerRequestTrace,
+  ) {}
+
+  outcome(outcome: AttemptOutcome, status: number): void {
+    this.#outcome = outcome;
+    this.request.lastOutcome = outcome;
+    this.span.setAttribute(ATTR.outcome, outcome);
+    if (status > 0) this.span.setAttribute('http.response.status_code', status);
+    if (outcome === 'error' || outcome === 'timeout') this.span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+  }
+
+  retried(reason: string): void {
+    this.request.retryReason = reason;
+  }
+
+  cooldown(decision: CooldownDecision, extended: boolean): void {
+    this.span.setAttributes({
+      [ATTR.cooldownSet]: extended,
+      [ATTR.cooldownSource]: decision.source,
+      [ATTR.cooldownValue]: decision.value,
+      [ATTR.cooldownUntil]: new Date(decision.until).toISOString(),
+      [ATTR.cooldownMs]: decision.delayMs,
+    });
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.#outcome === undefined) {
+      this.span.setAttribute(ATTR.outcome, 'aborted');
+      this.request.lastOutcome = 'aborted';
+    }
+    this.span.end();
+  }
+}
+
+class ServerRequestTrace implements ServerTrace {
+  readonly span: Span;
+  readonly context: Context;
+  lastOutcome: AttemptOutcome | undefined;
+  /** Why the next attempt is a retry (set by the failed attempt), else its outcome says. */
+  retryReason: string | undefined;
+
+  constructor(
+    readonly tracer: Tracer,
+    readonly propagation: Propagation,
+    readonly method: string,
+    parent: Context,
+    path: string,
+    requestId: string,
+  ) {
+    this.span = tracer.startSpan(method, {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': method, 'url.path': path, [ATTR.requestId]: requestId },
+    }, parent);
+    this.context = trace.setSpan(parent, this.span);
+  }
+
+  attempt(upstream: CompiledUpstream, backend: CompiledBackend, attemptNumber: number, headers: Record<string, string | string[]>): AttemptTrace {
+    const span = this.tracer.startSpan(`${this.method} ${upstream.name}`, {
+      kind: SpanKind.CLIENT,
+      attributes: {
+        'http.request.method': this.method,
+        'server.address': backend.authority,
+        [ATTR.attempt]: attemptNumber,
+        [ATTR.upstream]: upstream.name,
+        [ATTR.backend]: backendLabel(backend),
+        [ATTR.priority]: backend.priority,
+      },
+    }, this.context);
+    const retryReason = this.retryReason ?? (attemptNumber > 1 ? this.lastOutcome : undefined);
+    if (retryReason !== undefined) span.setAttribute(ATTR.retryReason, retryReason);
+    this.retryReason = undefined;
+    this.propagation.inject(trace.setSpan(this.context, span), headers, defaultTextMapSetter);
+    return new AttemptSpan(span, this);
+  }
+
+  finish(route: CompiledRoute | undefined, status: number, attempts: number, aborted: boolean): void {
+    const span = this.span;
+    if (route) {
+      span.updateName(`${this.method} ${route.name}`);
+      span.setAttributes({ 'http.route': route.match.path.source, [ATTR.route]: route.name });
+    }
+    span.setAttribute(ATTR.attempts, attempts);
+    if (status > 0) span.setAttribute('http.response.status_code', status);
+    if (status >= 500 || status === 0 || aborted) span.setStatus({ code: SpanStatusCode.ERROR, ...(aborted ? { message: 'response not completed' } : {}) });
+    span.end();
+  }
+}
+
+export function createRequestTracer(tracer: Tracer, propagation: Propagation): RequestTracer {
+  return {
+    start(req, requestId) {
+      const parent = propagation.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+      const url = req.url ?? '/';
+      const queryAt = url.indexOf('?');
+      return new ServerRequestTrace(tracer, propagation, req.method ?? 'GET', parent, queryAt === -1 ? url : url.slice(0, queryAt), requestId);
+    },
+  };
+}

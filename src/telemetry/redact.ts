@@ -1,0 +1,111 @@
+// Keeps secrets out of every log line. Two layers:
+//  - by key: header-like fields (authorization, cookies, API keys, and log.redact names) are
+//    replaced wherever they appear up to three levels deep (pino redact paths);
+//  - by value: secrets found in the config (header values sent to backends, passwords, tokens,
+//    URL credentials) are replaced in the finished line, whatever field carries them.
+
+import type { GatewayConfig } from '../config/schema/index.js';
+
+export const CENSOR = '[redacted]';
+
+/** Header and field names whose values are never logged. */
+export const ALWAYS_REDACTED = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'api-key', 'x-api-key', 'x-goog-api-key', 'ocp-apim-subscription-key', 'x-auth-token'];
+
+/** pino redact paths for the given field names, at the top level and one to three levels down. */
+export function redactPaths(names: readonly string[]): string[] {
+  const paths: string[] = [];
+  for (const name of new Set(names.map((n) => n.toLowerCase()))) {
+    const key = /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+    const top = key.startsWith('.') ? key.slice(1) : key;
+    paths.push(top, `*${key}`, `*.*${key}`, `*.*.*${key}`);
+  }
+  return paths;
+}
+
+const SECRET_KEY = /(secret|password|passwd|token|api[-_]?key|authorization|credential|cookie)/i;
+const MIN_SECRET_LENGTH = 4;
+
+/** Every value in the config that must not reach a log line. */
+export function configSecrets(config: GatewayConfig): string[] {
+  const found = new Set<string>();
+  const visit = (value: unknown, key: string, underHeaders: boolean): void => {
+    if (typeof value === 'string') {
+      if (underHeaders || SECRET_KEY.test(key)) found.add(value);
+      const credentials = /^[a-z][a-z0-9+.-]*:\/\/([^/@\s]*)@/i.exec(value);
+      if (credentials?.[1]) {
+        const [user, password] = credentials[1].split(':');
+        if (password) found.add(decodeURIComponentSafe(password));
+        else if (user && SECRET_KEY.test(key)) found.add(decodeURIComponentSafe(user));
+      }
+      return;
+    }
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item, key, underHeaders);
+      return;
+    }
+    if (typeof value === 'object' && value !== null) {
+      for (const [childKey, child] of Object.entries(value)) visit(child, childKey, underHeaders || /headers$/i.test(key) || SECRET_KEY.test(key));
+    }
+  };
+  visit(config, '', false);
+  return [...found].filter((secret) => secret.length >= MIN_SECRET_LENGTH);
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Replaces configured secret values in finished log lines; updated on every config reload. */
+export class SecretScrubber {
+  #pattern: RegExp | undefined;
+
+  constructor(config?: GatewayConfig) {
+    if (config) this.update(config);
+  }
+
+  update(config: GatewayConfig): void {
+    const secrets = configSecrets(config).sort((a, b) => b.length - a.length);
+    // A secret appears in a JSON line JSON-escaped: match that form too.
+    const forms = new Set<string>();
+    for (const secret of secrets) {
+      forms.add(secret);
+      forms.add(JSON.stringify(secret).slice(1, -1));
+    }
+    this.#pattern = forms.size > 0 ? new RegExp([...forms].map(escapeRegExp).join('|'), 'g') : undefined;
+  }
+
+  scrub(line: string): string {
+    const pattern = this.#pattern;
+    if (!pattern) return line;
+    pattern.lastIndex = 0;
+    return pattern.test(line) ? line.replace(pattern, CENSOR) : line;
+  }
+}
+
+const SENSITIVE_QUERY = /^(api[-_]?key|key|code|token|access[-_]?token|id[-_]?token|refresh[-_]?token|sig|signature|secret|password|client[-_]?secret|auth)$/i;
+
+/** The request target for a log line, with the values of credential-like query parameters hidden. */
+export function redactTarget(target: string): string {
+  const queryAt = target.indexOf('?');
+  if (queryAt === -1) return target;
+  const query = target.slice(queryAt + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    if (eq === -1) return pair;
+    let name = pair.slice(0, eq);
+    try {
+      name = decodeURIComponent(name.replace(/\+/g, ' '));
+    } catch {
+      /* keep raw */
+    }
+    return SENSITIVE_QUERY.test(name) ? `${pair.slice(0, eq)}=${CENSOR}` : pair;
+  });
+  return `${target.slice(0, queryAt)}?${query.join('&')}`;
+}

@@ -1,0 +1,81 @@
+// Begins and finishes telemetry for one client request: the request id (kept from the client or
+// generated; forwarded to the backend and returned), the server span, and at the end the
+// `request` observer event (metrics), the sampled request log line and the span's end.
+
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Snapshot } from '../runtime/snapshot.js';
+import type { RequestHandler } from '../server/proxy-handler.js';
+import type { ProxyObserver } from '../upstream/observer.js';
+import type { RequestScope } from '../upstream/request-scope.js';
+import { backendLabel } from './labels.js';
+import type { Logger } from './logger.js';
+import { redactTarget } from './redact.js';
+import type { RequestTracer, ServerTrace } from './tracing.js';
+
+export interface LifecycleOptions {
+  getSnapshot: () => Snapshot;
+  observer: ProxyObserver;
+  logger: Logger;
+  tracer: RequestTracer | undefined;
+  random: () => number;
+}
+
+/** A client-sent id is kept when it is short, visible ASCII; otherwise a new one is made. */
+const VALID_ID = /^[\x21-\x7e]{1,200}$/;
+
+class Scope implements RequestScope {
+  route: RequestScope['route'] = undefined;
+  attempts = 0;
+  upstream: RequestScope['upstream'] = undefined;
+  backend: RequestScope['backend'] = undefined;
+  readonly startedAt = performance.now();
+
+  constructor(
+    readonly id: string,
+    readonly trace: ServerTrace | undefined,
+  ) {}
+}
+
+export function instrumentHandler(handler: RequestHandler, options: LifecycleOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { getSnapshot, observer, logger, tracer, random } = options;
+
+  function finish(req: IncomingMessage, res: ServerResponse, scope: Scope, sample: number): void {
+    const durationMs = performance.now() - scope.startedAt;
+    const status = res.headersSent ? res.statusCode : 0;
+    const aborted = !res.writableFinished;
+    const method = req.method ?? 'GET';
+    observer.request(scope.route, method, status, durationMs, scope.attempts);
+    scope.trace?.finish(scope.route, status, scope.attempts, aborted);
+    if (sample > 0 && (sample >= 1 || random() < sample)) {
+      logger.info({
+        event: 'request',
+        requestId: scope.id,
+        method,
+        target: redactTarget(req.url ?? '/'),
+        route: scope.route?.name,
+        upstream: (scope.upstream ?? scope.route?.upstream)?.name,
+        backend: scope.backend ? backendLabel(scope.backend) : undefined,
+        attempts: scope.attempts,
+        status,
+        durationMs: Math.round(durationMs * 1000) / 1000,
+        ...(aborted ? { aborted: true } : {}),
+      }, 'request');
+    }
+  }
+
+  return function handleInstrumented(req, res) {
+    const { requests } = getSnapshot().config.log;
+    const header = requests.idHeader;
+    let id = req.headers[header];
+    if (typeof id !== 'string' || !VALID_ID.test(id)) {
+      id = randomUUID();
+      req.headers[header] = id;
+    }
+    res.setHeader(header, id);
+    const scope = new Scope(id, tracer?.start(req, id));
+    const sample = requests.sample;
+    res.once('close', () => finish(req, res, scope, sample));
+    handler(req, res, scope);
+  };
+}

@@ -1,0 +1,57 @@
+// Assembles the gateway's telemetry from config: Prometheus metrics, decision-event logs and
+// their ring buffer, the per-request lifecycle (request id, request log, spans). The request
+// path sees only `observer` and the instrumented handler.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayConfig } from '../config/schema/index.js';
+import type { Snapshot } from '../runtime/snapshot.js';
+import type { RequestHandler } from '../server/proxy-handler.js';
+import { combineObservers, type ProxyObserver } from '../upstream/observer.js';
+import { EventBuffer } from './event-buffer.js';
+import type { Logger } from './logger.js';
+import { logObserver, type LogObserver } from './log-observer.js';
+import { GatewayMetrics } from './metrics.js';
+import { instrumentHandler } from './request-lifecycle.js';
+import type { RequestTracer } from './tracing.js';
+
+export interface TelemetryOptions {
+  config: GatewayConfig;
+  logger: Logger;
+  getSnapshot: () => Snapshot;
+  tracer?: RequestTracer | undefined;
+  /** An extra observer (tests, embedders), called after metrics and logs. */
+  observer?: ProxyObserver | undefined;
+  random: () => number;
+}
+
+export class Telemetry {
+  readonly observer: ProxyObserver;
+  readonly metrics: GatewayMetrics | undefined;
+  readonly events: EventBuffer;
+  readonly #logs: LogObserver;
+  readonly #options: TelemetryOptions;
+
+  constructor(options: TelemetryOptions) {
+    const { config, logger, getSnapshot } = options;
+    this.#options = options;
+    this.events = new EventBuffer(config.log.events);
+    this.#logs = logObserver(logger, this.events);
+    this.metrics = config.metrics.enabled ? new GatewayMetrics({ getSnapshot, process: config.metrics.process }) : undefined;
+    const observers: ProxyObserver[] = [this.#logs];
+    if (this.metrics) observers.unshift(this.metrics.observer);
+    if (options.observer) observers.push(options.observer);
+    this.observer = observers.length === 1 ? observers[0]! : combineObservers(...observers);
+  }
+
+  /** The handler with per-request telemetry; the bare handler when nothing needs it. */
+  instrument(handler: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void {
+    const { config, tracer, logger, getSnapshot, random } = this.#options;
+    const needed = this.metrics !== undefined || tracer !== undefined || config.log.requests.sample > 0 || this.#options.observer !== undefined;
+    if (!needed) return handler;
+    return instrumentHandler(handler, { getSnapshot, observer: this.observer, logger, tracer, random });
+  }
+
+  close(): void {
+    this.#logs.close();
+  }
+}

@@ -1,0 +1,60 @@
+// OpenTelemetry tracing, off by default. It is switched on by the standard environment
+// variables — OTEL_TRACES_EXPORTER (otlp, console; "none" = off) or an OTLP endpoint
+// (OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) — and OTEL_SDK_DISABLED=true
+// switches it off again. Only then is the SDK loaded (dynamic import): with tracing off, no
+// OpenTelemetry code is loaded and requests pay nothing for it.
+
+import type { IncomingMessage } from 'node:http';
+import type { CompiledRoute } from '../runtime/snapshot.js';
+import type { RequestTrace } from '../upstream/request-scope.js';
+
+/** The server span of one request; opens client spans for its attempts. */
+export interface ServerTrace extends RequestTrace {
+  finish(route: CompiledRoute | undefined, status: number, attempts: number, aborted: boolean): void;
+}
+
+/** Starts a server span per request (continuing an incoming W3C trace). */
+export interface RequestTracer {
+  start(req: IncomingMessage, requestId: string): ServerTrace;
+}
+
+export interface Tracing {
+  tracer: RequestTracer;
+  /** Flushes pending spans and stops the SDK. */
+  shutdown(): Promise<void>;
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value !== undefined && value.trim().toLowerCase() === 'true';
+}
+
+/** Whether the OTEL_* environment asks for traces. */
+export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
+  if (isTrue(env.OTEL_SDK_DISABLED)) return false;
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  if (exporters.includes('none')) return false;
+  if (exporters.length > 0) return true;
+  return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
+}
+
+/** Starts the OpenTelemetry Node SDK (traces only) when the environment asks for it. */
+export async function startTracingFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Tracing | undefined> {
+  if (!tracingRequested(env)) return undefined;
+  const [{ NodeSDK }, api, { createRequestTracer }] = await Promise.all([
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/api'),
+    import('./otel-tracer.js'),
+  ]);
+  const sdk = new NodeSDK({
+    // Only traces: metrics are Prometheus (GET /metrics), logs are pino on stdout.
+    metricReaders: [],
+    logRecordProcessors: [],
+    instrumentations: [],
+    ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: 'spillway' }),
+  });
+  sdk.start();
+  return {
+    tracer: createRequestTracer(api.trace.getTracer('spillway'), api.propagation),
+    shutdown: () => sdk.shutdown(),
+  };
+}
