@@ -194,6 +194,26 @@ describe('active health checks', () => {
     expect(recorder.of('health', b.url)).toEqual([]);
   });
 
+  it('probes carry the backend\'s own headers (credentials)', async () => {
+    const a = await startSwitchable('a');
+    backends = [a];
+    a.health = (req, res) => {
+      res.writeHead(req.headers['api-key'] === 'k-a' ? 200 : 401);
+      res.end();
+    };
+    const recorder = recordingObserver();
+    gateway = await startGateway(`upstreams:
+  orders:
+    backends: [ { url: ${a.url}, headers: { api-key: k-a } } ]
+    healthCheck: { interval: 30ms, unhealthyAfter: 1 }
+routes:
+  - upstream: orders
+`, { observer: recorder.observer });
+    await until(() => a.received.filter((r) => r.url === '/health').length >= 3, 3000, 'probes');
+    expect(recorder.of('health')).toEqual([]);
+    expect(a.received.find((r) => r.url === '/health')!.headers['user-agent']).toBe('spillway-health-check');
+  });
+
   it('a probe that times out counts as a failure', async () => {
     const a = await startSwitchable('a');
     backends = [a];

@@ -40,7 +40,7 @@ export function attachResilience(owner: ResilienceOwner, upstream: CompiledUpstr
     state.breaker = undefined;
   }
 
-  const target: ProbeTarget = { dispatcher: backend.dispatcher, authority: backend.authority };
+  const target: ProbeTarget = { dispatcher: backend.dispatcher, authority: backend.authority, headerEdit: backend.headerEdit, servername: backend.tls?.servername };
   if (healthCheck) {
     if (state.health?.policy.key !== healthCheck.key) {
       state.health?.stop();

@@ -1,7 +1,7 @@
 // Concurrency limit per backend: at most `perBackend` requests in flight, then a bounded FIFO of
 // waiting requests, each waiting at most `maxWait`. A full queue or an expired wait is answered
 // 503 by the caller — there is never an unbounded backlog. A small hand-written queue instead of
-// bottleneck: see docs/decisions/004-own-concurrency-limiter.md.
+// bottleneck: see docs/decisions/007-own-concurrency-limiter.md.
 
 import type { ConcurrencyPolicy } from './policy.js';
 

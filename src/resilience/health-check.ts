@@ -4,12 +4,16 @@
 // just started (or reloaded) serves at once.
 
 import type { Dispatcher } from 'undici';
+import { applyHeaderEdit, type HeaderEdit } from '../upstream/header-edit.js';
 import type { HealthCheckPolicy } from './policy.js';
 
 export interface ProbeTarget {
   readonly dispatcher: Dispatcher;
   /** Host header for the probe (the backend URL's host). */
   readonly authority: string;
+  /** The backend's own headers (credentials): a probe is authenticated like a request. */
+  readonly headerEdit?: HeaderEdit | undefined;
+  readonly servername?: string | undefined;
 }
 
 export type ProbeListener = (passed: boolean, healthyChanged: boolean) => void;
@@ -49,14 +53,18 @@ export class HealthMonitor {
     this.#probing = true;
     let passed = false;
     try {
-      const response = await this.target.dispatcher.request({
+      const { target } = this;
+      const headers: Record<string, string | string[]> = { host: target.authority, 'user-agent': 'spillway-health-check' };
+      const options: Dispatcher.RequestOptions & { servername?: string } = {
         path: this.policy.path,
         method: this.policy.method,
-        headers: { host: this.target.authority, 'user-agent': 'spillway-health-check' },
+        headers: target.headerEdit ? applyHeaderEdit(headers, target.headerEdit) : headers,
         headersTimeout: this.policy.timeout,
         bodyTimeout: this.policy.timeout,
         signal: AbortSignal.timeout(this.policy.timeout),
-      });
+      };
+      if (target.servername) options.servername = target.servername;
+      const response = await target.dispatcher.request(options);
       await response.body.dump().catch(() => undefined);
       const { statusCode } = response;
       passed = this.policy.statuses ? this.policy.statuses.has(statusCode) : statusCode >= 200 && statusCode < 400;
