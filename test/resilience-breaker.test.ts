@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../src/config/load.js';
 import { closeAll, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { ok, recordingObserver, served, sleep, startSwitchable, status, until } from './helpers/resilience.js';
@@ -61,6 +62,24 @@ describe('circuit breaker per backend', () => {
     for (let i = 0; i < 8; i++) expect((await get(`${gateway.url}/orders`)).status).toBe(200);
     expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'closed']);
     expect(served(broken)).toBeGreaterThanOrEqual(brokenCalls + 3);
+  });
+
+  it('an open breaker survives a config reload that keeps its settings', async () => {
+    const broken = await startSwitchable('broken', status(500));
+    const healthy = await startSwitchable('healthy');
+    backends = [broken, healthy];
+    const yaml = config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 30s }');
+    gateway = await startGateway(yaml);
+    for (let i = 0; i < 6; i++) await get(`${gateway.url}/x`);
+    await sleep(10);
+    const before = gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker!;
+    expect(before.state).toBe('open');
+    const { config: next } = parseConfigText(`listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`, 'test.yaml', {});
+    gateway.gateway.apply(next, 'test.yaml');
+    expect(gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker).toBe(before);
+    const calls = served(broken);
+    for (let i = 0; i < 4; i++) expect((await get(`${gateway.url}/x`)).status).toBe(200);
+    expect(served(broken)).toBe(calls);
   });
 
   it('a failing half-open trial opens the breaker again', async () => {

@@ -211,7 +211,8 @@ export function startMirror(
   setImmediate(() => {
     const sink = new ShadowSink(pair, () => stats.inFlight--);
     try {
-      new ProxyExchange(sink, route, mirror.upstream, shadowForward, context).start();
+      // noFallback: the route's fallback is for the client's request, never for a shadow copy.
+      new ProxyExchange(sink, route, mirror.upstream, shadowForward, context, true).start();
     } catch {
       sink.abort();
     }

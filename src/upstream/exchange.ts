@@ -65,8 +65,8 @@ export class ProxyExchange implements QueueWaiter {
     readonly upstream: CompiledUpstream,
     readonly forward: ForwardRequest,
     readonly context: ExchangeContext,
-    /** True for a route fallback's exchange: it does not fall back again. */
-    readonly isFallback = false,
+    /** True for a route fallback's (or a mirror's) exchange: the route's fallback is not used. */
+    readonly noFallback = false,
   ) {
     this.startedAt = performance.now();
   }
@@ -295,7 +295,7 @@ export class ProxyExchange implements QueueWaiter {
   /** The route's fallback, when it has one and this is not already the fallback. */
   fallBack(): boolean {
     const fallback = this.route.fallback;
-    if (fallback === undefined || this.isFallback) return false;
+    if (fallback === undefined || this.noFallback) return false;
     if (fallback.kind === 'static') {
       sendStaticFallback(this.sink, fallback.status, fallback.headers, fallback.body);
       return true;
