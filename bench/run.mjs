@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // spillway bench — see bench/README.md.
 //
-//   node bench/run.mjs [passthrough|throttling|connections|aggregate ...] [--duration S] [--connections N]
+//   node bench/run.mjs [passthrough|throttling|connections|aggregate|resilience ...] [--duration S] [--connections N]
 //                      [--warmup S] [--repeat N] [--rate R] [--pipelining N] [--check]
 //
 // Needs the built gateway (npm run build): dist/cli/main.js and dist/demo/backends.js.
@@ -17,8 +17,9 @@ import * as passthrough from './passthrough.mjs';
 import * as throttling from './throttling.mjs';
 import * as connections from './connections.mjs';
 import * as aggregate from './aggregate.mjs';
+import * as resilience from './resilience.mjs';
 
-const SCENARIOS = { passthrough, throttling, connections, aggregate };
+const SCENARIOS = { passthrough, throttling, connections, aggregate, resilience };
 
 const USAGE = `usage: node bench/run.mjs [scenario...] [options]
 
@@ -106,11 +107,12 @@ const settingsFor = {
   throttling: { duration, warmup, slices, backendLatencyMs, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { duration, warmup, slices, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
   aggregate: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
+  resilience: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
 const budgetS = selected.reduce((total, name) => {
-  const runs = name === 'passthrough' ? repeat * 3 : name === 'aggregate' ? repeat * 2 : 1;
+  const runs = name === 'passthrough' ? repeat * 3 : name === 'aggregate' || name === 'resilience' ? repeat * 2 : 1;
   return total + runs * (warmup + duration + 5) + 45;
 }, 30);
 const watchdog = setTimeout(() => {
