@@ -161,6 +161,22 @@ routes:
     const res = await fetch(`${gateway.url}/x`);
     expect(res.status).toBe(504);
     expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:deadline-exceeded' });
-    expect(Date.now() - started).toBeLessThan(2000);
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(900);
+  });
+
+  it('the deadline also bounds retry backoff and waiting for a concurrency slot', async () => {
+    const slow = await startSwitchable('slow', delayed(1500, ok('slow')));
+    backends = [slow];
+    gateway = await startGateway(config([slow.url], '    retry: { deadline: 300ms }\n    concurrency: { perBackend: 1, queue: 5, maxWait: 5s }'));
+    const first = fetch(`${gateway.url}/x`);
+    await until(() => served(slow) === 1, 3000, 'first in flight');
+    const started = Date.now();
+    const waiting = await fetch(`${gateway.url}/x`);
+    expect(waiting.status).toBe(504);
+    expect(Date.now() - started).toBeLessThan(900);
+    expect(gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.queued).toBe(0);
+    expect((await first).status).toBe(504);
   });
 });

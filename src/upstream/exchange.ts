@@ -21,7 +21,8 @@ import { applyHeaderEdit } from './header-edit.js';
 import type { AttemptOutcome, ProxyObserver } from './observer.js';
 import type { AttemptTrace, RequestScope } from './request-scope.js';
 import { isReady, pickBackend, poolBlock, type PoolBlock } from './select.js';
-import type { ResponseSink } from './sink.js';
+import type { ProblemOptions, ResponseSink } from './sink.js';
+import type { IncomingHttpHeaders } from 'node:http';
 
 export interface ExchangeContext {
   observer: ProxyObserver;
@@ -59,8 +60,13 @@ export class ProxyExchange implements QueueWaiter {
   #retryTimer: { timer: NodeJS.Timeout; backend: CompiledBackend } | undefined;
   #idempotent: boolean | undefined;
 
+  readonly sink: ResponseSink;
+  /** Set when retry.deadline passed before a response started: the exchange has answered 504. */
+  deadlinePassed = false;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+
   constructor(
-    readonly sink: ResponseSink,
+    sink: ResponseSink,
     readonly route: CompiledRoute,
     readonly upstream: CompiledUpstream,
     readonly forward: ForwardRequest,
@@ -69,6 +75,8 @@ export class ProxyExchange implements QueueWaiter {
     readonly noFallback = false,
   ) {
     this.startedAt = performance.now();
+    // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
+    this.sink = upstream.resilience.retry === undefined ? sink : new DeadlineSink(sink, () => this.#clearDeadline());
   }
 
   start(): void {
@@ -76,10 +84,14 @@ export class ProxyExchange implements QueueWaiter {
       this.clientGone = true;
       this.current?.abort();
       this.#cancelWaits();
+      this.#clearDeadline();
     });
     const now = Date.now();
     const retry = this.upstream.resilience.retry;
-    if (retry !== undefined) this.deadlineAt = now + retry.deadline;
+    if (retry !== undefined) {
+      this.deadlineAt = now + retry.deadline;
+      this.#deadlineTimer = setTimeout(() => this.#onDeadline(), retry.deadline);
+    }
     const backend = this.pick(now);
     if (backend) this.dispatchTo(backend, false);
     else this.noBackend(now);
@@ -191,6 +203,11 @@ export class ProxyExchange implements QueueWaiter {
   onAttemptError(attempt: Attempt, error: Error & { code?: string }): void {
     if (this.clientGone) {
       attempt.settle('neutral');
+      return;
+    }
+    if (this.deadlinePassed) {
+      // Cut by the request deadline, already answered: the backend was too slow.
+      attempt.settle('failure');
       return;
     }
     const { backend } = attempt;
@@ -344,6 +361,25 @@ export class ProxyExchange implements QueueWaiter {
     if (this.clientGone) return;
     this.context.observer.concurrencyRejected(this.upstream, backend, 'wait-expired');
     if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'wait-expired');
+  }
+
+  #onDeadline(): void {
+    this.#deadlineTimer = undefined;
+    if (this.sink.started || this.clientGone) return;
+    this.deadlinePassed = true;
+    this.#cancelWaits();
+    const attempt = this.current;
+    if (attempt !== undefined && !attempt.released) {
+      this.context.observer.attempt(this.upstream, attempt.backend, 'timeout', 0, attempt.elapsed());
+      attempt.abort(new Error('request deadline passed'));
+    }
+    this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
+  }
+
+  #clearDeadline(): void {
+    if (this.#deadlineTimer === undefined) return;
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
   }
 
   #cancelWaits(): void {
@@ -501,9 +537,9 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.discarding = true;
   }
 
-  abort(): void {
+  abort(reason: Error = new Error('client closed the connection')): void {
     const controller = this.controller;
-    if (controller && !controller.aborted) controller.abort(new Error('client closed the connection'));
+    if (controller && !controller.aborted) controller.abort(reason);
   }
 
   /** Tells the backend's breaker how this attempt went (once). */
@@ -526,3 +562,47 @@ export class Attempt implements Dispatcher.DispatchHandler {
 }
 
 export type { AttemptOutcome };
+
+/** Passes everything on to the real sink and reports once the answer has started (deadline over). */
+class DeadlineSink implements ResponseSink {
+  constructor(
+    readonly inner: ResponseSink,
+    private readonly onAnswer: () => void,
+  ) {}
+
+  get started(): boolean {
+    return this.inner.started;
+  }
+
+  onGone(listener: () => void): void {
+    this.inner.onGone(listener);
+  }
+
+  start(status: number, headers: IncomingHttpHeaders): void {
+    this.onAnswer();
+    this.inner.start(status, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.inner.write(chunk);
+  }
+
+  onDrain(listener: () => void): void {
+    this.inner.onDrain(listener);
+  }
+
+  end(): void {
+    this.onAnswer();
+    this.inner.end();
+  }
+
+  problem(code: ProblemCode, detail: string, options?: ProblemOptions): void {
+    this.onAnswer();
+    this.inner.problem(code, detail, options);
+  }
+
+  abort(error: Error): void {
+    this.onAnswer();
+    this.inner.abort(error);
+  }
+}
