@@ -240,9 +240,11 @@ routes:
     expect(messages).toEqual(expect.arrayContaining([
       expect.stringContaining('managed by the gateway'),
       expect.stringContaining('not a valid header name'),
-      expect.stringContaining('line break or NUL (value not shown)'),
+      expect.stringContaining('line break, control or non-Latin-1 character (value not shown)'),
     ]));
     expect(JSON.stringify(issues)).not.toContain('secret-line2');
+    const emoji = issuesOf(`upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:1, headers: { x-key: "\${KEY}" } } ]\nroutes:\n  - upstream: app\n`, { KEY: 'key-\u{1F600}' });
+    expect(emoji).toEqual([expect.objectContaining({ path: 'upstreams.app.backends[0].headers.x-key', message: expect.stringContaining('value not shown') })]);
   });
 
   it('a missing key variable is named, with its line', () => {

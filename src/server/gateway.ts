@@ -16,7 +16,7 @@ import { DispatcherRegistry } from '../upstream/dispatchers.js';
 import { RouteStatsRegistry } from '../routing/route-stats.js';
 import type { ProxyObserver } from '../upstream/observer.js';
 import { RateLimitRegistry } from '../ratelimit/registry.js';
-import { TunnelRegistry } from '../upstream/websocket-exchange.js';
+import { TunnelRegistry } from '../upstream/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
 import { createProxyHandler } from './proxy-handler.js';

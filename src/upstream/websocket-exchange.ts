@@ -12,10 +12,9 @@ import { buildResponseHeaders } from '../server/forward-headers.js';
 import { throttleCooldown } from './cooldown.js';
 import { classifyError, sendPoolExhausted, type ExchangeContext } from './exchange.js';
 import { applyHeaderEdit } from './header-edit.js';
-import type { WebSocketCloseReason } from './observer.js';
 import { isReady, pickBackend, soonestReady } from './select.js';
 import type { ResponseSink } from './sink.js';
-import { CLOSE_GOING_AWAY, closeFrame } from './websocket-frames.js';
+import { Tunnel, type TunnelRegistry } from './websocket-tunnel.js';
 
 export interface UpgradeRequest {
   /** Path and query as the backend should see them, before the backend's own base path. */
@@ -28,24 +27,6 @@ export interface UpgradeRequest {
   clientSocket: Duplex;
   /** Bytes the client sent after its handshake (normally none). */
   head: Buffer;
-}
-
-/** Open tunnels, so shutdown can close them with a proper Close frame. */
-export class TunnelRegistry {
-  readonly #open = new Set<Tunnel>();
-
-  add(tunnel: Tunnel): void {
-    this.#open.add(tunnel);
-    tunnel.onClosed(() => this.#open.delete(tunnel));
-  }
-
-  get size(): number {
-    return this.#open.size;
-  }
-
-  closeAll(reason = 'gateway shutting down'): void {
-    for (const tunnel of this.#open) tunnel.close(CLOSE_GOING_AWAY, reason);
-  }
 }
 
 export class WebSocketExchange {
@@ -208,85 +189,5 @@ export class WebSocketExchange {
       this.sink.problem(code, `${upstream.name}: ${error.message}`, { extensions: { upstream: upstream.name } });
     });
     req.end();
-  }
-}
-
-/** Two sockets spliced after a 101: bytes both ways, closed together, ended after an idle time. */
-export class Tunnel {
-  #closing = false;
-  #closedCount = 0;
-  reason: WebSocketCloseReason = 'closed';
-  readonly openedAt = performance.now();
-  #settled = false;
-  readonly #onClosed: Array<() => void> = [];
-
-  constructor(
-    readonly client: Socket,
-    readonly backend: Socket,
-    readonly idleMs: number,
-  ) {}
-
-  open(res: IncomingMessage, backendHead: Buffer, clientHead: Buffer): void {
-    const { client, backend } = this;
-    let head = `HTTP/1.1 101 ${res.statusMessage || 'Switching Protocols'}\r\n`;
-    for (let i = 0; i < res.rawHeaders.length; i += 2) head += `${res.rawHeaders[i]}: ${res.rawHeaders[i + 1]}\r\n`;
-    client.write(`${head}\r\n`);
-    if (backendHead.length > 0) client.write(backendHead);
-    if (clientHead.length > 0) backend.write(clientHead);
-    client.setNoDelay?.(true);
-    backend.setNoDelay(true);
-    // A Close frame travels through like any other; when one side's TCP connection ends, the
-    // other is ended gracefully (its pending bytes, e.g. the answering Close, still go out).
-    client.pipe(backend);
-    backend.pipe(client);
-    for (const [socket, other] of [[client, backend], [backend, client]] as const) {
-      socket.on('error', () => {
-        if (!this.#closing) this.reason = 'error';
-        this.#destroyBoth();
-      });
-      socket.once('close', () => {
-        if (!other.destroyed) {
-          other.end();
-          setTimeout(() => other.destroy(), 2_000).unref();
-        }
-        if (++this.#closedCount === 2) this.#settle();
-      });
-    }
-    // Writes to the client count too, so this fires only when nothing moved either way.
-    if (this.idleMs > 0) client.setTimeout(this.idleMs, () => this.close(CLOSE_GOING_AWAY, 'idle timeout', 'idle'));
-  }
-
-  /** Sends Close to both sides, then ends both connections (destroyed if they linger). */
-  close(code: number, reason: string, why: WebSocketCloseReason = 'shutdown'): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.reason = why;
-    const { client, backend } = this;
-    client.setTimeout(0);
-    client.unpipe(backend);
-    backend.unpipe(client);
-    // Keep reading (and dropping) what each side still sends — its answering Close — so both
-    // connections reach their end and close.
-    client.resume();
-    backend.resume();
-    if (client.writable) client.end(closeFrame(code, reason, false));
-    if (backend.writable) backend.end(closeFrame(code, reason, true));
-    setTimeout(() => this.#destroyBoth(), 2_000).unref();
-  }
-
-  onClosed(listener: () => void): void {
-    if (this.#settled) listener();
-    else this.#onClosed.push(listener);
-  }
-
-  #destroyBoth(): void {
-    this.client.destroy();
-    this.backend.destroy();
-  }
-
-  #settle(): void {
-    if (this.#settled) return;
-    this.#settled = true;
-    for (const listener of this.#onClosed.splice(0)) listener();
   }
 }

@@ -13,7 +13,11 @@ export const headerName = z
   .regex(TOKEN, { message: 'not a valid header name (letters, digits and !#$%&\'*+.^_`|~-)' })
   .transform((name) => name.toLowerCase());
 
-const headerValue = z.string().refine((value) => !/[\0\r\n]/.test(value), { message: 'header value contains a line break or NUL (value not shown)' });
+// What HTTP allows in a field value (RFC 9110 §5.5; undici refuses anything else at send time).
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const headerValue = z.string().refine((value) => FIELD_VALUE.test(value), {
+  message: 'header value contains a line break, control or non-Latin-1 character (value not shown)',
+});
 
 export const setHeadersSchema = z
   .record(z.string(), headerValue)
