@@ -87,6 +87,48 @@ routes:
     expect(a.upgrades + b.upgrades).toBe(2);
   });
 
+  it('handshakes feed the backend\'s breaker: failing ones open it, then the client gets 503 without a call', async () => {
+    const failing = track(await startRefusingBackend(502));
+    gateway = await startGateway(`upstreams:
+  rt:
+    breaker: { minRequests: 2, failureRate: 50%, openFor: 10s }
+    backends: [ { url: ${failing.url} } ]
+routes:
+  - upstream: rt
+`);
+    for (let i = 0; i < 2; i++) {
+      const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number };
+      expect(refusal.status).toBe(502);
+    }
+    const blocked = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; body: string };
+    expect(blocked.status).toBe(503);
+    expect(JSON.parse(blocked.body)).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable', upstream: 'rt' });
+    expect(failing.upgrades).toBe(2);
+  });
+
+  it('an open tunnel holds a concurrency slot until it closes', async () => {
+    const echo = track(await startEchoBackend());
+    gateway = await startGateway(`upstreams:
+  rt:
+    concurrency: { perBackend: 1, queue: 0 }
+    backends: [ { url: ${echo.url} } ]
+routes:
+  - upstream: rt
+`);
+    const first = await openClient(`${wsUrl(gateway.url)}/rt`);
+    const full = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; body: string };
+    expect(full.status).toBe(503);
+    expect(JSON.parse(full.body)).toMatchObject({ type: 'urn:spillway:problem:concurrency-limit' });
+    first.close();
+    await closed(first);
+    await waitFor(() => gateway!.gateway.snapshot.upstreams.get('rt')!.backends[0]!.state.inFlight === 0);
+    const again = await openClient(`${wsUrl(gateway.url)}/rt`);
+    again.send('who');
+    expect(await nextMessage(again)).toBe('echo /rt');
+    again.close();
+    await closed(again);
+  });
+
   it('passes on a backend\'s other refusals (401) unchanged', async () => {
     const denied = track(await startRefusingBackend(401, { 'www-authenticate': 'Bearer' }));
     gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${denied.url} } ]\nroutes:\n  - upstream: rt\n`);
@@ -94,6 +136,18 @@ routes:
     expect(refusal.status).toBe(401);
     expect(refusal.headers['www-authenticate']).toBe('Bearer');
     expect(refusal.body).toBe('{"error":{"code":"401"}}');
+  });
+
+  it('a backend that refuses the connection is skipped: the handshake goes on to the next one', async () => {
+    const gone = await startEchoBackend();
+    await gone.close();
+    const echo = track(await startEchoBackend('second'));
+    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${gone.url}, priority: 1 }, { url: ${echo.url}, priority: 2 } ]\nroutes:\n  - upstream: rt\n`);
+    const client = await openClient(`${wsUrl(gateway.url)}/rt`);
+    client.send('who');
+    expect(await nextMessage(client)).toBe('second /rt');
+    client.close();
+    await closed(client);
   });
 
   it('answers unknown paths and unreachable backends with problem+json', async () => {

@@ -10,9 +10,11 @@ import type { Duplex } from 'node:stream';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtime/snapshot.js';
 import { buildResponseHeaders } from '../server/forward-headers.js';
 import { throttleCooldown } from './cooldown.js';
-import { classifyError, sendPoolExhausted, type ExchangeContext } from './exchange.js';
+import type { BreakerVerdict } from '../resilience/breaker.js';
+import { failureKind } from '../resilience/retry.js';
+import { answerPoolBlocked, classifyError, type ExchangeContext } from './exchange.js';
 import { applyHeaderEdit } from './header-edit.js';
-import { isReady, pickBackend, soonestReady } from './select.js';
+import { isReady, pickBackend, poolBlock } from './select.js';
 import type { ResponseSink } from './sink.js';
 import { Tunnel, type TunnelRegistry } from './websocket-tunnel.js';
 
@@ -32,6 +34,7 @@ export interface UpgradeRequest {
 export class WebSocketExchange {
   tried = 0;
   attempts = 0;
+  retries = 0;
   done = false;
   current: ClientRequest | undefined;
 
@@ -53,18 +56,20 @@ export class WebSocketExchange {
     this.next(Date.now());
   }
 
+  pickNext(now: number): CompiledBackend | undefined {
+    return pickBackend({ backends: this.upstream.backends, balance: this.upstream.balance, now, tried: this.tried, random: this.context.random, cursor: this.upstream.cursor });
+  }
+
   next(now: number): void {
-    const backend = this.attempts < this.upstream.maxAttempts
-      ? pickBackend({ backends: this.upstream.backends, balance: this.upstream.balance, now, tried: this.tried, random: this.context.random, cursor: this.upstream.cursor })
-      : undefined;
+    const backend = this.attempts < this.upstream.maxAttempts ? this.pickNext(now) : undefined;
     if (backend) {
       this.dispatchTo(backend);
       return;
     }
     this.done = true;
-    const waitMs = Math.max(1, Math.ceil(soonestReady(this.upstream.backends, now) - now));
-    this.context.observer.poolExhausted(this.route, waitMs, this.upstream);
-    sendPoolExhausted(this.sink, this.upstream, waitMs);
+    // Every backend cooling → the gateway's 429; breakers open / unhealthy → 503; only
+    // concurrency slots taken → 503 concurrency-limit (a handshake does not wait in the queue).
+    answerPoolBlocked(this.sink, this.route, this.upstream, poolBlock(this.upstream.backends, now), now, this.context.observer);
   }
 
   dispatchTo(backend: CompiledBackend): void {
@@ -92,13 +97,24 @@ export class WebSocketExchange {
     };
     const req = (tls ? httpsRequest : httpRequest)(options);
     this.current = req;
-    backend.state.inFlight++;
-    backend.state.requests++;
+    const { state } = backend;
+    state.inFlight++;
+    state.requests++;
+    let ticket = state.breaker !== undefined ? state.breaker.begin() : -1;
+    // The handshake's verdict for the backend's breaker (once): 101 success, throttle neutral,
+    // a connection failure or a breaker status failure.
+    const settle = (verdict: BreakerVerdict) => {
+      if (ticket < 0) return;
+      state.breaker?.end(ticket, verdict);
+      ticket = -1;
+    };
     let released = false;
+    // A tunnel holds its slot until it closes (concurrency limits count open WebSockets).
     const release = () => {
       if (released) return;
       released = true;
-      backend.state.inFlight--;
+      settle('neutral');
+      state.releaseSlot();
     };
 
     // connect timeout, then the headers timeout for the handshake answer
@@ -109,13 +125,14 @@ export class WebSocketExchange {
         timer = setTimeout(() => req.destroy(Object.assign(new Error('no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), upstream.timeouts.headers);
       });
     });
-    const settle = () => {
+    const stopTimer = () => {
       clearTimeout(timer);
       timer = undefined;
     };
 
     req.once('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => {
-      settle();
+      stopTimer();
+      settle('success');
       this.context.observer.attempt(upstream, backend, 'ok', 101, elapsed());
       if (this.done) {
         release();
@@ -134,10 +151,11 @@ export class WebSocketExchange {
     });
 
     req.once('response', (res: IncomingMessage) => {
-      settle();
+      stopTimer();
       const status = res.statusCode ?? 0;
       const now = Date.now();
       const decision = throttleCooldown(status, res.headers, upstream.throttle, now);
+      settle(decision ? 'neutral' : state.breaker?.policy.statuses.has(status) ? 'failure' : 'success');
       if (decision) {
         backend.state.throttled++;
         const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
@@ -178,14 +196,27 @@ export class WebSocketExchange {
     });
 
     req.once('error', (error: Error & { code?: string }) => {
-      settle();
+      stopTimer();
+      if (!this.done) settle('failure');
       release();
       if (this.done) return;
-      this.done = true;
       const code = classifyError(error);
       backend.state.errors++;
       if (code === 'upstream-tls-error') this.context.observer.tlsError(upstream, backend, error.code ?? 'TLS', error.message);
       this.context.observer.attempt(upstream, backend, code.endsWith('timeout') ? 'timeout' : 'error', 0, elapsed());
+      // A handshake the backend never saw (refused, unreachable, connect timeout) goes on to
+      // another backend, as for requests: always without a retry block, within maxRetries with one.
+      const retry = upstream.resilience.retry;
+      if (failureKind(error.code) === 'connect' && (retry === undefined || (retry.connectError && this.retries < retry.maxRetries))) {
+        const next = this.attempts < upstream.maxAttempts ? this.pickNext(Date.now()) : undefined;
+        if (next) {
+          if (retry !== undefined) this.retries++;
+          this.context.observer.retry(upstream, backend, code);
+          this.dispatchTo(next);
+          return;
+        }
+      }
+      this.done = true;
       this.sink.problem(code, `${upstream.name}: ${error.message}`, { extensions: { upstream: upstream.name } });
     });
     req.end();
