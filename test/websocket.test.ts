@@ -129,6 +129,32 @@ routes:
     await closed(again);
   });
 
+  it('the route\'s client rate limit counts each handshake; the client key it reads is still stripped', async () => {
+    const echo = track(await startEchoBackend());
+    gateway = await startGateway(`rateLimits:
+  per-key: { key: "header:x-api-key", capacity: 1, refill: 1/h }
+upstreams:
+  rt:
+    backends: [ { url: ${echo.url} } ]
+routes:
+  - upstream: rt
+    rateLimit: per-key
+    removeHeaders: [x-api-key]
+`);
+    const first = await openClient(`${wsUrl(gateway.url)}/rt`, { headers: { 'x-api-key': 'alice' } });
+    expect(echo.handshakes[0]!.headers['x-api-key']).toBeUndefined();
+    const limited = (await openClient(`${wsUrl(gateway.url)}/rt`, { headers: { 'x-api-key': 'alice' } }).catch((error: unknown) => error)) as { status: number; headers: Record<string, string>; body: string };
+    expect(limited.status).toBe(429);
+    expect(JSON.parse(limited.body)).toMatchObject({ type: 'urn:spillway:problem:client-rate-limited', policy: 'per-key' });
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    const other = await openClient(`${wsUrl(gateway.url)}/rt`, { headers: { 'x-api-key': 'bob' } });
+    for (const client of [first, other]) {
+      client.close();
+      await closed(client);
+    }
+    expect(echo.handshakes).toHaveLength(2);
+  });
+
   it('passes on a backend\'s other refusals (401) unchanged', async () => {
     const denied = track(await startRefusingBackend(401, { 'www-authenticate': 'Bearer' }));
     gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${denied.url} } ]\nroutes:\n  - upstream: rt\n`);

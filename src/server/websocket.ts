@@ -1,9 +1,10 @@
-// WebSocket upgrades on the proxy listener: the same path normalisation, route table, split and
-// backend selection as any request (client limits and mirrors do not apply to upgrades), then
+// WebSocket upgrades on the proxy listener: the same path normalisation, route table, client rate
+// limits, split and backend selection as any request (mirrors do not apply to upgrades), then
 // a byte tunnel to the backend that accepted (src/upstream/websocket-exchange.ts).
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { enforceUpgradeRateLimit } from '../ratelimit/upgrade-stage.js';
 import { isRejection, normalisePath } from '../routing/normalise.js';
 import { RequestView } from '../routing/request-view.js';
 import { applyHeaderOps } from '../routing/rewrite.js';
@@ -66,12 +67,17 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       return;
     }
     route.stats.requests++;
-    const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
-    route.stats.countUpstream(upstream.name);
-    const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: false });
-    if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
-    if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
-    const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + target.query;
-    new WebSocketExchange(sink, route, upstream, { path: forwardPath, headers, upgrade, clientHost: req.headers.host, clientSocket: socket, head }, context, tunnels).start();
+    const forward = () => {
+      const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
+      route.stats.countUpstream(upstream.name);
+      const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: false });
+      if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
+      if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
+      const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + target.query;
+      new WebSocketExchange(sink, route, upstream, { path: forwardPath, headers, upgrade, clientHost: req.headers.host, clientSocket: socket, head }, context, tunnels).start();
+    };
+    // 3. limits: a handshake counts as one request of the route's rate limits
+    if (route.rateLimit) enforceUpgradeRateLimit(route.rateLimit, req, sink, route.name, context.observer, forward);
+    else forward();
   };
 }
