@@ -135,7 +135,7 @@ describe('per-backend credentials and deployment paths', () => {
     expect(b0!.state).not.toBe(b1!.state);
   });
 
-  it('secrets never appear in logs, admin output or problem responses', async () => {
+  it('secrets never appear in logs, /metrics, admin output or problem responses', async () => {
     withKeys();
     const host = await azureHost(new Set(['gpt-4o-eastus']));
     backends = [host];
@@ -153,6 +153,10 @@ describe('per-backend credentials and deployment paths', () => {
     const admin = await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).text();
     const adminConfig = await (await fetch(`${gateway.adminUrl}/admin/config`)).text();
     expect(adminConfig).toContain('api-key');
+    const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('spillway_');
+    const events = await (await fetch(`${gateway.adminUrl}/admin/events`)).text();
+    expect(events).toContain('cooldown');
     expect(admin).toContain('"setsHeaders":["api-key"]');
     expect(admin).toContain('"setsHeaders":["authorization"]');
     const logs = JSON.stringify(gateway.logs.lines);
@@ -160,10 +164,14 @@ describe('per-backend credentials and deployment paths', () => {
     for (const secret of Object.values(KEYS)) {
       expect(admin).not.toContain(secret);
       expect(adminConfig).not.toContain(secret);
+      expect(metrics).not.toContain(secret);
+      expect(events).not.toContain(secret);
       expect(logs).not.toContain(secret);
       expect(problem).not.toContain(secret);
     }
     expect(problem).not.toContain(CLIENT_KEY);
+    expect(logs).not.toContain(CLIENT_KEY);
+    expect(metrics).not.toContain(CLIENT_KEY);
   });
 
   it('upstream-level headers apply to every backend; a backend overrides them and may remove headers', async () => {
