@@ -133,7 +133,7 @@ const WARN_OR_WORSE = /"level":(4\d|5\d|6\d)[,}]/;
 /** Extra node flags for the gateway child (run.mjs --gateway-node-options), e.g. --max-semi-space-size=4. */
 export const gatewayNodeArgs = [];
 
-export async function startGateway(yamlText, { readyTimeoutMs = 20_000, label = 'spillway' } = {}) {
+export async function startGateway(yamlText, { readyTimeoutMs = 20_000, label = 'spillway', env = {} } = {}) {
   if (!existsSync(GATEWAY_CLI)) {
     throw new Error(`${GATEWAY_CLI} does not exist: run "npm run build" first`);
   }
@@ -143,6 +143,8 @@ export async function startGateway(yamlText, { readyTimeoutMs = 20_000, label = 
   const child = spawn(process.execPath, [...gatewayNodeArgs, '--import', GUARD, GATEWAY_CLI, '--config', configPath], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    // `env` adds variables (e.g. OTEL_*) on top of the bench's environment.
+    env: { ...process.env, ...env },
   });
   trackExit(child);
   tempDirs.add(dir);

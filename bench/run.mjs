@@ -18,8 +18,9 @@ import * as throttling from './throttling.mjs';
 import * as connections from './connections.mjs';
 import * as aggregate from './aggregate.mjs';
 import * as resilience from './resilience.mjs';
+import * as telemetry from './telemetry.mjs';
 
-const SCENARIOS = { passthrough, throttling, connections, aggregate, resilience };
+const SCENARIOS = { passthrough, throttling, connections, aggregate, resilience, telemetry };
 
 const USAGE = `usage: node bench/run.mjs [scenario...] [options]
 
@@ -30,7 +31,7 @@ options:
   --warmup S        warm-up seconds before each measured run (default 2; 0 = none)
   --connections N   client connections (default: passthrough 50, throttling 100, connections 1000, aggregate 50)
   --rate R          overall request rate for throttling (default 1000/s) and connections (default 2000/s)
-  --repeat N        passthrough / aggregate rounds, targets interleaved (default 1)
+  --repeat N        passthrough / aggregate / telemetry rounds, targets interleaved (default 1)
   --pipelining N    passthrough HTTP pipelining (default 1)
   --slices N        throttling/connections: split the rated load over N autocannon instances
                     started 1/N s apart (default 10; 1 = one instance, one burst per second)
@@ -108,11 +109,12 @@ const settingsFor = {
   connections: { duration, warmup, slices, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
   aggregate: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
   resilience: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
+  telemetry: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
 const budgetS = selected.reduce((total, name) => {
-  const runs = name === 'passthrough' ? repeat * 3 : name === 'aggregate' || name === 'resilience' ? repeat * 2 : 1;
+  const runs = name === 'telemetry' ? repeat * 4 : name === 'passthrough' ? repeat * 3 : name === 'aggregate' || name === 'resilience' ? repeat * 2 : 1;
   return total + runs * (warmup + duration + 5) + 45;
 }, 30);
 const watchdog = setTimeout(() => {

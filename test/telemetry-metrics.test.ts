@@ -1,6 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { ROOT, startGateway, type TestGateway } from './helpers/gateway.js';
 import { eventually, startGatewayFromFile } from './helpers/reload.js';
 import { Scrape, scrape } from './helpers/telemetry.js';
 
@@ -323,5 +325,21 @@ routes:
     expect(m.all('spillway_aggregate_responses_total')).toEqual({ '{partial="true",route="dashboard"}': 1 });
     expect(m.value('spillway_aggregate_part_duration_seconds_count', { route: 'dashboard', part: 'profile' })).toBe(1);
     expect(m.value('spillway_requests_total', { route: 'dashboard', method: 'GET', status_class: '2xx' })).toBe(1);
+  });
+});
+
+describe('the documented metrics exist', () => {
+  it('every spillway_* name in docs/operations.md and deploy/grafana-dashboard.json is served by /metrics', async () => {
+    const app = await startBackend();
+    backends = [app];
+    gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    const served = new Set([...(await scrape(gateway.adminUrl)).text.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]!));
+    const histogramParts = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
+    for (const file of ['docs/operations.md', 'deploy/grafana-dashboard.json']) {
+      const text = await readFile(join(ROOT, file), 'utf8');
+      const named = new Set([...text.matchAll(/\bspillway_[a-z_]+[a-z]/g)].map((m) => histogramParts(m[0])));
+      const missing = [...named].filter((name) => !served.has(name));
+      expect(missing, file).toEqual([]);
+    }
   });
 });
