@@ -20,10 +20,10 @@ function single(url: string, top = ''): string {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('request log and request id', () => {
-  it('writes one JSON line per request; x-request-id is generated, forwarded and returned', async () => {
+  it('writes one JSON line per request (log.requests.sample: 1); x-request-id is generated, forwarded and returned', async () => {
     const app = await startBackend();
     backends = [app];
-    gateway = await startGateway(single(app.url));
+    gateway = await startGateway(single(app.url, 'log: { requests: { sample: 1 } }\n'));
     const response = await fetch(`${gateway.url}/orders/7?page=2`, { method: 'POST', body: 'x' });
     await response.text();
     const id = response.headers.get('x-request-id')!;
@@ -46,12 +46,15 @@ describe('request log and request id', () => {
     const tooLong = await fetch(`${gateway.url}/b`, { headers: { 'x-request-id': 'x'.repeat(500) } });
     expect(tooLong.headers.get('x-request-id')).toMatch(UUID);
     expect(app.received[1]!.headers['x-request-id']).toBe(tooLong.headers.get('x-request-id'));
+    // request lines are off by default (the id is still kept/generated: metrics are on)
+    await sleep(20);
+    expect(gateway.logs.events('request')).toHaveLength(0);
   });
 
   it('gateway-made answers carry the request id too (404, pool exhausted)', async () => {
     const app = await startStaticBackend(429, { 'retry-after': '5' });
     backends = [app];
-    gateway = await startGateway(single(app.url).replace('name: app, upstream', 'name: app, match: { path: /api/ }, upstream'));
+    gateway = await startGateway(single(app.url, 'log: { requests: { sample: 1 } }\n').replace('name: app, upstream', 'name: app, match: { path: /api/ }, upstream'));
     const notFound = await fetch(`${gateway.url}/nope`);
     expect(notFound.status).toBe(404);
     expect(notFound.headers.get('x-request-id')).toMatch(UUID);
@@ -160,7 +163,7 @@ describe('no secrets in logs', () => {
     const app = await startBackend();
     backends = [throttling, app];
     const secretUrl = throttling.url.replace('http://', 'http://svc:Sup3rS3cretPass@');
-    gateway = await startGateway(`upstreams:\n  llm:\n    backends:\n      - { url: ${secretUrl} }\n      - { url: ${app.url}, priority: 2 }\nroutes:\n  - { upstream: llm }\n`);
+    gateway = await startGateway(`log: { requests: { sample: 1 } }\nupstreams:\n  llm:\n    backends:\n      - { url: ${secretUrl} }\n      - { url: ${app.url}, priority: 2 }\nroutes:\n  - { upstream: llm }\n`);
     await (await fetch(`${gateway.url}/v1/chat?api-key=QUERYSECRET&model=gpt`)).text();
     gateway.gateway.logger.warn({ detail: `could not reach ${secretUrl}` }, 'error text with a secret');
     await sleep(20);

@@ -6,8 +6,8 @@ import { z } from 'zod';
 const headerName = z.string().min(1).regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { message: 'not a valid header name' }).toLowerCase();
 
 export const requestLogSchema = z.strictObject({
-  sample: z.number().min(0).max(1).default(1)
-    .meta({ description: 'Fraction of requests written as one JSON log line each (0 = none, 1 = all).' }),
+  sample: z.number().min(0).max(1).default(0)
+    .meta({ description: 'Fraction of requests written as one JSON log line each (0 = none, the default; 1 = all).' }),
   idHeader: headerName.default('x-request-id')
     .meta({ description: 'Request id header: kept when the client sends one, generated otherwise; forwarded to the backend and returned to the client.' }),
 });
