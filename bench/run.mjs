@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // spillway bench — see bench/README.md.
 //
-//   node bench/run.mjs [passthrough|throttling|connections|aggregate|resilience ...] [--duration S] [--connections N]
+//   node bench/run.mjs [passthrough|throttling|connections|aggregate|resilience|ratelimit ...] [--duration S] [--connections N]
 //                      [--warmup S] [--repeat N] [--rate R] [--pipelining N] [--check]
 //
 // Needs the built gateway (npm run build): dist/cli/main.js and dist/demo/backends.js.
@@ -19,8 +19,9 @@ import * as connections from './connections.mjs';
 import * as aggregate from './aggregate.mjs';
 import * as resilience from './resilience.mjs';
 import * as telemetry from './telemetry.mjs';
+import * as ratelimit from './ratelimit.mjs';
 
-const SCENARIOS = { passthrough, throttling, connections, aggregate, resilience, telemetry };
+const SCENARIOS = { passthrough, throttling, connections, aggregate, resilience, telemetry, ratelimit };
 
 const USAGE = `usage: node bench/run.mjs [scenario...] [options]
 
@@ -29,9 +30,9 @@ scenarios (default: all, in this order): ${Object.keys(SCENARIOS).join(', ')}
 options:
   --duration S      measured seconds per run (default 10)
   --warmup S        warm-up seconds before each measured run (default 2; 0 = none)
-  --connections N   client connections (default: passthrough 50, throttling 100, connections 1000, aggregate 50)
+  --connections N   client connections (default: passthrough 50, throttling 100, connections 1000, aggregate 50, ratelimit 50)
   --rate R          overall request rate for throttling (default 1000/s) and connections (default 2000/s)
-  --repeat N        passthrough / aggregate / telemetry rounds, targets interleaved (default 1)
+  --repeat N        passthrough / aggregate / telemetry / ratelimit rounds, targets interleaved (default 1)
   --pipelining N    passthrough HTTP pipelining (default 1)
   --slices N        throttling/connections: split the rated load over N autocannon instances
                     started 1/N s apart (default 10; 1 = one instance, one burst per second)
@@ -110,11 +111,12 @@ const settingsFor = {
   aggregate: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
   resilience: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
   telemetry: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
+  ratelimit: { duration, warmup, repeat, connections: connectionsOverride ?? 50 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
 const budgetS = selected.reduce((total, name) => {
-  const runs = name === 'telemetry' ? repeat * 4 : name === 'passthrough' ? repeat * 3 : name === 'aggregate' || name === 'resilience' ? repeat * 2 : 1;
+  const runs = name === 'telemetry' ? repeat * 4 : name === 'passthrough' || name === 'ratelimit' ? repeat * 3 : name === 'aggregate' || name === 'resilience' ? repeat * 2 : 1;
   return total + runs * (warmup + duration + 5) + 45;
 }, 30);
 const watchdog = setTimeout(() => {

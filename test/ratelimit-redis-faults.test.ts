@@ -170,3 +170,38 @@ describe('Redis hanging', () => {
     }
   });
 });
+
+describe('Redis down at start', () => {
+  it('the gateway starts within about a second and serves per onRedisError', async () => {
+    redis = await startRedis();
+    const url = redis.url;
+    await redis.kill();
+    const events = limiterEvents();
+    const started = performance.now();
+    gateway = await startGateway(
+      `redis: { url: ${url}, onRedisError: closed }
+upstreams:
+  app:
+    backends: [ { url: ${backend.url} } ]
+rateLimits:
+  global: { key: route, capacity: 5, refill: 1/h }
+routes:
+  - { match: { path: / }, upstream: app, rateLimit: global }
+`,
+      { observer: events.observer },
+    );
+    expect(performance.now() - started).toBeLessThan(3_000);
+    const refused = await hit(`${gateway.url}/x`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(JSON.parse(refused.body)).toMatchObject({ type: 'urn:spillway:problem:rate-limiter-unavailable', policy: 'global' });
+    await redis.restart();
+    const until = performance.now() + 3_000;
+    let status = 503;
+    while (status === 503 && performance.now() < until) {
+      status = (await hit(`${gateway.url}/x`)).status;
+      if (status === 503) await sleep(50);
+    }
+    expect(status).toBe(200);
+  });
+});

@@ -26,9 +26,9 @@ export class RedisBucketStore implements BucketStore {
     this.keyPrefix = config.keyPrefix;
     this.commandTimeout = config.commandTimeout;
     const options: RedisOptions = {
-      // A backstop that clears commands stuck on a hung connection; the limit that requests
-      // feel is withTimeout() below.
-      commandTimeout: Math.max(1_000, config.commandTimeout * 20),
+      // No ioredis commandTimeout: withTimeout() below is the one timer per check. A command
+      // stuck on a hung connection stays in ioredis' queue until the connection drops; the
+      // breaker keeps those to one probe per cooldown.
       connectTimeout: config.connectTimeout,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -37,7 +37,7 @@ export class RedisBucketStore implements BucketStore {
       lazyConnect: false,
     };
     this.client = config.cluster
-      ? new Cluster(config.cluster.map(clusterNode), { redisOptions: options, enableOfflineQueue: false, enableAutoPipelining: true, clusterRetryStrategy: (times: number) => Math.min(times * 50, 250) })
+      ? new Cluster(config.cluster.map(clusterNode), { redisOptions: { ...options, ...clusterCredentials(config.cluster) }, enableOfflineQueue: false, enableAutoPipelining: true, clusterRetryStrategy: (times: number) => Math.min(times * 50, 250) })
       : new Redis(config.url!, options);
     // Errors surface on the commands; without a listener ioredis would log every retry.
     this.client.on('error', (error: Error) => {
@@ -48,10 +48,19 @@ export class RedisBucketStore implements BucketStore {
     });
   }
 
-  /** The Redis key of a bucket: hash-tagged, identity hashed. */
+  readonly #keys = new Map<string, string>();
+
+  /** The Redis key of a bucket: hash-tagged, identity hashed (recent ones cached). */
   bucketKey(policy: string, identity: string): string {
-    const digest = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
-    return `${this.keyPrefix}{${policy}:${digest}}`;
+    const id = `${policy}\u0000${identity}`;
+    let key = this.#keys.get(id);
+    if (key === undefined) {
+      const digest = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
+      key = `${this.keyPrefix}{${policy}:${digest}}`;
+      if (this.#keys.size >= 10_000) this.#keys.clear();
+      this.#keys.set(id, key);
+    }
+    return key;
   }
 
   take(request: TakeRequest): Promise<TakeResult> {
@@ -130,4 +139,16 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** user:password from the first seed URL that carries them (every node of a cluster shares them). */
+function clusterCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
+  for (const seed of seeds) {
+    if (!/^rediss?:\/\//.test(seed)) continue;
+    const url = new URL(seed);
+    const tls = url.protocol === 'rediss:' ? { tls: {} } : {};
+    if (url.password || url.username) return { ...(url.username ? { username: decodeURIComponent(url.username) } : {}), ...(url.password ? { password: decodeURIComponent(url.password) } : {}), ...tls };
+    if (tls.tls) return tls;
+  }
+  return {};
 }
