@@ -132,20 +132,24 @@ describe('replicas share buckets', () => {
   });
 
   it('4 gateway processes, concurrent clients: the total allowed is what the bucket permits (±1%)', async () => {
-    const capacity = 40;
+    const capacity = 60;
     const perSecond = 10;
     const file = await writeTempConfig(`listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 ${yaml(`  global: { key: route, capacity: ${capacity}, refill: ${perSecond}/s }`, 'global')}`);
     clis = await Promise.all([0, 1, 2, 3].map(() => startCli(file)));
 
-    // warm every process's connections, then start the clock at the bucket's first request
+    // warm every process's connections; then one request creates the bucket, and the test sets
+    // it to half full at a known Redis time (half full: the capacity cap never discards refill)
     await Promise.all(clis.map(async (cli) => (await fetch(`${cli.url}/warm-up`)).arrayBuffer()));
     await client.flushall();
     expect((await fetch(`${clis[0]!.url}/x`)).status).toBe(200);
     const key = (await client.keys('test:*'))[0]!;
-    const firstAt = Number(await client.hget(key, 'at'));
-    let allowed = 1;
+    const [seconds, micros] = await client.time();
+    const firstAt = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const startTokens = capacity / 2;
+    await client.hset(key, 'tokens', String(startTokens), 'at', String(firstAt));
+    let allowed = 0;
     let refused = 0;
     let other = 0;
     // at least 1.5 s and well past the limit (a busy machine serves fewer requests per second)
@@ -165,7 +169,7 @@ ${yaml(`  global: { key: route, capacity: ${capacity}, refill: ${perSecond}/s }`
     );
     const last = await client.hgetall(key);
     // every token the bucket held or gained between its first and its last check, less what is left
-    const permitted = capacity + ((Number(last.at) - firstAt) * perSecond) / 1000 - Math.max(0, Number(last.tokens));
+    const permitted = startTokens + ((Number(last.at) - firstAt) * perSecond) / 1000 - Math.max(0, Number(last.tokens));
     // no replica fell back to local buckets (which would not be shared)
     expect(clis.flatMap((cli) => cli.lines.filter((line) => line.event === 'limiter.degraded'))).toEqual([]);
     expect(other).toBe(0);
