@@ -343,3 +343,33 @@ describe('the documented metrics exist', () => {
     }
   });
 });
+
+describe('metrics and events from health checks', () => {
+  it('a backend failing its health checks: healthy gauge 0, a health change counted and logged', async () => {
+    let failing = false;
+    const app = await startBackend((req, res) => {
+      if (req.url === '/health' && failing) {
+        res.writeHead(503).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    const spare = await startBackend();
+    backends = [app, spare];
+    gateway = await startGateway(`upstreams:
+  app:
+    healthCheck: { path: /health, interval: 50ms, timeout: 500ms, unhealthyAfter: 2, healthyAfter: 1 }
+    backends:
+      - { url: ${app.url} }
+      - { url: ${spare.url}, priority: 2 }
+routes:
+  - { name: app, upstream: app }
+`);
+    expect((await scrape(gateway.adminUrl)).value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(1);
+    failing = true;
+    const m = await eventually(() => scrape(gateway!.adminUrl), (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0);
+    expect(m.value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(0);
+    expect(m.all('spillway_health_changes_total')).toEqual({ [`{backend="${app.url}",healthy="false",upstream="app"}`]: 1 });
+    expect(gateway.logs.events('backend.health')[0]).toMatchObject({ level: 30, msg: 'backend unhealthy', upstream: 'app', backend: app.url, healthy: false });
+  });
+});
