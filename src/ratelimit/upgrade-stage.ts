@@ -4,6 +4,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { ProxyObserver } from '../upstream/observer.js';
 import type { ResponseSink } from '../upstream/sink.js';
+import { refusalFor } from './refusal.js';
 import type { LimitVerdict, RouteRateLimit } from './route-limit.js';
 
 export function enforceUpgradeRateLimit(limit: RouteRateLimit, req: IncomingMessage, sink: ResponseSink, routeName: string, observer: ProxyObserver, next: () => void): void {
@@ -14,40 +15,21 @@ export function enforceUpgradeRateLimit(limit: RouteRateLimit, req: IncomingMess
 }
 
 function applyVerdict(verdict: LimitVerdict, sink: ResponseSink, next: () => void): void {
-  switch (verdict.kind) {
-    case 'allow': {
-      if (verdict.waitMs <= 0) {
-        next();
-        return;
-      }
-      let gone = false;
-      sink.onGone(() => {
-        gone = true;
-      });
-      setTimeout(() => {
-        if (gone) verdict.refund();
-        else next();
-      }, verdict.waitMs);
-      return;
-    }
-    case 'limited': {
-      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-      sink.problem('client-rate-limited', `rate limit "${verdict.policy}" exceeded; retry in ${seconds}s`, {
-        headers: { ...verdict.headers, 'retry-after': String(seconds), 'retry-after-ms': String(Math.max(1, verdict.retryAfterMs)) },
-        extensions: { policy: verdict.policy, retryAfterMs: Math.max(1, verdict.retryAfterMs) },
-      });
-      return;
-    }
-    case 'missing-key':
-      sink.problem('client-key-missing', `rate limit "${verdict.policy}" needs a client key this request does not carry`, { extensions: { policy: verdict.policy } });
-      return;
-    case 'unavailable': {
-      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-      sink.problem('rate-limiter-unavailable', `rate limit "${verdict.policy}" cannot be checked: its store is unavailable`, {
-        headers: { 'retry-after': String(seconds) },
-        extensions: { policy: verdict.policy },
-      });
-      return;
-    }
+  if (verdict.kind !== 'allow') {
+    const { code, detail, options } = refusalFor(verdict);
+    sink.problem(code, detail, options);
+    return;
   }
+  if (verdict.waitMs <= 0) {
+    next();
+    return;
+  }
+  let gone = false;
+  sink.onGone(() => {
+    gone = true;
+  });
+  setTimeout(() => {
+    if (gone) verdict.refund();
+    else next();
+  }, verdict.waitMs);
 }
