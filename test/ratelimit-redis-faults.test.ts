@@ -205,3 +205,23 @@ routes:
     expect(status).toBe(200);
   });
 });
+
+describe('a client that leaves during the check', () => {
+  it('is not forwarded, and the gateway still stops at once', async () => {
+    const { gw } = await setup('open', '300ms');
+    const client = new Redis(redis.url);
+    try {
+      await client.client('PAUSE', 600, 'ALL');
+      // the check waits for Redis (up to 300 ms); the client gives up after 100 ms
+      await expect(fetch(`${gw.url}/leaving`, { signal: AbortSignal.timeout(100) })).rejects.toThrow();
+      await sleep(500);
+      expect(backend.received.filter((r) => r.url === '/leaving')).toHaveLength(0);
+      const started = performance.now();
+      await gateway!.close();
+      gateway = undefined;
+      expect(performance.now() - started).toBeLessThan(1_000);
+    } finally {
+      client.disconnect();
+    }
+  });
+});

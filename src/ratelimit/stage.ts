@@ -21,6 +21,11 @@ function applyVerdict(verdict: LimitVerdict, res: ServerResponse, next: () => vo
     sendProblem(res, code, detail, options);
     return;
   }
+  // The client may have left while Redis answered: do not call a backend for nobody.
+  if (res.destroyed) {
+    verdict.refund();
+    return;
+  }
   for (const name in verdict.headers) res.setHeader(name, verdict.headers[name]!);
   if (verdict.waitMs <= 0) {
     next();

@@ -36,6 +36,12 @@ export class ServerResponseSink implements ResponseSink {
 
   onGone(listener: () => void): void {
     const res = this.res;
+    // Gone already (an asynchronous stage, e.g. a rate-limit check, outlived the client): the
+    // 'close' event has passed, so say it now or the exchange would wait on a dead socket.
+    if (res.destroyed && !res.writableFinished) {
+      listener();
+      return;
+    }
     res.once('close', () => {
       if (!res.writableFinished) listener();
     });
