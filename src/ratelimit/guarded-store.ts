@@ -25,7 +25,8 @@ export interface PolicyStore {
 export class MemoryPolicyStore implements PolicyStore {
   constructor(readonly store: MemoryBucketStore) {}
   take(request: TakeRequest): StoreOutcome {
-    return { ...this.store.take(request), source: 'store' };
+    const r = this.store.take(request);
+    return { allowed: r.allowed, remaining: r.remaining, waitMs: r.waitMs, fullInMs: r.fullInMs, source: 'store' };
   }
   keyFor(policy: string, identity: string): string {
     return `${policy}\u0000${identity}`;
@@ -54,9 +55,9 @@ export class GuardedRedisStore implements PolicyStore {
   take(request: TakeRequest, onError: RedisFailureMode): StoreOutcome | Promise<StoreOutcome> {
     if (!this.breaker.allow()) return this.fallback(request, onError);
     return this.redis.take(request).then(
-      (result): StoreOutcome => {
+      (r): StoreOutcome => {
         this.breaker.succeeded();
-        return { ...result, source: 'store' };
+        return { allowed: r.allowed, remaining: r.remaining, waitMs: r.waitMs, fullInMs: r.fullInMs, source: 'store' };
       },
       (error: unknown) => {
         this.breaker.failed(`redis: ${(error as Error).message ?? String(error)}`);

@@ -13,12 +13,23 @@ export interface PolicyReport {
   readonly fullInMs: number;
 }
 
-export function windowSeconds(bucket: PolicyBucket): number {
-  return Math.max(1, Math.ceil(bucket.capacity / bucket.refillPerMs / 1000));
+/** w: seconds to refill an empty bucket. */
+export function windowSeconds(capacity: number, refillPerMs: number): number {
+  return Math.max(1, Math.ceil(capacity / refillPerMs / 1000));
+}
+
+/** The RateLimit-Policy member of one bucket: `"name";q=<capacity>;w=<seconds>`. */
+export function policyField(policy: string, capacity: number, refillPerMs: number): string {
+  return `"${policy}";q=${limitField(capacity)};w=${windowSeconds(capacity, refillPerMs)}`;
+}
+
+export function limitField(capacity: number): string {
+  return String(Math.floor(capacity));
 }
 
 const remainingOf = (report: PolicyReport) => Math.max(0, Math.floor(report.remaining));
 const resetOf = (report: PolicyReport) => Math.max(0, Math.ceil(report.fullInMs / 1000));
+const rateLimitMember = (report: PolicyReport) => `"${report.policy}";r=${remainingOf(report)};t=${resetOf(report)}`;
 
 /** Header fields for these reports; `tightest` (default: fewest tokens left) feeds the X- fields. */
 export function rateLimitHeaders(reports: readonly PolicyReport[], tightest?: PolicyReport): Record<string, string> {
@@ -28,15 +39,12 @@ export function rateLimitHeaders(reports: readonly PolicyReport[], tightest?: Po
     pick = reports[0]!;
     for (const report of reports) if (remainingOf(report) < remainingOf(pick)) pick = report;
   }
+  const single = reports.length === 1;
   return {
-    'ratelimit-policy': reports.map((r) => `"${r.policy}";q=${formatNumber(r.bucket.capacity)};w=${windowSeconds(r.bucket)}`).join(', '),
-    ratelimit: reports.map((r) => `"${r.policy}";r=${remainingOf(r)};t=${resetOf(r)}`).join(', '),
-    'x-ratelimit-limit': formatNumber(pick.bucket.capacity),
+    'ratelimit-policy': single ? reports[0]!.bucket.policyField : reports.map((r) => r.bucket.policyField).join(', '),
+    ratelimit: single ? rateLimitMember(reports[0]!) : reports.map(rateLimitMember).join(', '),
+    'x-ratelimit-limit': pick.bucket.limitField,
     'x-ratelimit-remaining': String(remainingOf(pick)),
     'x-ratelimit-reset': String(resetOf(pick)),
   };
-}
-
-function formatNumber(value: number): string {
-  return Number.isInteger(value) ? String(value) : String(Math.floor(value));
 }

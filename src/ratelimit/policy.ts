@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { RateLimitPolicyConfig } from '../config/schema/ratelimit.js';
 import { clientIpResolver, type ClientIpResolver } from './client-ip.js';
 import type { PolicyStore, RedisFailureMode } from './guarded-store.js';
+import { limitField, policyField } from './headers.js';
 import { claimValue, jwtVerifier } from './jwt.js';
 
 export interface PolicyBucket {
@@ -14,6 +15,9 @@ export interface PolicyBucket {
   readonly cost: number;
   /** Tier name, undefined for the policy's own bucket. */
   readonly tier: string | undefined;
+  /** This bucket's RateLimit-Policy member and X-RateLimit-Limit value (fixed per bucket). */
+  readonly policyField: string;
+  readonly limitField: string;
 }
 
 export interface ClientIdentity {
@@ -36,11 +40,19 @@ type PartReader = (req: IncomingMessage, routeName: string, claims: Record<strin
 const SEPARATOR = '\u0001';
 
 export function compilePolicy(name: string, config: RateLimitPolicyConfig, store: PolicyStore, defaultOnRedisError: RedisFailureMode): CompiledPolicy {
-  const base: PolicyBucket = { capacity: config.capacity, refillPerMs: config.refill, cost: config.cost, tier: undefined };
+  const bucket = (capacity: number, refillPerMs: number, cost: number, tier: string | undefined): PolicyBucket => ({
+    capacity,
+    refillPerMs,
+    cost,
+    tier,
+    policyField: policyField(name, capacity, refillPerMs),
+    limitField: limitField(capacity),
+  });
+  const base = bucket(config.capacity, config.refill, config.cost, undefined);
   const tiers = new Map<string, PolicyBucket>();
   for (const [tierName, tier] of Object.entries(config.tiers)) {
-    const bucket: PolicyBucket = { capacity: tier.capacity ?? base.capacity, refillPerMs: tier.refill ?? base.refillPerMs, cost: tier.cost ?? base.cost, tier: tierName };
-    for (const key of tier.keys) tiers.set(key, bucket);
+    const tierBucket = bucket(tier.capacity ?? base.capacity, tier.refill ?? base.refillPerMs, tier.cost ?? base.cost, tierName);
+    for (const key of tier.keys) tiers.set(key, tierBucket);
   }
   const needsIp = config.key.includes('ip') || config.missingKey === 'ip';
   const clientIp: ClientIpResolver | undefined = needsIp ? clientIpResolver(config.trustedProxies) : undefined;

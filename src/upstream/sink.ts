@@ -49,7 +49,8 @@ export class ServerResponseSink implements ResponseSink {
 
   start(status: number, headers: IncomingHttpHeaders): void {
     // Fields the gateway set before the exchange (e.g. RateLimit) win over the backend's.
-    if (this.res.getHeaderNames().length > 0) for (const name of this.res.getHeaderNames()) delete headers[name];
+    const set = this.res.getHeaderNames();
+    for (let i = 0; i < set.length; i++) delete headers[set[i]!];
     this.res.writeHead(status, headers);
   }
 
