@@ -3,8 +3,12 @@
 // otherwise unverifiable token yields no key: it never selects a bucket.
 
 import type { IncomingMessage } from 'node:http';
-import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions, type JSONWebKeySet } from 'jose';
+import type { JWTPayload, JWTVerifyGetKey, JWTVerifyOptions, JSONWebKeySet } from 'jose';
 import type { JwtConfig } from '../config/schema/ratelimit.js';
+
+// jose is imported when the first jwt key is compiled, not at start (it costs ~15 MB of RSS).
+let jose: Promise<typeof import('jose')> | undefined;
+const loadJose = (): Promise<typeof import('jose')> => (jose ??= import('jose'));
 
 export type JwtVerifier = (req: IncomingMessage) => Promise<JWTPayload | undefined>;
 
@@ -14,18 +18,18 @@ export function jwtVerifier(config: JwtConfig): JwtVerifier {
     ...(config.audience ? { audience: config.audience } : {}),
     clockTolerance: Math.round(config.clockTolerance / 1000),
   };
-  let verify: (token: string) => Promise<JWTPayload>;
-  if (config.secret !== undefined) {
-    const secret = new TextEncoder().encode(config.secret);
-    const hs = { ...options, algorithms: ['HS256'] };
-    verify = async (token) => (await jwtVerify(token, secret, hs)).payload;
-  } else {
+  const verifying = loadJose().then(({ createLocalJWKSet, createRemoteJWKSet, jwtVerify }): ((token: string) => Promise<JWTPayload>) => {
+    if (config.secret !== undefined) {
+      const secret = new TextEncoder().encode(config.secret);
+      const hs = { ...options, algorithms: ['HS256'] };
+      return async (token) => (await jwtVerify(token, secret, hs)).payload;
+    }
     const jwks = config.jwks!;
     const keys: JWTVerifyGetKey = 'url' in jwks
       ? createRemoteJWKSet(new URL(jwks.url!), { timeoutDuration: 2_000, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
       : createLocalJWKSet({ keys: jwks.keys } as unknown as JSONWebKeySet);
-    verify = async (token) => (await jwtVerify(token, keys, options)).payload;
-  }
+    return async (token) => (await jwtVerify(token, keys, options)).payload;
+  });
   const header = config.header;
   return async (req) => {
     const raw = req.headers[header];
@@ -34,7 +38,7 @@ export function jwtVerifier(config: JwtConfig): JwtVerifier {
     const token = /^bearer\s+/i.test(value) ? value.replace(/^bearer\s+/i, '').trim() : value.trim();
     if (!token) return undefined;
     try {
-      return await verify(token);
+      return await (await verifying)(token);
     } catch {
       return undefined;
     }

@@ -8,12 +8,19 @@
 // in guarded-store.ts is open). It reconnects by itself in the background.
 
 import { createHash } from 'node:crypto';
-import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, ClusterNode, Redis, RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import type { BucketStore, TakeRequest, TakeResult } from './bucket.js';
 import { TAKE_SCRIPT, TAKE_SCRIPT_SHA } from './redis-script.js';
 
 type Reply = [number, string, number, number];
+
+// ioredis is loaded when the first Redis store is made, not at start: a gateway without `redis`
+// does not carry it in memory (about 25 MB of RSS).
+const require = createRequire(import.meta.url);
+let ioredis: typeof import('ioredis') | undefined;
+const loadIoredis = (): typeof import('ioredis') => (ioredis ??= require('ioredis') as typeof import('ioredis'));
 
 export class RedisBucketStore implements BucketStore {
   readonly client: Redis | Cluster;
@@ -36,9 +43,10 @@ export class RedisBucketStore implements BucketStore {
       retryStrategy: (times: number) => Math.min(times * 50, 250),
       lazyConnect: false,
     };
+    const { Cluster: ClusterClient, Redis: RedisClient } = loadIoredis();
     this.client = config.cluster
-      ? new Cluster(config.cluster.map(clusterNode), { redisOptions: { ...options, ...clusterCredentials(config.cluster) }, enableOfflineQueue: false, enableAutoPipelining: true, clusterRetryStrategy: (times: number) => Math.min(times * 50, 250) })
-      : new Redis(config.url!, options);
+      ? new ClusterClient(config.cluster.map(clusterNode), { redisOptions: { ...options, ...clusterCredentials(config.cluster) }, enableOfflineQueue: false, enableAutoPipelining: true, clusterRetryStrategy: (times: number) => Math.min(times * 50, 250) })
+      : new RedisClient(config.url!, options);
     // Errors surface on the commands; without a listener ioredis would log every retry.
     this.client.on('error', (error: Error) => {
       this.lastError = error;
