@@ -92,7 +92,10 @@ describe('GET /metrics after scripted traffic', () => {
     expect(m.all('spillway_upstream_attempts_total')).toEqual({
       [`{backend="${throttling.url}",outcome="throttled",upstream="llm"}`]: 1,
       [`{backend="${healthy.url}",outcome="ok",upstream="llm"}`]: 3,
+      // requests 2 and 6 passed the cooling primary over; the second batch request found its only backend cooling
+      [`{backend="${throttling.url}",outcome="skipped_cooling",upstream="llm"}`]: 2,
       [`{backend="${lonely.url}",outcome="throttled",upstream="solo"}`]: 1,
+      [`{backend="${lonely.url}",outcome="skipped_cooling",upstream="solo"}`]: 1,
       [`{backend="${strict.url}",outcome="throttled",upstream="once"}`]: 1,
     });
     // three kinds of 429, three series

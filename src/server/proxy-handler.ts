@@ -19,7 +19,7 @@ import { HeaderRewriteSink } from '../routing/sinks.js';
 import { pickSplit } from '../routing/split.js';
 import { enforceRateLimit } from '../ratelimit/stage.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
-import { answerPoolBlocked, ProxyExchange, sendStaticFallback, type ExchangeContext } from '../upstream/exchange.js';
+import { answerPoolBlocked, ProxyExchange, reportSkippedCooling, sendStaticFallback, type ExchangeContext } from '../upstream/exchange.js';
 import { removeHeaders } from '../upstream/header-edit.js';
 import type { RequestScope } from '../upstream/request-scope.js';
 import { isReady, poolBlock } from '../upstream/select.js';
@@ -71,6 +71,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     if (!upstream.backends.some((backend) => isReady(backend, now))) {
       const block = poolBlock(upstream.backends, now);
       if (block.kind !== 'full') {
+        reportSkippedCooling(upstream, now, context.observer);
         const fallback = isFallback ? undefined : route.fallback;
         if (fallback?.kind === 'upstream') forwardToUpstream(req, res, snapshot, route, fallback.upstream, forwardPath, scope, true);
         else if (fallback?.kind === 'static') sendStaticFallback(new ServerResponseSink(res), fallback.status, fallback.headers, fallback.body);

@@ -109,8 +109,8 @@ export class GatewayMetrics {
       attempt(upstream, backend, outcome, _status, durationMs) {
         const cache = self.#backend(upstream, backend);
         attempts.inc((cache.attempts[outcome] ??= { ...cache.backend, outcome }));
-        // breaker_open is reported for a backend skipped without a call: no duration to record.
-        if (outcome !== 'breaker_open') attemptDuration.observe(cache.backend, durationMs / 1000);
+        // breaker_open and skipped_cooling are reported for a backend skipped without a call: no duration to record.
+        if (outcome !== 'breaker_open' && outcome !== 'skipped_cooling') attemptDuration.observe(cache.backend, durationMs / 1000);
       },
       cooldown(upstream, backend, decision, extended) {
         if (extended) cooldowns.inc({ upstream: upstream.name, backend: backendLabel(backend), source: decision.source });

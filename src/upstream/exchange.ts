@@ -92,6 +92,7 @@ export class ProxyExchange implements QueueWaiter {
       this.deadlineAt = now + retry.deadline;
       this.#deadlineTimer = setTimeout(() => this.#onDeadline(), retry.deadline);
     }
+    reportSkippedCooling(this.upstream, now, this.context.observer);
     const backend = this.pick(now);
     if (backend) this.dispatchTo(backend, false);
     else this.noBackend(now);
@@ -391,6 +392,13 @@ export class ProxyExchange implements QueueWaiter {
       this.#retryTimer.backend.state.retriesInFlight--;
       this.#retryTimer = undefined;
     }
+  }
+}
+
+/** One `skipped_cooling` attempt per backend this request passes over because it is cooling down. */
+export function reportSkippedCooling(upstream: CompiledUpstream, now: number, observer: ProxyObserver): void {
+  for (const backend of upstream.backends) {
+    if (backend.state.cooldownUntil > now) observer.attempt(upstream, backend, 'skipped_cooling', 0, 0);
   }
 }
 
