@@ -1,14 +1,13 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, runCli } from './helpers/gateway.js';
+import { expectCheckPasses } from './helpers/config.js';
 
 describe('config/azure-openai.yaml', () => {
   const file = join(ROOT, 'config/azure-openai.yaml');
 
   it('passes spillway check with the keys in the environment', async () => {
-    const result = await runCli(['check', '--config', file], { EASTUS_KEY: 'k1', WESTUS_KEY: 'k2', OPENAI_KEY: 'k3' });
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
+    await expectCheckPasses(file, { EASTUS_KEY: 'k1', WESTUS_KEY: 'k2', OPENAI_KEY: 'k3' });
   });
 
   it('names each missing key variable instead of starting without it', async () => {

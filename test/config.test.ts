@@ -1,21 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, type ConfigIssue } from '../src/config/errors.js';
 import { parseConfigText } from '../src/config/load.js';
 import { gatewayJsonSchema } from '../src/config/schema/index.js';
 import { parseDuration, parseSize } from '../src/config/units.js';
 import { ROOT, runCli, writeTempConfig } from './helpers/gateway.js';
+import { issuesOf, expectCheckPasses } from './helpers/config.js';
 
-function issuesOf(yaml: string, env: NodeJS.ProcessEnv = {}): ConfigIssue[] {
-  try {
-    parseConfigText(yaml, 'gateway.yaml', env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  throw new Error('config was accepted');
-}
 
 const VALID = `upstreams:
   llm:
@@ -148,9 +139,7 @@ describe('spillway check', () => {
   });
 
   it('every example in config/ passes check', async () => {
-    const result = await runCli(['check', '--config', join(ROOT, 'config/demo.yaml')]);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
+    await expectCheckPasses(join(ROOT, 'config/demo.yaml'));
   });
 
   it('config/schema.json is the exported JSON Schema, up to date', async () => {

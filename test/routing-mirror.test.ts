@@ -2,21 +2,13 @@
 // is compared (status, latencies, optionally JSON bodies).
 
 import { afterEach, describe, expect, it } from 'vitest';
+import type { MirrorStats } from '../src/routing/route-stats.js';
 import { withDefaults, type MirrorComparison } from '../src/upstream/observer.js';
 import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 
-interface MirrorView {
-  sent: number;
-  skipped: number;
-  inFlight: number;
-  compared: number;
-  statusEqual: number;
-  bodyCompared: number;
-  bodyEqual: number;
-  shadowErrors: number;
-  agreementRate: number | null;
-}
+/** GET /admin/routes shows a rule's mirror counters plus the agreement rate. */
+type MirrorView = MirrorStats & { agreementRate: number | null };
 
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {

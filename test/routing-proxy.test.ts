@@ -4,8 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { httpRequest } from './helpers/http.js';
-import { rawRequest } from './helpers/routing.js';
+import { httpRequest, rawRequest } from './helpers/http.js';
 
 let legacy: TestBackend;
 let orders: TestBackend;

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { ROOT, runCli, startCli, writeTempConfig, type CliGateway } from './helpers/gateway.js';
 import { Scrape } from './helpers/telemetry.js';
+import { expectCheckPasses } from './helpers/config.js';
 
 let cli: CliGateway | undefined;
 let backends: TestBackend[] = [];
@@ -103,9 +104,7 @@ routes:
   });
 
   it('config/telemetry.yaml is a valid example', async () => {
-    const result = await runCli(['check', '--config', join(ROOT, 'config/telemetry.yaml')]);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
+    await expectCheckPasses(join(ROOT, 'config/telemetry.yaml'));
   });
 
   it('rejects bad telemetry config with file:line:col', async () => {
