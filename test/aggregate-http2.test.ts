@@ -1,17 +1,11 @@
 import { connect } from 'node:http2';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startJsonBackend } from './helpers/aggregate.js';
-import { closeAll, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { startGateway } from './helpers/gateway.js';
 import { makeCa, makeServerCert } from './helpers/tls-certs.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 describe('aggregate over an HTTP/2 listener', () => {
   it('answers the merged body and a partial marker; parts see the :authority as x-forwarded-host', async () => {
@@ -19,8 +13,8 @@ describe('aggregate over an HTTP/2 listener', () => {
     const cert = await makeServerCert(ca);
     const users = await startJsonBackend(() => ({ body: { id: 1 } }), 'users');
     const broken = await startJsonBackend(() => ({ status: 500 }), 'broken');
-    backends = [users, broken];
-    gateway = await startGateway(`listen: { host: 127.0.0.1, port: 0, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }, http2: true }
+    live.backends = [users, broken];
+    live.gateway = await startGateway(`listen: { host: 127.0.0.1, port: 0, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }, http2: true }
 admin: { host: 127.0.0.1, port: 0 }
 upstreams:
   users: { backends: [{ url: ${users.url} }] }
@@ -32,7 +26,7 @@ routes:
         profile: { upstream: users, path: "/users/{id}", required: true }
         recs: { upstream: broken, path: /recs }
 `);
-    const session = connect(gateway.url, { ca: ca.cert });
+    const session = connect(live.gateway.url, { ca: ca.cert });
     try {
       const res = await new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
         const stream = session.request({ ':method': 'GET', ':path': '/dash/7', authorization: 'Bearer x' });
@@ -55,7 +49,7 @@ routes:
       const got = users.received[0]!;
       expect(got.url).toBe('/users/7');
       expect(got.headers.authorization).toBe('Bearer x');
-      expect(got.headers['x-forwarded-host']).toBe(new URL(gateway.url).host);
+      expect(got.headers['x-forwarded-host']).toBe(new URL(live.gateway.url).host);
       expect(got.headers['x-forwarded-proto']).toBe('https');
     } finally {
       session.close();

@@ -1,15 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startJsonBackend } from './helpers/aggregate.js';
-import { closeAll, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { startGateway } from './helpers/gateway.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 interface Problem {
   type: string;
@@ -21,8 +15,8 @@ describe('aggregate parts get the upstream\'s resilience features', () => {
   it('a part whose backend answers 502 is retried on another backend of its pool', async () => {
     const flaky = await startJsonBackend(() => ({ status: 502, body: { error: 'bad gateway' } }), 'flaky');
     const good = await startJsonBackend(() => ({ body: { from: 'good' } }), 'good');
-    backends = [flaky, good];
-    gateway = await startGateway(`upstreams:
+    live.backends = [flaky, good];
+    live.gateway = await startGateway(`upstreams:
   recs:
     backends: [{ url: ${flaky.url}, priority: 1 }, { url: ${good.url}, priority: 2 }]
     retry: { on: [502] }
@@ -32,7 +26,7 @@ routes:
       parts:
         recs: { upstream: recs, path: /r, required: true }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ recs: { from: 'good' } });
     expect(flaky.received).toHaveLength(1);
@@ -42,8 +36,8 @@ routes:
   it('an open breaker keeps a failing backend out: the part fails at once without calling it; a required one passes the 503 and Retry-After on', async () => {
     const failing = await startJsonBackend(() => ({ status: 500, body: { error: 'boom' } }), 'failing');
     const users = await startJsonBackend(() => ({ body: { id: 1 } }), 'users');
-    backends = [failing, users];
-    gateway = await startGateway(`upstreams:
+    live.backends = [failing, users];
+    live.gateway = await startGateway(`upstreams:
   users: { backends: [{ url: ${users.url} }] }
   recs:
     backends: [{ url: ${failing.url} }]
@@ -60,20 +54,20 @@ routes:
         recs: { upstream: recs, path: /r, required: true }
 `);
     for (let i = 0; i < 2; i++) {
-      const res = await fetch(`${gateway.url}/opt`);
+      const res = await fetch(`${live.gateway.url}/opt`);
       expect(res.status).toBe(200);
       expect(((await res.json()) as { _errors: Record<string, Problem> })._errors.recs).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-status', upstreamStatus: 500 });
     }
     expect(failing.received).toHaveLength(2);
 
-    const open = await fetch(`${gateway.url}/opt`);
+    const open = await fetch(`${live.gateway.url}/opt`);
     expect(open.status).toBe(200);
     expect(open.headers.get('spillway-partial')).toBe('recs');
     const body = (await open.json()) as { profile: unknown; _errors: Record<string, Problem> };
     expect(body.profile).toEqual({ id: 1 });
     expect(body._errors.recs).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable', part: 'recs', upstream: 'recs' });
 
-    const required = await fetch(`${gateway.url}/req`);
+    const required = await fetch(`${live.gateway.url}/req`);
     expect(required.status).toBe(503);
     expect(Number(required.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect((await required.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable', part: 'recs' });

@@ -1,16 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { withDefaults } from '../src/upstream/observer.js';
 import { startJsonBackend, eventually, type CountingBackend } from './helpers/aggregate.js';
-import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
+import { startGateway } from './helpers/gateway.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 interface Problem {
   type: string;
@@ -24,7 +19,7 @@ async function services(replies: Record<string, Parameters<typeof startJsonBacke
   const out: Record<string, CountingBackend> = {};
   for (const [name, reply] of Object.entries(replies)) {
     out[name] = await startJsonBackend(reply, name);
-    backends.push(out[name]);
+    live.backends.push(out[name]);
   }
   return out;
 }
@@ -45,7 +40,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
       orders: () => ({ body: [{ id: 1 }, { id: 2 }] }),
       recs: () => ({ body: { data: { items: ['book', 'lamp'] } } }),
     });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /api/dashboard/:userId, methods: [GET] }
     aggregate:
       timeout: 2s
@@ -54,7 +49,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         orders:  { upstream: orders, path: "/orders?user={userId}&region={region}", timeout: 1s }
         recs:    { upstream: recs,   path: "/recs/{userId}", select: data.items }
 `);
-    const res = await fetch(`${gateway.url}/api/dashboard/a%20b%2Bc?region=eu%26west`, {
+    const res = await fetch(`${live.gateway.url}/api/dashboard/a%20b%2Bc?region=eu%26west`, {
       headers: { authorization: 'Bearer t0k', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', cookie: 'session=secret', 'x-request-id': 'req-1' },
     });
     expect(res.status).toBe(200);
@@ -78,7 +73,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('runs the parts in parallel: three 300 ms parts answer in about 300 ms, not 900', async () => {
     const s = await services({ a: () => ({ delayMs: 300 }), b: () => ({ delayMs: 300 }), c: () => ({ delayMs: 300 }) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       parts:
@@ -87,7 +82,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         c: { upstream: c, path: /c }
 `);
     const started = performance.now();
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     const elapsed = performance.now() - started;
     expect(res.status).toBe(200);
     expect(Object.keys((await res.json()) as object)).toEqual(['a', 'b', 'c']);
@@ -103,7 +98,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
       html: () => ({ body: '<html>oops</html>', headers: { 'content-type': 'text/html' } }),
       huge: () => ({ body: { blob: 'x'.repeat(10_000) } }),
     });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       timeout: 2s
@@ -116,7 +111,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         feed:    { upstream: huge, path: /f }
 `);
     const started = performance.now();
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     const elapsed = performance.now() - started;
     expect(res.status).toBe(200);
     expect(elapsed).toBeLessThan(1_000);
@@ -134,7 +129,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('a required part that fails → 502 problem+json naming the part and its cause; the others are aborted', async () => {
     const s = await services({ users: () => ({ status: 503, body: { error: 'down' } }), slow: () => ({ delayMs: 3_000 }) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       parts:
@@ -142,7 +137,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         recs:    { upstream: slow, path: /r }
 `);
     const started = performance.now();
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(res.status).toBe(502);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -154,7 +149,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('a required part that cannot be reached → 502, never 500', async () => {
     const s = await services({ recs: () => ({}) });
-    gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(`upstreams:
   users:
     backends: [{ url: "http://127.0.0.1:1" }]
   recs:
@@ -166,14 +161,14 @@ routes:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(502);
     expect(((await res.json()) as Problem).cause).toMatchObject({ type: 'urn:spillway:problem:upstream-unreachable' });
   });
 
   it('the overall deadline passes before a required part answers → 504 at the deadline, and no socket is left open', async () => {
     const s = await services({ users: () => ({ delayMs: 3_000 }), recs: () => ({ delayMs: 3_000 }), fast: () => ({}) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       timeout: 300ms
@@ -183,20 +178,20 @@ routes:
         quick:   { upstream: fast, path: /q }
 `);
     const started = performance.now();
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     const elapsed = performance.now() - started;
     expect(res.status).toBe(504);
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(1_500);
     expect((await res.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:aggregate-timeout', status: 504, parts: ['profile'] });
     expect(await eventually(() => s.users!.activeRequests() === 0 && s.recs!.activeRequests() === 0)).toBe(true);
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: Record<string, { backends: Array<{ inFlight: number }> }> };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: Record<string, { backends: Array<{ inFlight: number }> }> };
     for (const upstream of Object.values(view.upstreams)) expect(upstream.backends[0]!.inFlight).toBe(0);
   });
 
   it('the deadline with only optional parts missing → 200 partial with those parts timed out', async () => {
     const s = await services({ users: () => ({ body: { id: 1 } }), recs: () => ({ delayMs: 3_000 }) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       timeout: 250ms
@@ -204,7 +199,7 @@ routes:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(res.headers.get('spillway-partial')).toBe('recs');
     const body = (await res.json()) as { recs: unknown; _errors: Record<string, Problem> };
@@ -215,35 +210,35 @@ routes:
 
   it('a part whose backend answers 429 fails over to the next backend of its pool', async () => {
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '5000' });
-    backends.push(throttling);
+    live.backends.push(throttling);
     const s = await services({ spare: () => ({ body: { from: 'spare' } }), users: () => ({ body: { id: 1 } }) });
-    gateway = await startGateway(`${upstreamsYaml({ recs: [throttling, s.spare!], users: s.users! })}routes:
+    live.gateway = await startGateway(`${upstreamsYaml({ recs: [throttling, s.spare!], users: s.users! })}routes:
   - match: { path: /dash }
     aggregate:
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ profile: { id: 1 }, recs: { from: 'spare' } });
     expect(throttling.received).toHaveLength(1);
     expect(s.spare!.received).toHaveLength(1);
     // the throttled backend is cooling down: the next request goes straight to the spare
-    expect((await fetch(`${gateway.url}/dash`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/dash`)).status).toBe(200);
     expect(throttling.received).toHaveLength(1);
   });
 
   it('a required part whose whole pool is cooling down → 429 with Retry-After', async () => {
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '5000' });
-    backends.push(throttling);
-    gateway = await startGateway(`${upstreamsYaml({ users: throttling })}routes:
+    live.backends.push(throttling);
+    live.gateway = await startGateway(`${upstreamsYaml({ users: throttling })}routes:
   - match: { path: /dash }
     aggregate:
       parts:
         profile: { upstream: users, path: /u, required: true }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect((await res.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:all-backends-throttled', part: 'profile', upstream: 'users' });
@@ -257,7 +252,7 @@ describe('then: a part that needs another part\'s answer', () => {
       orders: () => ({ body: { items: [{ id: 1 }] } }),
       recs: () => ({ delayMs: 500, body: ['lamp'] }),
     });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /api/dashboard/:userId }
     aggregate:
       parts:
@@ -270,7 +265,7 @@ describe('then: a part that needs another part\'s answer', () => {
         recs: { upstream: recs, path: /recs }
 `);
     const started = Date.now();
-    const res = await fetch(`${gateway.url}/api/dashboard/42`);
+    const res = await fetch(`${live.gateway.url}/api/dashboard/42`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ profile: { customerId: 'c 7/x', name: 'Ada' }, orders: [{ id: 1 }], recs: ['lamp'] });
     expect(s.orders!.received[0]!.url).toBe('/orders?customer=c%207%2Fx');
@@ -280,7 +275,7 @@ describe('then: a part that needs another part\'s answer', () => {
 
   it('when the part it depends on fails, the dependent part is skipped (424 problem), and a missing field too', async () => {
     const s = await services({ users: () => ({ status: 404, body: {} }), other: () => ({ body: { nothing: true } }), orders: () => ({}) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       parts:
@@ -295,7 +290,7 @@ describe('then: a part that needs another part\'s answer', () => {
           then:
             invoices: { upstream: orders, path: "/invoices/{account.customerId}" }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(res.headers.get('spillway-partial')).toBe('profile, orders, invoices');
     const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
@@ -312,7 +307,7 @@ describe('merge modes, select, inputs, telemetry', () => {
       users: () => ({ body: { user: { id: 1, name: 'Ada' }, flags: { beta: true } } }),
       prefs: () => ({ body: { data: { user: { theme: 'dark' }, flags: { beta: false, new: 1 } } } }),
     });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /me }
     aggregate:
       merge: deep
@@ -320,13 +315,13 @@ describe('merge modes, select, inputs, telemetry', () => {
         profile: { upstream: users, path: /u }
         prefs:   { upstream: prefs, path: /p, select: data }
 `);
-    const res = await fetch(`${gateway.url}/me`);
+    const res = await fetch(`${live.gateway.url}/me`);
     expect(await res.json()).toEqual({ user: { id: 1, name: 'Ada', theme: 'dark' }, flags: { beta: false, new: 1 } });
   });
 
   it('a query value a required part needs is missing → 400; an optional one → that part null', async () => {
     const s = await services({ users: () => ({}), orders: () => ({}) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /a }
     aggregate:
       parts:
@@ -337,12 +332,12 @@ describe('merge modes, select, inputs, telemetry', () => {
         profile: { upstream: users, path: "/users/1" }
         orders:  { upstream: orders, path: "/orders?since={since}" }
 `);
-    const a = await fetch(`${gateway.url}/a`);
+    const a = await fetch(`${live.gateway.url}/a`);
     expect(a.status).toBe(400);
     expect((await a.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:aggregate-input-missing', part: 'profile' });
-    expect((await fetch(`${gateway.url}/a?id=5`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/a?id=5`)).status).toBe(200);
     expect(s.users!.received.at(-1)!.url).toBe('/users/5');
-    const b = await fetch(`${gateway.url}/b`);
+    const b = await fetch(`${live.gateway.url}/b`);
     expect(b.status).toBe(200);
     expect(b.headers.get('spillway-partial')).toBe('orders');
     expect(s.orders!.received).toHaveLength(0);
@@ -356,7 +351,7 @@ describe('merge modes, select, inputs, telemetry', () => {
       aggregateResponse: (_route, partial, status) => responses.push([partial, status]),
     });
     const s = await services({ users: () => ({}), slow: () => ({ delayMs: 2_000 }), broken: () => ({ status: 500 }) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       parts:
@@ -364,27 +359,27 @@ describe('merge modes, select, inputs, telemetry', () => {
         recs:    { upstream: slow, path: /r, timeout: 100ms }
         orders:  { upstream: broken, path: /o }
 `, { observer });
-    expect((await fetch(`${gateway.url}/dash`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/dash`)).status).toBe(200);
     expect(parts.sort()).toEqual([['orders', 'error'], ['profile', 'ok'], ['recs', 'timeout']]);
     expect(responses).toEqual([[true, 200]]);
   });
 
   it('plain routes are untouched: a :param route can also forward to an upstream', async () => {
     const s = await services({ users: () => ({}) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /users/:id/profile }
     upstream: users
 `);
-    expect((await fetch(`${gateway.url}/users/9/profile`)).status).toBe(200);
-    expect((await fetch(`${gateway.url}/users/9/other`)).status).toBe(404);
-    expect((await fetch(`${gateway.url}/users//profile`)).status).toBe(404);
+    expect((await fetch(`${live.gateway.url}/users/9/profile`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/users/9/other`)).status).toBe(404);
+    expect((await fetch(`${live.gateway.url}/users//profile`)).status).toBe(404);
   });
 });
 
 describe('aggregate edge cases', () => {
   it('a client that goes away aborts every part still in flight', async () => {
     const s = await services({ a: () => ({ delayMs: 3_000 }), b: () => ({ delayMs: 3_000 }) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /dash }
     aggregate:
       parts:
@@ -392,7 +387,7 @@ describe('aggregate edge cases', () => {
         b: { upstream: b, path: /b }
 `);
     const { request } = await import('node:http');
-    const req = request(`${gateway.url}/dash`, { agent: false });
+    const req = request(`${live.gateway.url}/dash`, { agent: false });
     req.on('error', () => undefined);
     req.end();
     expect(await eventually(() => s.a!.activeRequests() === 1 && s.b!.activeRequests() === 1)).toBe(true);
@@ -409,8 +404,8 @@ describe('aggregate edge cases', () => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
       res.end(req.url === '/small' ? small : bomb);
     }, 'zipped');
-    backends.push(zipped);
-    gateway = await startGateway(`${upstreamsYaml({ ...s, zipped })}routes:
+    live.backends.push(zipped);
+    live.gateway = await startGateway(`${upstreamsYaml({ ...s, zipped })}routes:
   - match: { path: /dash }
     aggregate:
       maxPartBody: 64kb
@@ -418,7 +413,7 @@ describe('aggregate edge cases', () => {
         small: { upstream: zipped, path: /small }
         bomb:  { upstream: zipped, path: /bomb }
 `);
-    const res = await fetch(`${gateway.url}/dash`);
+    const res = await fetch(`${live.gateway.url}/dash`);
     const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
     expect(body.small).toEqual({ ok: true });
     expect(body.bomb).toBeNull();
@@ -428,7 +423,7 @@ describe('aggregate edge cases', () => {
   it('an answer nested too deeply to merge fails its part, not the process', async () => {
     const deep = '['.repeat(300_000) + ']'.repeat(300_000);
     const s = await services({ users: () => ({ body: { id: 1 } }), weird: () => ({ body: deep }) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /opt }
     aggregate:
       maxPartBody: 1mb
@@ -442,20 +437,20 @@ describe('aggregate edge cases', () => {
         profile: { upstream: users, path: /u }
         weird: { upstream: weird, path: /w, required: true }
 `);
-    const optional = await fetch(`${gateway.url}/opt`);
+    const optional = await fetch(`${live.gateway.url}/opt`);
     expect(optional.status).toBe(200);
     const body = (await optional.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
     expect(body).toMatchObject({ profile: { id: 1 }, weird: null });
     expect(body._errors.weird).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-invalid-body' });
-    const required = await fetch(`${gateway.url}/req`);
+    const required = await fetch(`${live.gateway.url}/req`);
     expect(required.status).toBe(502);
     expect((await required.json()) as Problem).toMatchObject({ part: 'weird' });
-    expect((await fetch(`${gateway.url}/opt`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/opt`)).status).toBe(200);
   });
 
   it('GET /admin/routes shows the aggregate\'s parts and the calls per upstream', async () => {
     const s = await services({ users: () => ({}), recs: () => ({}) });
-    gateway = await startGateway(`${upstreamsYaml(s)}routes:
+    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - name: dashboard
     match: { path: /dash }
     aggregate:
@@ -463,8 +458,8 @@ describe('aggregate edge cases', () => {
         profile: { upstream: users, path: /u, required: true }
         recs: { upstream: recs, path: /r }
 `);
-    await (await fetch(`${gateway.url}/dash`)).arrayBuffer();
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/routes`)).json()) as { routes: Array<Record<string, unknown>> };
+    await (await fetch(`${live.gateway.url}/dash`)).arrayBuffer();
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/routes`)).json()) as { routes: Array<Record<string, unknown>> };
     expect(view.routes[0]).toMatchObject({
       name: 'dashboard',
       action: 'aggregate',

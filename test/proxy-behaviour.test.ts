@@ -1,16 +1,11 @@
 import { connect } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { closeAll, startBackend } from './helpers/backend.js';
+import { startGateway } from './helpers/gateway.js';
 import { httpRequest } from './helpers/http.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 function single(url: string, upstreamExtra = '', routeExtra = '', path = '/'): string {
   return `upstreams:
@@ -46,9 +41,9 @@ describe('forwarding', () => {
       res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, x-internal', 'x-internal': 'secret', 'keep-alive': 'timeout=5', 'x-ok': '1' });
       res.end('ok');
     });
-    backends = [app];
-    gateway = await startGateway(single(app.url));
-    const res = await httpRequest(`${gateway.url}/a/b%20c?x=1&y=%2F`, { headers: { connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', 'x-keep': '2', 'x-forwarded-for': '203.0.113.9', te: 'trailers' } });
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url));
+    const res = await httpRequest(`${live.gateway.url}/a/b%20c?x=1&y=%2F`, { headers: { connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', 'x-keep': '2', 'x-forwarded-for': '203.0.113.9', te: 'trailers' } });
     expect(res.status).toBe(200);
     expect(res.headers['x-ok']).toBe('1');
     expect(res.headers['x-internal']).toBeUndefined();
@@ -59,37 +54,37 @@ describe('forwarding', () => {
     expect(seen.headers.te).toBeUndefined();
     expect(seen.headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
     expect(seen.headers['x-forwarded-proto']).toBe('http');
-    expect(seen.headers['x-forwarded-host']).toBe(new URL(gateway.url).host);
+    expect(seen.headers['x-forwarded-host']).toBe(new URL(live.gateway.url).host);
     expect(seen.headers.host).toBe(new URL(app.url).host);
   });
 
   it('hostHeader: preserve keeps the client Host; a literal value is sent as is', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(single(app.url, '    hostHeader: preserve'));
-    await httpRequest(`${gateway.url}/x`, { headers: { host: 'shop.example' } });
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url, '    hostHeader: preserve'));
+    await httpRequest(`${live.gateway.url}/x`, { headers: { host: 'shop.example' } });
     expect(app.received[0]!.headers.host).toBe('shop.example');
-    await closeAll(gateway);
-    gateway = await startGateway(single(app.url, '    hostHeader: legacy.internal'));
-    await fetch(`${gateway.url}/x`);
+    await closeAll(live.gateway);
+    live.gateway = await startGateway(single(app.url, '    hostHeader: legacy.internal'));
+    await fetch(`${live.gateway.url}/x`);
     expect(app.received[1]!.headers.host).toBe('legacy.internal');
   });
 
   it('strips or replaces a route prefix, and prepends the backend URL path', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(single(`${app.url}/base`, '', '    rewrite: { stripPrefix: /api, addPrefix: /v2 }', '/api'));
-    await fetch(`${gateway.url}/api/orders/7?full=1`);
-    await fetch(`${gateway.url}/api`);
+    live.backends = [app];
+    live.gateway = await startGateway(single(`${app.url}/base`, '', '    rewrite: { stripPrefix: /api, addPrefix: /v2 }', '/api'));
+    await fetch(`${live.gateway.url}/api/orders/7?full=1`);
+    await fetch(`${live.gateway.url}/api`);
     expect(app.received.map((r) => r.url)).toEqual(['/base/v2/orders/7?full=1', '/base/v2']);
-    expect((await fetch(`${gateway.url}/apix`)).status).toBe(404);
+    expect((await fetch(`${live.gateway.url}/apix`)).status).toBe(404);
   });
 
   it('unknown route → 404 problem+json', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(single(app.url, '', '', '/only'));
-    const res = await fetch(`${gateway.url}/elsewhere`);
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url, '', '', '/only'));
+    const res = await fetch(`${live.gateway.url}/elsewhere`);
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
     expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:route-not-found', status: 404 });
@@ -97,10 +92,10 @@ describe('forwarding', () => {
 
   it('methods restrict a route', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - match: { path: /, methods: [get] }\n    upstream: app\n`);
-    expect((await fetch(`${gateway.url}/x`)).status).toBe(200);
-    expect((await fetch(`${gateway.url}/x`, { method: 'DELETE' })).status).toBe(404);
+    live.backends = [app];
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - match: { path: /, methods: [get] }\n    upstream: app\n`);
+    expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/x`, { method: 'DELETE' })).status).toBe(404);
   });
 });
 
@@ -114,9 +109,9 @@ describe('streaming', () => {
       await lastMayGo;
       res.end('data: last\n\n');
     });
-    backends = [app];
-    gateway = await startGateway(single(app.url));
-    const res = await fetch(`${gateway.url}/v1/stream`);
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url));
+    const res = await fetch(`${live.gateway.url}/v1/stream`);
     const reader = res.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     expect(first).toBe('data: first\n\n');
@@ -132,9 +127,9 @@ describe('streaming', () => {
       res.writeHead(200, { 'content-length': String(big.length) });
       res.end(big);
     });
-    backends = [app];
-    gateway = await startGateway(single(app.url));
-    const res = await fetch(`${gateway.url}/big`);
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url));
+    const res = await fetch(`${live.gateway.url}/big`);
     expect(res.headers.get('content-length')).toBe(String(big.length));
     expect(Buffer.from(await res.arrayBuffer()).equals(big)).toBe(true);
   });
@@ -143,9 +138,9 @@ describe('streaming', () => {
 describe('timeouts and failures', () => {
   it('headers timeout → 504 upstream-headers-timeout', async () => {
     const app = await startBackend(() => new Promise(() => undefined));
-    backends = [app];
-    gateway = await startGateway(single(app.url, '    timeouts: { headers: 200ms }'));
-    const res = await fetch(`${gateway.url}/slow`);
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url, '    timeouts: { headers: 200ms }'));
+    const res = await fetch(`${live.gateway.url}/slow`);
     expect(res.status).toBe(504);
     expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:upstream-headers-timeout' });
   });
@@ -155,9 +150,9 @@ describe('timeouts and failures', () => {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('partial');
     });
-    backends = [app];
-    gateway = await startGateway(single(app.url, '    timeouts: { idle: 200ms }'));
-    const res = await fetch(`${gateway.url}/stall`);
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url, '    timeouts: { idle: 200ms }'));
+    const res = await fetch(`${live.gateway.url}/stall`);
     expect(res.status).toBe(200);
     await expect(res.text()).rejects.toThrow();
   });
@@ -166,20 +161,20 @@ describe('timeouts and failures', () => {
     const app = await startBackend();
     const url = app.url;
     await app.close();
-    gateway = await startGateway(single(url));
-    const res = await fetch(`${gateway.url}/x`);
+    live.gateway = await startGateway(single(url));
+    const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:upstream-unreachable' });
-    expect((await fetch(`${gateway.adminUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.adminUrl}/healthz`)).status).toBe(200);
   });
 });
 
 describe('bad requests', () => {
   it('a body over limits.maxRequestBody → 413 problem, by Content-Length or while streaming', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(`limits: { maxRequestBody: 2kb }\n${single(app.url, '    failover: { replayBuffer: 1kb }')}`);
-    const declared = await fetch(`${gateway.url}/up`, { method: 'POST', body: 'x'.repeat(4096) });
+    live.backends = [app];
+    live.gateway = await startGateway(`limits: { maxRequestBody: 2kb }\n${single(app.url, '    failover: { replayBuffer: 1kb }')}`);
+    const declared = await fetch(`${live.gateway.url}/up`, { method: 'POST', body: 'x'.repeat(4096) });
     expect(declared.status).toBe(413);
     expect(await declared.json()).toMatchObject({ type: 'urn:spillway:problem:payload-too-large' });
     const stream = new ReadableStream({
@@ -188,19 +183,19 @@ describe('bad requests', () => {
         controller.close();
       },
     });
-    const chunked = await fetch(`${gateway.url}/up`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    const chunked = await fetch(`${live.gateway.url}/up`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
     expect(chunked.status).toBe(413);
-    expect((await fetch(`${gateway.url}/ok`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/ok`)).status).toBe(200);
   });
 
   it('malformed requests get a 4xx and the process keeps serving', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(single(app.url));
-    expect(await rawRequest(gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: y\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
-    expect(await rawRequest(gateway.url, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
-    expect(await rawRequest(gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
-    expect(await rawRequest(gateway.url, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
-    expect((await fetch(`${gateway.url}/still-up`)).status).toBe(200);
+    live.backends = [app];
+    live.gateway = await startGateway(single(app.url));
+    expect(await rawRequest(live.gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: y\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await rawRequest(live.gateway.url, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
+    expect(await rawRequest(live.gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await rawRequest(live.gateway.url, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect((await fetch(`${live.gateway.url}/still-up`)).status).toBe(200);
   });
 });

@@ -3,26 +3,21 @@
 
 
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, writeTempConfig, type TestGateway } from './helpers/gateway.js';
+import { startBackend } from './helpers/backend.js';
+import { startGateway, writeTempConfig } from './helpers/gateway.js';
 import { hit, signHs256 } from './helpers/ratelimit.js';
 import { issuesOf, expectCheckPasses } from './helpers/config.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backend: TestBackend | undefined;
-afterEach(async () => {
-  await closeAll(gateway, backend);
-  gateway = undefined;
-  backend = undefined;
-});
+const live = perTest();
 
 async function start(policy: string): Promise<string> {
-  backend = await startBackend();
-  gateway = await startGateway(`upstreams:
+  live.backend = await startBackend();
+  live.gateway = await startGateway(`upstreams:
   app:
-    backends: [ { url: ${backend.url} } ]
+    backends: [ { url: ${live.backend.url} } ]
 rateLimits:
   p:
 ${policy}
@@ -31,7 +26,7 @@ routes:
     upstream: app
     rateLimit: p
 `);
-  return gateway.url;
+  return live.gateway.url;
 }
 
 /** How many of `n` requests with these headers pass. */
@@ -49,7 +44,7 @@ describe('missing key', () => {
     expect(response.headers.get('content-type')).toBe('application/problem+json');
     expect(JSON.parse(response.body)).toMatchObject({ type: 'urn:spillway:problem:client-key-missing', status: 401, policy: 'p' });
     expect((await hit(`${url}/x`, { 'x-api-key': '' })).status).toBe(401);
-    expect(backend!.received).toHaveLength(0);
+    expect(live.backend!.received).toHaveLength(0);
   });
 
   it('ip: requests without the key share their address\'s bucket', async () => {
@@ -142,17 +137,17 @@ describe('jwt key', () => {
 
 describe('combined keys', () => {
   it('[header:x-api-key, route]: one bucket per key and route', async () => {
-    backend = await startBackend();
-    gateway = await startGateway(`upstreams:
+    live.backend = await startBackend();
+    live.gateway = await startGateway(`upstreams:
   app:
-    backends: [ { url: ${backend.url} } ]
+    backends: [ { url: ${live.backend.url} } ]
 rateLimits:
   p: { key: [header:x-api-key, route], capacity: 1, refill: 1/h }
 routes:
   - { name: a, match: { path: /a }, upstream: app, rateLimit: p }
   - { name: b, match: { path: /b }, upstream: app, rateLimit: p }
 `);
-    const send = async (path: string, key: string) => (await hit(`${gateway!.url}${path}`, { 'x-api-key': key })).status;
+    const send = async (path: string, key: string) => (await hit(`${live.gateway!.url}${path}`, { 'x-api-key': key })).status;
     expect([await send('/a', 'k'), await send('/a', 'k'), await send('/b', 'k'), await send('/a', 'j'), await send('/b', 'k')]).toEqual([200, 429, 200, 200, 429]);
   });
 });

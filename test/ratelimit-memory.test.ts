@@ -2,25 +2,20 @@
 // exact response headers, several policies on one route, queue mode, and the memory store's
 // exactness under concurrent clients.
 
-import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
+import { describe, expect, it } from 'vitest';
+import { startBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { burst, hit, limiterEvents, sleep, statusCounts } from './helpers/ratelimit.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backend: TestBackend | undefined;
-afterEach(async () => {
-  await closeAll(gateway, backend);
-  gateway = undefined;
-  backend = undefined;
-});
+const live = perTest();
 
 async function start(policies: string, routeLimit: string, options: Parameters<typeof startGateway>[1] = {}): Promise<TestGateway> {
-  backend = await startBackend();
-  gateway = await startGateway(
+  live.backend = await startBackend();
+  live.gateway = await startGateway(
     `upstreams:
   app:
-    backends: [ { url: ${backend.url} } ]
+    backends: [ { url: ${live.backend.url} } ]
 rateLimits:
 ${policies}
 routes:
@@ -34,7 +29,7 @@ routes:
 `,
     options,
   );
-  return gateway;
+  return live.gateway;
 }
 
 describe('token bucket: burst, refill, cost', () => {
@@ -49,7 +44,7 @@ describe('token bucket: burst, refill, cost', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) statuses.push((await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' })).status);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
-    expect(backend!.received).toHaveLength(3);
+    expect(live.backend!.received).toHaveLength(3);
 
     const refused = await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' });
     expect(refused.status).toBe(429);
@@ -148,13 +143,13 @@ describe('response headers', () => {
   });
 
   it('gateway fields win over a backend that sends its own', async () => {
-    backend = await startBackend((_req, res) => {
+    live.backend = await startBackend((_req, res) => {
       res.writeHead(200, { 'x-ratelimit-remaining': '999', ratelimit: 'backend', 'x-other': 'kept' });
       res.end('ok');
     });
-    gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(`upstreams:
   app:
-    backends: [ { url: ${backend.url} } ]
+    backends: [ { url: ${live.backend.url} } ]
 rateLimits:
   whole-route: { key: route, capacity: 5, refill: 1/h }
 routes:
@@ -162,7 +157,7 @@ routes:
     upstream: app
     rateLimit: whole-route
 `);
-    const response = await hit(`${gateway.url}/x`);
+    const response = await hit(`${live.gateway.url}/x`);
     expect(response.headers.get('x-ratelimit-remaining')).toBe('4');
     expect(response.headers.get('ratelimit')).toBe('"whole-route";r=4;t=3600');
     expect(response.headers.get('x-other')).toBe('kept');
@@ -195,7 +190,7 @@ describe('several policies on one route', () => {
     const capped = await send('b');
     expect(capped.status).toBe(429);
     expect(JSON.parse(capped.body)).toMatchObject({ policy: 'global' });
-    expect(backend!.received).toHaveLength(5);
+    expect(live.backend!.received).toHaveLength(5);
   });
 });
 
@@ -237,7 +232,7 @@ describe('memory store under concurrency', () => {
     );
     const results = await burst(400, 40, () => hit(`${gw.url}/v1/x`));
     expect(statusCounts(results)).toEqual({ 200: 150, 429: 250 });
-    expect(backend!.received).toHaveLength(150);
+    expect(live.backend!.received).toHaveLength(150);
   });
 });
 

@@ -1,16 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
-import { closeAll, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { startGateway } from './helpers/gateway.js';
 import { ok, recordingObserver, served, sleep, startSwitchable, status, until } from './helpers/resilience.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 function config(urls: string[], upstreamExtra: string, routeExtra = ''): string {
   return `upstreams:
@@ -35,14 +29,14 @@ describe('circuit breaker per backend', () => {
   it('a backend answering 500s trips its own breaker, not its neighbour\'s, and recovers through half-open', async () => {
     const broken = await startSwitchable('broken', status(500));
     const healthy = await startSwitchable('healthy');
-    backends = [broken, healthy];
+    live.backends = [broken, healthy];
     const recorder = recordingObserver();
-    gateway = await startGateway(
+    live.gateway = await startGateway(
       config([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 400ms, halfOpenRequests: 2 }'),
       { observer: recorder.observer },
     );
 
-    for (let i = 0; i < 10; i++) await get(`${gateway.url}/orders`);
+    for (let i = 0; i < 10; i++) await get(`${live.gateway.url}/orders`);
     await sleep(10);
     expect(recorder.of('breaker', broken.url)).toEqual(['open']);
     expect(recorder.of('breaker', healthy.url)).toEqual([]);
@@ -50,16 +44,16 @@ describe('circuit breaker per backend', () => {
     expect(brokenCalls).toBeLessThanOrEqual(5);
 
     // open: every request goes to the neighbour, the broken backend gets nothing
-    for (let i = 0; i < 10; i++) expect((await get(`${gateway.url}/orders`)).status).toBe(200);
+    for (let i = 0; i < 10; i++) expect((await get(`${live.gateway.url}/orders`)).status).toBe(200);
     expect(served(broken)).toBe(brokenCalls);
 
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; breaker: { state: string } }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; breaker: { state: string } }> } } };
     expect(view.upstreams.orders.backends.map((b) => b.state)).toEqual(['open', 'ready']);
 
     // fixed; after openFor two trial requests succeed and the breaker closes
     broken.behaviour = ok('broken');
     await sleep(450);
-    for (let i = 0; i < 8; i++) expect((await get(`${gateway.url}/orders`)).status).toBe(200);
+    for (let i = 0; i < 8; i++) expect((await get(`${live.gateway.url}/orders`)).status).toBe(200);
     expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'closed']);
     expect(served(broken)).toBeGreaterThanOrEqual(brokenCalls + 3);
   });
@@ -67,41 +61,41 @@ describe('circuit breaker per backend', () => {
   it('an open breaker survives a config reload that keeps its settings', async () => {
     const broken = await startSwitchable('broken', status(500));
     const healthy = await startSwitchable('healthy');
-    backends = [broken, healthy];
+    live.backends = [broken, healthy];
     const yaml = config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 30s }');
-    gateway = await startGateway(yaml);
-    for (let i = 0; i < 6; i++) await get(`${gateway.url}/x`);
+    live.gateway = await startGateway(yaml);
+    for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
     await sleep(10);
-    const before = gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker!;
+    const before = live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker!;
     expect(before.state).toBe('open');
     const { config: next } = parseConfigText(`listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`, 'test.yaml', {});
-    gateway.gateway.apply(next, 'test.yaml');
-    expect(gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker).toBe(before);
+    live.gateway.gateway.apply(next, 'test.yaml');
+    expect(live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker).toBe(before);
     const calls = served(broken);
-    for (let i = 0; i < 4; i++) expect((await get(`${gateway.url}/x`)).status).toBe(200);
+    for (let i = 0; i < 4; i++) expect((await get(`${live.gateway.url}/x`)).status).toBe(200);
     expect(served(broken)).toBe(calls);
   });
 
   it('a failing half-open trial opens the breaker again', async () => {
     const broken = await startSwitchable('broken', status(503));
     const healthy = await startSwitchable('healthy');
-    backends = [broken, healthy];
+    live.backends = [broken, healthy];
     const recorder = recordingObserver();
-    gateway = await startGateway(config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 200ms, halfOpenRequests: 1 }'), { observer: recorder.observer });
-    for (let i = 0; i < 6; i++) await get(`${gateway.url}/x`);
+    live.gateway = await startGateway(config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 200ms, halfOpenRequests: 1 }'), { observer: recorder.observer });
+    for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
     await sleep(250);
-    for (let i = 0; i < 4; i++) await get(`${gateway.url}/x`);
+    for (let i = 0; i < 4; i++) await get(`${live.gateway.url}/x`);
     expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'open']);
   });
 
   it('429 throttling and other 4xx never trip the breaker', async () => {
     const throttling = await startSwitchable('throttling', status(429, { 'retry-after-ms': '1' }));
     const notFound = await startSwitchable('not-found', status(404));
-    backends = [throttling, notFound];
+    live.backends = [throttling, notFound];
     const recorder = recordingObserver();
-    gateway = await startGateway(config([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'), { observer: recorder.observer });
+    live.gateway = await startGateway(config([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'), { observer: recorder.observer });
     for (let i = 0; i < 30; i++) {
-      await get(`${gateway.url}/x`);
+      await get(`${live.gateway.url}/x`);
       await sleep(2);
     }
     expect(served(throttling)).toBeGreaterThan(5);
@@ -111,24 +105,24 @@ describe('circuit breaker per backend', () => {
 
   it('a blip under the default settings does not trip a healthy backend', async () => {
     const flaky = await startSwitchable('flaky');
-    backends = [flaky];
+    live.backends = [flaky];
     const recorder = recordingObserver();
-    gateway = await startGateway(config([flaky.url], '    breaker: {}'), { observer: recorder.observer });
+    live.gateway = await startGateway(config([flaky.url], '    breaker: {}'), { observer: recorder.observer });
     // 5 failures in a row, then normal traffic: under minRequests (20) nothing is decided
     flaky.behaviour = status(502);
-    for (let i = 0; i < 5; i++) await get(`${gateway.url}/x`);
+    for (let i = 0; i < 5; i++) await get(`${live.gateway.url}/x`);
     flaky.behaviour = ok('flaky');
-    for (let i = 0; i < 30; i++) expect((await get(`${gateway.url}/x`)).status).toBe(200);
+    for (let i = 0; i < 30; i++) expect((await get(`${live.gateway.url}/x`)).status).toBe(200);
     expect(recorder.of('breaker')).toEqual([]);
   });
 
   it('connection errors and timeouts count as failures', async () => {
     const slow = await startSwitchable('slow', (_req, res) => void setTimeout(() => res.end('late'), 3000));
-    backends = [slow];
+    live.backends = [slow];
     const recorder = recordingObserver();
-    gateway = await startGateway(config([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
-    expect((await get(`${gateway.url}/x`)).status).toBe(504);
-    expect((await get(`${gateway.url}/x`)).status).toBe(504);
+    live.gateway = await startGateway(config([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
+    expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
+    expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
     await sleep(10);
     expect(recorder.of('breaker', slow.url)).toEqual(['open']);
   });
@@ -138,12 +132,12 @@ describe('nothing can serve', () => {
   it('every breaker open → 503 problem+json with Retry-After until the earliest half-open, no backend called', async () => {
     const a = await startSwitchable('a', status(500));
     const b = await startSwitchable('b', status(502));
-    backends = [a, b];
-    gateway = await startGateway(config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 5s }'));
-    for (let i = 0; i < 4; i++) await get(`${gateway.url}/x`);
+    live.backends = [a, b];
+    live.gateway = await startGateway(config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 5s }'));
+    for (let i = 0; i < 4; i++) await get(`${live.gateway.url}/x`);
     await sleep(10);
     const calls = served(a) + served(b);
-    const res = await fetch(`${gateway.url}/x`);
+    const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(503);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(4);
@@ -154,13 +148,13 @@ describe('nothing can serve', () => {
 
   it('the route fallback answers instead: a static response', async () => {
     const a = await startSwitchable('a', status(500));
-    backends = [a];
-    gateway = await startGateway(
+    live.backends = [a];
+    live.gateway = await startGateway(
       config([a.url], '    breaker: { minRequests: 1, openFor: 5s }', '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }'),
     );
-    await get(`${gateway.url}/x`);
+    await get(`${live.gateway.url}/x`);
     await sleep(10);
-    const res = await fetch(`${gateway.url}/x`);
+    const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
     expect(await res.json()).toEqual({ cached: true });
@@ -169,8 +163,8 @@ describe('nothing can serve', () => {
   it('the route fallback answers instead: another upstream', async () => {
     const a = await startSwitchable('a', status(500));
     const spare = await startSwitchable('spare');
-    backends = [a, spare];
-    gateway = await startGateway(`upstreams:
+    live.backends = [a, spare];
+    live.gateway = await startGateway(`upstreams:
   orders:
     backends: [ { url: ${a.url} } ]
     breaker: { minRequests: 1, openFor: 5s }
@@ -181,9 +175,9 @@ routes:
     upstream: orders
     fallback: { upstream: spare }
 `);
-    await get(`${gateway.url}/x`);
+    await get(`${live.gateway.url}/x`);
     await sleep(10);
-    const res = await fetch(`${gateway.url}/x`, { method: 'POST', body: 'payload' });
+    const res = await fetch(`${live.gateway.url}/x`, { method: 'POST', body: 'payload' });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ backend: 'spare' });
     expect(spare.received[0]!.body).toBe('payload');
@@ -194,34 +188,34 @@ describe('active health checks', () => {
   it('an unhealthy backend is skipped and comes back after healthyAfter passing probes', async () => {
     const a = await startSwitchable('a');
     const b = await startSwitchable('b');
-    backends = [a, b];
+    live.backends = [a, b];
     a.health = status(503);
     const recorder = recordingObserver();
-    gateway = await startGateway(config([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(config([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
     await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
     const before = served(a);
-    for (let i = 0; i < 10; i++) expect((await get(`${gateway.url}/x`)).status).toBe(200);
+    for (let i = 0; i < 10; i++) expect((await get(`${live.gateway.url}/x`)).status).toBe(200);
     expect(served(a)).toBe(before);
     expect(served(b)).toBeGreaterThanOrEqual(10);
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; health: { healthy: boolean } }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; health: { healthy: boolean } }> } } };
     expect(view.upstreams.orders.backends[0]).toMatchObject({ state: 'unhealthy', health: { healthy: false } });
 
     a.health = ok('a');
     await until(() => recorder.of('health', a.url).includes('healthy'), 3000, 'a healthy');
-    for (let i = 0; i < 10; i++) await get(`${gateway.url}/x`);
+    for (let i = 0; i < 10; i++) await get(`${live.gateway.url}/x`);
     expect(served(a)).toBeGreaterThan(before);
     expect(recorder.of('health', b.url)).toEqual([]);
   });
 
   it('probes carry the backend\'s own headers (credentials)', async () => {
     const a = await startSwitchable('a');
-    backends = [a];
+    live.backends = [a];
     a.health = (req, res) => {
       res.writeHead(req.headers['api-key'] === 'k-a' ? 200 : 401);
       res.end();
     };
     const recorder = recordingObserver();
-    gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(`upstreams:
   orders:
     backends: [ { url: ${a.url}, headers: { api-key: k-a } } ]
     healthCheck: { interval: 30ms, unhealthyAfter: 1 }
@@ -235,12 +229,12 @@ routes:
 
   it('a probe that times out counts as a failure', async () => {
     const a = await startSwitchable('a');
-    backends = [a];
+    live.backends = [a];
     a.health = (_req, res) => void setTimeout(() => res.end('late'), 300);
     const recorder = recordingObserver();
-    gateway = await startGateway(config([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(config([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
     await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
-    const res = await fetch(`${gateway.url}/x`);
+    const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable' });
   });
@@ -248,13 +242,13 @@ routes:
   it('passing probes close an open breaker early, without spending user requests in half-open', async () => {
     const a = await startSwitchable('a', status(500));
     const b = await startSwitchable('b');
-    backends = [a, b];
+    live.backends = [a, b];
     const recorder = recordingObserver();
-    gateway = await startGateway(
+    live.gateway = await startGateway(
       config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 30s }\n    healthCheck: { interval: 50ms, healthyAfter: 2 }'),
       { observer: recorder.observer },
     );
-    for (let i = 0; i < 6; i++) await get(`${gateway.url}/x`);
+    for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
     await until(() => recorder.of('breaker', a.url).includes('open'), 1000, 'open');
     a.behaviour = ok('a');
     await until(() => recorder.of('breaker', a.url).includes('closed'), 2000, 'closed by probes');

@@ -1,15 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { startGateway } from './helpers/gateway.js';
 import { delayed, ok, recordingObserver, served, startSwitchable, until } from './helpers/resilience.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 function config(urls: string[], extra: string): string {
   return `upstreams:
@@ -29,11 +23,11 @@ async function fire(url: string, n: number): Promise<Response[]> {
 describe('concurrency limit per backend', () => {
   it('excess requests wait in the queue; a full queue and an expired wait are answered 503 with Retry-After', async () => {
     const slow = await startSwitchable('slow', delayed(800, ok('slow')));
-    backends = [slow];
+    live.backends = [slow];
     const recorder = recordingObserver();
-    gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 2, queue: 2, maxWait: 150ms }'), { observer: recorder.observer });
+    live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 2, queue: 2, maxWait: 150ms }'), { observer: recorder.observer });
     const started = Date.now();
-    const responses = await fire(`${gateway.url}/x`, 6);
+    const responses = await fire(`${live.gateway.url}/x`, 6);
     const statuses = responses.map((r) => r.status).sort();
     expect(statuses).toEqual([200, 200, 503, 503, 503, 503]);
     expect(served(slow)).toBe(2);
@@ -55,23 +49,23 @@ describe('concurrency limit per backend', () => {
         ok('slow')(rq, rs, b);
       })(req, res, body);
     });
-    backends = [slow];
-    gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 2, queue: 10, maxWait: 2s }'));
-    const responses = await fire(`${gateway.url}/x`, 8);
+    live.backends = [slow];
+    live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 2, queue: 10, maxWait: 2s }'));
+    const responses = await fire(`${live.gateway.url}/x`, 8);
     expect(responses.map((r) => r.status)).toEqual(Array(8).fill(200));
     expect(peak).toBe(2);
   });
 
   it('a burst never builds an unbounded backlog: at most `queue` requests wait', async () => {
     const slow = await startSwitchable('slow', delayed(300, ok('slow')));
-    backends = [slow];
-    gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 1, queue: 5, maxWait: 1s }'));
-    const state = gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state;
+    live.backends = [slow];
+    live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 1, queue: 5, maxWait: 1s }'));
+    const state = live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state;
     let maxQueued = 0;
     const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, state.queued)), 5);
-    const burst = fire(`${gateway.url}/x`, 60);
+    const burst = fire(`${live.gateway.url}/x`, 60);
     await until(() => state.queued > 0, 2000, 'queue');
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ inFlight: number; queued: number; maxConcurrent: number }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ inFlight: number; queued: number; maxConcurrent: number }> } } };
     expect(view.upstreams.orders.backends[0]).toMatchObject({ inFlight: 1, maxConcurrent: 1 });
     expect(view.upstreams.orders.backends[0]!.queued).toBeLessThanOrEqual(5);
     const statuses = (await burst).map((r) => r.status);
@@ -87,22 +81,22 @@ describe('concurrency limit per backend', () => {
   it('selection prefers a backend with a free slot', async () => {
     const a = await startSwitchable('a', delayed(200, ok('a')));
     const b = await startSwitchable('b', delayed(200, ok('b')));
-    backends = [a, b];
-    gateway = await startGateway(config([a.url, b.url], '    concurrency: { perBackend: 1, queue: 0 }'));
-    const responses = await fire(`${gateway.url}/x`, 2);
+    live.backends = [a, b];
+    live.gateway = await startGateway(config([a.url, b.url], '    concurrency: { perBackend: 1, queue: 0 }'));
+    const responses = await fire(`${live.gateway.url}/x`, 2);
     expect(responses.map((r) => r.status)).toEqual([200, 200]);
     expect([served(a), served(b)]).toEqual([1, 1]);
   });
 
   it('a client that gives up leaves the queue', async () => {
     const slow = await startSwitchable('slow', delayed(300, ok('slow')));
-    backends = [slow];
-    gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 1, queue: 5, maxWait: 2s }'));
-    const state = gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state;
-    const first = fetch(`${gateway.url}/x`);
+    live.backends = [slow];
+    live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 1, queue: 5, maxWait: 2s }'));
+    const state = live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state;
+    const first = fetch(`${live.gateway.url}/x`);
     await until(() => state.inFlight === 1, 2000, 'in flight');
     const controller = new AbortController();
-    const waiting = fetch(`${gateway.url}/x`, { signal: controller.signal }).catch(() => 'aborted');
+    const waiting = fetch(`${live.gateway.url}/x`, { signal: controller.signal }).catch(() => 'aborted');
     await until(() => state.queued === 1, 2000, 'queued');
     controller.abort();
     expect(await waiting).toBe('aborted');

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStats } from '../src/routing/route-stats.js';
 import { withDefaults, type MirrorComparison } from '../src/upstream/observer.js';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
+import { closeAll, startBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 
 /** GET /admin/routes shows a rule's mirror counters plus the agreement rate. */

@@ -1,18 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
-import { ROOT, startGateway, type TestGateway } from './helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
+import { ROOT, startGateway } from './helpers/gateway.js';
 import { eventually, startGatewayFromFile } from './helpers/reload.js';
 import { Scrape, scrape } from './helpers/telemetry.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
-  gateway = undefined;
-  backends = [];
-});
+const live = perTest();
 
 /**
  * Three upstreams, three kinds of 429:
@@ -26,8 +21,8 @@ async function scriptedGateway(): Promise<{ throttling: TestBackend; healthy: Te
   const lonely = await startStaticBackend(429, { 'retry-after': '30' }, '', 'lonely');
   const strict = await startStaticBackend(429, { 'retry-after-ms': '250' }, '', 'strict');
   const spare = await startBackend(undefined, 'spare');
-  backends = [throttling, healthy, lonely, strict, spare];
-  gateway = await startGateway(`upstreams:
+  live.backends = [throttling, healthy, lonely, strict, spare];
+  live.gateway = await startGateway(`upstreams:
   llm:
     backends:
       - { url: ${throttling.url}, priority: 1 }
@@ -54,7 +49,7 @@ routes:
 describe('GET /metrics after scripted traffic', () => {
   it('counts requests, attempts, failovers and the three kinds of 429 as separate series', async () => {
     const { throttling, healthy, lonely, strict } = await scriptedGateway();
-    const g = gateway!;
+    const g = live.gateway!;
 
     // 1. a 429 failover: served by the spill-over backend in the same call
     expect((await fetch(`${g.url}/v1/chat`, { method: 'POST', body: '{}' })).status).toBe(200);
@@ -139,7 +134,7 @@ describe('GET /metrics after scripted traffic', () => {
 
   it('never uses request paths, queries or client values as label values', async () => {
     await scriptedGateway();
-    const g = gateway!;
+    const g = live.gateway!;
     for (let i = 0; i < 20; i++) await (await fetch(`${g.url}/v1/item-${i}?user=u${i}`, { headers: { 'x-api-key': `k${i}` } })).arrayBuffer();
     await (await fetch(`${g.url}/random-${Math.random()}`)).arrayBuffer();
     const text = (await scrape(g.adminUrl)).text;
@@ -154,19 +149,19 @@ describe('GET /metrics after scripted traffic', () => {
       await held;
       res.end('done');
     });
-    backends = [slow];
-    gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - { name: app, upstream: app }\n`);
-    const pending = [fetch(`${gateway.url}/a`), fetch(`${gateway.url}/b`)];
+    live.backends = [slow];
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - { name: app, upstream: app }\n`);
+    const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`)];
     while (slow.received.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect((await scrape(gateway.adminUrl)).value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(2);
+    expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(2);
     release();
     await Promise.all(pending.map(async (p) => (await p).text()));
-    expect((await scrape(gateway.adminUrl)).value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(0);
+    expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(0);
   });
 
   it('reports every declared decision event as a metric', async () => {
     await scriptedGateway();
-    const g = gateway!;
+    const g = live.gateway!;
     const { observer } = g.gateway.telemetry;
     const upstream = g.gateway.snapshot.upstreams.get('llm')!;
     const [backend] = upstream.backends;
@@ -199,17 +194,17 @@ describe('GET /metrics after scripted traffic', () => {
 
   it('metrics.enabled: false → no /metrics endpoint', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(`metrics: { enabled: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
-    expect((await fetch(`${gateway.adminUrl}/metrics`)).status).toBe(404);
-    expect((await fetch(`${gateway.url}/x`)).status).toBe(200);
+    live.backends = [app];
+    live.gateway = await startGateway(`metrics: { enabled: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    expect((await fetch(`${live.gateway.adminUrl}/metrics`)).status).toBe(404);
+    expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
   });
 
   it('metrics.process: false → only spillway series', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(`metrics: { process: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
-    const m = await scrape(gateway.adminUrl);
+    live.backends = [app];
+    live.gateway = await startGateway(`metrics: { process: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    const m = await scrape(live.gateway.adminUrl);
     expect([...m.series.keys()].every((key) => key.startsWith('spillway_'))).toBe(true);
   });
 });
@@ -218,7 +213,7 @@ describe('metrics from the routing features', () => {
   it('config reloads by result, and mirror agreement', async () => {
     const primary = await startBackend(undefined, 'same');
     const shadow = await startBackend(undefined, 'same');
-    backends = [primary, shadow];
+    live.backends = [primary, shadow];
     const yaml = `upstreams:
   legacy: { backends: [ { url: ${primary.url} } ] }
   shadow: { backends: [ { url: ${shadow.url} } ] }
@@ -226,7 +221,7 @@ routes:
   - { name: all, upstream: legacy, mirror: { upstream: shadow, percent: 100 } }
 `;
     const fileGateway = await startGatewayFromFile(yaml);
-    gateway = fileGateway;
+    live.gateway = fileGateway;
     await (await fetch(`${fileGateway.url}/x`)).text();
     await fileGateway.rewrite(`${yaml}\n# touched\n`);
     expect((await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST' })).status).toBe(200);
@@ -248,8 +243,8 @@ describe('metrics from resilience', () => {
   it('breaker transitions, breaker state gauge, retries and the decision event', async () => {
     const broken = await startStaticBackend(500, {}, '{"error":"boom"}', 'broken');
     const healthy = await startBackend(undefined, 'healthy');
-    backends = [broken, healthy];
-    gateway = await startGateway(`upstreams:
+    live.backends = [broken, healthy];
+    live.gateway = await startGateway(`upstreams:
   orders:
     balance: round-robin
     breaker: { minRequests: 2, openFor: 30s, halfOpenRequests: 1 }
@@ -259,18 +254,18 @@ describe('metrics from resilience', () => {
 routes:
   - { name: orders, upstream: orders }
 `);
-    for (let i = 0; i < 8; i++) await (await fetch(`${gateway.url}/x`)).arrayBuffer();
-    const m = await scrape(gateway.adminUrl);
+    for (let i = 0; i < 8; i++) await (await fetch(`${live.gateway.url}/x`)).arrayBuffer();
+    const m = await scrape(live.gateway.adminUrl);
     expect(m.all('spillway_breaker_transitions_total')).toEqual({ [`{backend="${broken.url}",state="open",upstream="orders"}`]: 1 });
     expect(m.value('spillway_backend_breaker_state', { upstream: 'orders', backend: broken.url })).toBe(2);
     expect(m.value('spillway_backend_breaker_state', { upstream: 'orders', backend: healthy.url })).toBe(0);
     expect(m.value('spillway_upstream_attempts_total', { upstream: 'orders', backend: broken.url, outcome: 'error' })).toBeGreaterThanOrEqual(2);
     expect(m.value('spillway_backend_healthy', { upstream: 'orders', backend: broken.url })).toBeUndefined();
     expect(m.value('spillway_backend_queue_depth', { upstream: 'orders', backend: broken.url })).toBeUndefined();
-    const opened = gateway.logs.events('backend.breaker');
+    const opened = live.gateway.logs.events('backend.breaker');
     expect(opened).toHaveLength(1);
     expect(opened[0]).toMatchObject({ level: 30, msg: 'breaker opened', upstream: 'orders', backend: broken.url, state: 'open' });
-    const events = (await (await fetch(`${gateway.adminUrl}/admin/events`)).json()) as { events: Array<Record<string, unknown>> };
+    const events = (await (await fetch(`${live.gateway.adminUrl}/admin/events`)).json()) as { events: Array<Record<string, unknown>> };
     expect(events.events.map((event) => event.event)).toContain('backend.breaker');
   });
 
@@ -281,22 +276,22 @@ routes:
       await held;
       res.end('done');
     });
-    backends = [slow];
-    gateway = await startGateway(`upstreams:
+    live.backends = [slow];
+    live.gateway = await startGateway(`upstreams:
   app:
     concurrency: { perBackend: 1, queue: 5, maxWait: 5s }
     backends: [ { url: ${slow.url} } ]
 routes:
   - { name: app, upstream: app }
 `);
-    const pending = [fetch(`${gateway.url}/a`), fetch(`${gateway.url}/b`), fetch(`${gateway.url}/c`)];
-    await eventually(() => scrape(gateway!.adminUrl), (s) => s.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url }) === 2);
-    const m = await scrape(gateway.adminUrl);
+    const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`), fetch(`${live.gateway.url}/c`)];
+    await eventually(() => scrape(live.gateway!.adminUrl), (s) => s.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url }) === 2);
+    const m = await scrape(live.gateway.adminUrl);
     expect(m.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url })).toBe(2);
     expect(m.value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(1);
     release();
     await Promise.all(pending.map(async (p) => (await p).text()));
-    const after = await scrape(gateway.adminUrl);
+    const after = await scrape(live.gateway.adminUrl);
     expect(after.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url })).toBe(0);
   });
 });
@@ -308,8 +303,8 @@ describe('metrics from fan-out', () => {
       res.end('{"name":"ada"}');
     });
     const orders = await startStaticBackend(500, {}, '{"error":"down"}');
-    backends = [users, orders];
-    gateway = await startGateway(`upstreams:
+    live.backends = [users, orders];
+    live.gateway = await startGateway(`upstreams:
   users: { backends: [ { url: ${users.url} } ] }
   orders: { backends: [ { url: ${orders.url} } ] }
 routes:
@@ -320,10 +315,10 @@ routes:
         profile: { upstream: users, path: /u }
         orders: { upstream: orders, path: /o }
 `);
-    const response = await fetch(`${gateway.url}/dash`);
+    const response = await fetch(`${live.gateway.url}/dash`);
     expect(response.status).toBe(200);
     await response.text();
-    const m = await scrape(gateway.adminUrl);
+    const m = await scrape(live.gateway.adminUrl);
     expect(m.all('spillway_aggregate_parts_total')).toEqual({ '{outcome="ok",part="profile",route="dashboard"}': 1, '{outcome="error",part="orders",route="dashboard"}': 1 });
     expect(m.all('spillway_aggregate_responses_total')).toEqual({ '{partial="true",route="dashboard"}': 1 });
     expect(m.value('spillway_aggregate_part_duration_seconds_count', { route: 'dashboard', part: 'profile' })).toBe(1);
@@ -334,9 +329,9 @@ routes:
 describe('the documented metrics exist', () => {
   it('every spillway_* name in docs/operations.md and deploy/grafana-dashboard.json is served by /metrics', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
-    const served = new Set([...(await scrape(gateway.adminUrl)).text.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]!));
+    live.backends = [app];
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    const served = new Set([...(await scrape(live.gateway.adminUrl)).text.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]!));
     const histogramParts = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
     for (const file of ['docs/operations.md', 'deploy/grafana-dashboard.json']) {
       const text = await readFile(join(ROOT, file), 'utf8');
@@ -359,8 +354,8 @@ describe('metrics and events from health checks', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
     const spare = await startBackend();
-    backends = [app, spare];
-    gateway = await startGateway(`upstreams:
+    live.backends = [app, spare];
+    live.gateway = await startGateway(`upstreams:
   app:
     healthCheck: { path: /health, interval: 50ms, timeout: 500ms, unhealthyAfter: 2, healthyAfter: 1 }
     backends:
@@ -369,11 +364,11 @@ describe('metrics and events from health checks', () => {
 routes:
   - { name: app, upstream: app }
 `);
-    expect((await scrape(gateway.adminUrl)).value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(1);
+    expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(1);
     failing = true;
-    const m = await eventually(() => scrape(gateway!.adminUrl), (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0);
+    const m = await eventually(() => scrape(live.gateway!.adminUrl), (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0);
     expect(m.value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(0);
     expect(m.all('spillway_health_changes_total')).toEqual({ [`{backend="${app.url}",healthy="false",upstream="app"}`]: 1 });
-    expect(gateway.logs.events('backend.health')[0]).toMatchObject({ level: 30, msg: 'backend unhealthy', upstream: 'app', backend: app.url, healthy: false });
+    expect(live.gateway.logs.events('backend.health')[0]).toMatchObject({ level: 30, msg: 'backend unhealthy', upstream: 'app', backend: app.url, healthy: false });
   });
 });
