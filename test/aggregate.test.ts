@@ -33,6 +33,18 @@ function upstreamsYaml(list: Record<string, TestBackend | TestBackend[]>): strin
     .join('\n')}\n`;
 }
 
+/** Those upstreams and one aggregate route on /dash; `aggregate` is the YAML below its `aggregate:` key (starting with a newline). */
+function dashRoute(list: Record<string, TestBackend | TestBackend[]>, aggregate: string): string {
+  return `${upstreamsYaml(list)}routes:\n  - match: { path: /dash }\n    aggregate:\n${aggregate}`;
+}
+
+/** One GET, with the time until its headers arrived. */
+async function timedFetch(url: string): Promise<{ res: Response; elapsed: number }> {
+  const started = performance.now();
+  const res = await fetch(url);
+  return { res, elapsed: performance.now() - started };
+}
+
 describe('fan-out: one request, several backend calls, one merged answer', () => {
   it('merges every part by name, fills path templates from route params and query (encoded), passes only allowlisted headers', async () => {
     const s = await services({
@@ -73,17 +85,13 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('runs the parts in parallel: three 300 ms parts answer in about 300 ms, not 900', async () => {
     const s = await services({ a: () => ({ delayMs: 300 }), b: () => ({ delayMs: 300 }), c: () => ({ delayMs: 300 }) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       parts:
         a: { upstream: a, path: /a }
         b: { upstream: b, path: /b }
         c: { upstream: c, path: /c }
-`);
-    const started = performance.now();
-    const res = await fetch(`${live.gateway.url}/dash`);
-    const elapsed = performance.now() - started;
+`));
+    const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(Object.keys((await res.json()) as object)).toEqual(['a', 'b', 'c']);
     expect(elapsed).toBeGreaterThanOrEqual(290);
@@ -98,9 +106,7 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
       html: () => ({ body: '<html>oops</html>', headers: { 'content-type': 'text/html' } }),
       huge: () => ({ body: { blob: 'x'.repeat(10_000) } }),
     });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       timeout: 2s
       maxPartBody: 4kb
       parts:
@@ -109,10 +115,8 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         orders:  { upstream: broken, path: /o }
         news:    { upstream: html, path: /n }
         feed:    { upstream: huge, path: /f }
-`);
-    const started = performance.now();
-    const res = await fetch(`${live.gateway.url}/dash`);
-    const elapsed = performance.now() - started;
+`));
+    const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(elapsed).toBeLessThan(1_000);
     expect(res.headers.get('spillway-partial')).toBe('recs, orders, news, feed');
@@ -129,16 +133,13 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('a required part that fails → 502 problem+json naming the part and its cause; the others are aborted', async () => {
     const s = await services({ users: () => ({ status: 503, body: { error: 'down' } }), slow: () => ({ delayMs: 3_000 }) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: slow, path: /r }
-`);
-    const started = performance.now();
-    const res = await fetch(`${live.gateway.url}/dash`);
-    expect(performance.now() - started).toBeLessThan(1_000);
+`));
+    const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
+    expect(elapsed).toBeLessThan(1_000);
     expect(res.status).toBe(502);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
     const problem = (await res.json()) as Problem;
@@ -168,18 +169,14 @@ routes:
 
   it('the overall deadline passes before a required part answers → 504 at the deadline, and no socket is left open', async () => {
     const s = await services({ users: () => ({ delayMs: 3_000 }), recs: () => ({ delayMs: 3_000 }), fast: () => ({}) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       timeout: 300ms
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
         quick:   { upstream: fast, path: /q }
-`);
-    const started = performance.now();
-    const res = await fetch(`${live.gateway.url}/dash`);
-    const elapsed = performance.now() - started;
+`));
+    const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(504);
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(1_500);
@@ -191,14 +188,12 @@ routes:
 
   it('the deadline with only optional parts missing → 200 partial with those parts timed out', async () => {
     const s = await services({ users: () => ({ body: { id: 1 } }), recs: () => ({ delayMs: 3_000 }) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       timeout: 250ms
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
-`);
+`));
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(res.headers.get('spillway-partial')).toBe('recs');
@@ -212,13 +207,11 @@ routes:
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '5000' });
     live.backends.push(throttling);
     const s = await services({ spare: () => ({ body: { from: 'spare' } }), users: () => ({ body: { id: 1 } }) });
-    live.gateway = await startGateway(`${upstreamsYaml({ recs: [throttling, s.spare!], users: s.users! })}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute({ recs: [throttling, s.spare!], users: s.users! }, `
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
-`);
+`));
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ profile: { id: 1 }, recs: { from: 'spare' } });
@@ -232,12 +225,10 @@ routes:
   it('a required part whose whole pool is cooling down → 429 with Retry-After', async () => {
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '5000' });
     live.backends.push(throttling);
-    live.gateway = await startGateway(`${upstreamsYaml({ users: throttling })}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute({ users: throttling }, `
       parts:
         profile: { upstream: users, path: /u, required: true }
-`);
+`));
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
@@ -275,9 +266,7 @@ describe('then: a part that needs another part\'s answer', () => {
 
   it('when the part it depends on fails, the dependent part is skipped (424 problem), and a missing field too', async () => {
     const s = await services({ users: () => ({ status: 404, body: {} }), other: () => ({ body: { nothing: true } }), orders: () => ({}) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       parts:
         profile:
           upstream: users
@@ -289,7 +278,7 @@ describe('then: a part that needs another part\'s answer', () => {
           path: /a
           then:
             invoices: { upstream: orders, path: "/invoices/{account.customerId}" }
-`);
+`));
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(res.headers.get('spillway-partial')).toBe('profile, orders, invoices');
@@ -351,14 +340,12 @@ describe('merge modes, select, inputs, telemetry', () => {
       aggregateResponse: (_route, partial, status) => responses.push([partial, status]),
     });
     const s = await services({ users: () => ({}), slow: () => ({ delayMs: 2_000 }), broken: () => ({ status: 500 }) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       parts:
         profile: { upstream: users, path: /u }
         recs:    { upstream: slow, path: /r, timeout: 100ms }
         orders:  { upstream: broken, path: /o }
-`, { observer });
+`), { observer });
     expect((await fetch(`${live.gateway.url}/dash`)).status).toBe(200);
     expect(parts.sort()).toEqual([['orders', 'error'], ['profile', 'ok'], ['recs', 'timeout']]);
     expect(responses).toEqual([[true, 200]]);
@@ -379,13 +366,11 @@ describe('merge modes, select, inputs, telemetry', () => {
 describe('aggregate edge cases', () => {
   it('a client that goes away aborts every part still in flight', async () => {
     const s = await services({ a: () => ({ delayMs: 3_000 }), b: () => ({ delayMs: 3_000 }) });
-    live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute(s, `
       parts:
         a: { upstream: a, path: /a, required: true }
         b: { upstream: b, path: /b }
-`);
+`));
     const { request } = await import('node:http');
     const req = request(`${live.gateway.url}/dash`, { agent: false });
     req.on('error', () => undefined);
@@ -405,14 +390,12 @@ describe('aggregate edge cases', () => {
       res.end(req.url === '/small' ? small : bomb);
     }, 'zipped');
     live.backends.push(zipped);
-    live.gateway = await startGateway(`${upstreamsYaml({ ...s, zipped })}routes:
-  - match: { path: /dash }
-    aggregate:
+    live.gateway = await startGateway(dashRoute({ ...s, zipped }, `
       maxPartBody: 64kb
       parts:
         small: { upstream: zipped, path: /small }
         bomb:  { upstream: zipped, path: /bomb }
-`);
+`));
     const res = await fetch(`${live.gateway.url}/dash`);
     const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
     expect(body.small).toEqual({ ok: true });
