@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { startBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { burst, hit, limiterEvents, sleep, statusCounts } from './helpers/ratelimit.js';
+import { burst, hit, limiterEvents, sleep, statusCounts, statusesInTurn } from './helpers/ratelimit.js';
 import { perTest } from './helpers/per-test.js';
 
 const live = perTest();
@@ -32,18 +32,15 @@ routes:
   return live.gateway;
 }
 
+/** One policy under `rateLimits:`; `extra` are more of its keys, one YAML line each. */
+function policy(name: string, key: string, capacity: number, refill: string, extra: string[] = []): string {
+  return [`  ${name}:`, `key: ${key}`, `capacity: ${capacity}`, `refill: ${refill}`, ...extra].join('\n    ');
+}
+
 describe('token bucket: burst, refill, cost', () => {
   it('allows the burst, then 429 with Retry-After and a problem naming the policy; the backend never sees the refused ones', async () => {
-    const gw = await start(
-      `  per-key:
-    key: header:x-api-key
-    capacity: 3
-    refill: 1/h`,
-      'per-key',
-    );
-    const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) statuses.push((await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' })).status);
-    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const gw = await start(policy('per-key', 'header:x-api-key', 3, '1/h'), 'per-key');
+    expect(await statusesInTurn(5, () => hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' }))).toEqual([200, 200, 200, 429, 429]);
     expect(live.backend!.received).toHaveLength(3);
 
     const refused = await hit(`${gw.url}/v1/chat`, { 'x-api-key': 'k1' });
@@ -63,13 +60,7 @@ describe('token bucket: burst, refill, cost', () => {
   });
 
   it('refills at the configured rate', async () => {
-    const gw = await start(
-      `  per-key:
-    key: header:x-api-key
-    capacity: 2
-    refill: 2/s`,
-      'per-key',
-    );
+    const gw = await start(policy('per-key', 'header:x-api-key', 2, '2/s'), 'per-key');
     // concurrent sends land within a few ms of each other: well under a token's 500 ms
     const send = async (n: number) => statusCounts(await Promise.all(Array.from({ length: n }, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }))));
     expect(await send(3)).toEqual({ 200: 2, 429: 1 });
@@ -80,34 +71,13 @@ describe('token bucket: burst, refill, cost', () => {
   });
 
   it('a request costs `cost` tokens', async () => {
-    const gw = await start(
-      `  heavy:
-    key: header:x-api-key
-    capacity: 10
-    refill: 1/h
-    cost: 4`,
-      'heavy',
-    );
-    const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) statuses.push((await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' })).status);
-    expect(statuses).toEqual([200, 200, 429]); // 10 → 6 → 2, then 2 < 4
+    const gw = await start(policy('heavy', 'header:x-api-key', 10, '1/h', ['cost: 4']), 'heavy');
+    expect(await statusesInTurn(3, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }))).toEqual([200, 200, 429]); // 10 → 6 → 2, then 2 < 4
   });
 
   it('tiers give listed keys their own capacity and refill', async () => {
-    const gw = await start(
-      `  per-key:
-    key: header:x-api-key
-    capacity: 2
-    refill: 1/h
-    tiers:
-      gold: { keys: [key-gold-1, key-gold-2], capacity: 5 }`,
-      'per-key',
-    );
-    const count = async (key: string) => {
-      let ok = 0;
-      for (let i = 0; i < 8; i++) if ((await hit(`${gw.url}/v1/x`, { 'x-api-key': key })).status === 200) ok++;
-      return ok;
-    };
+    const gw = await start(policy('per-key', 'header:x-api-key', 2, '1/h', ['tiers:', '  gold: { keys: [key-gold-1, key-gold-2], capacity: 5 }']), 'per-key');
+    const count = async (key: string) => (await statusesInTurn(8, () => hit(`${gw.url}/v1/x`, { 'x-api-key': key }))).filter((status) => status === 200).length;
     expect(await count('plain')).toBe(2);
     expect(await count('key-gold-1')).toBe(5);
     expect(await count('key-gold-2')).toBe(5);
@@ -118,13 +88,7 @@ describe('token bucket: burst, refill, cost', () => {
 
 describe('response headers', () => {
   it('exact IETF draft and X-RateLimit fields on 2xx and 429', async () => {
-    const gw = await start(
-      `  per-key:
-    key: header:x-api-key
-    capacity: 20
-    refill: 2/s`,
-      'per-key',
-    );
+    const gw = await start(policy('per-key', 'header:x-api-key', 20, '2/s'), 'per-key');
     const first = await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
     expect(first.status).toBe(200);
     expect(first.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=10');
@@ -167,20 +131,11 @@ routes:
 describe('several policies on one route', () => {
   it('per-key and a global cap: both must allow; a refused request takes no token from the others', async () => {
     const gw = await start(
-      `  per-key:
-    key: header:x-api-key
-    capacity: 3
-    refill: 1/h
-  global:
-    key: route
-    capacity: 5
-    refill: 1/h`,
+      `${policy('per-key', 'header:x-api-key', 3, '1/h')}\n${policy('global', 'route', 5, '1/h')}`,
       '[per-key, global]',
     );
     const send = (key: string) => hit(`${gw.url}/v1/x`, { 'x-api-key': key });
-    const a = [];
-    for (let i = 0; i < 4; i++) a.push((await send('a')).status);
-    expect(a).toEqual([200, 200, 200, 429]); // per-key refuses the 4th; global keeps 2 tokens
+    expect(await statusesInTurn(4, () => send('a'))).toEqual([200, 200, 200, 429]); // per-key refuses the 4th; global keeps 2 tokens
     const both = await send('b');
     expect(both.headers.get('ratelimit-policy')).toBe('"per-key";q=3;w=10800, "global";q=5;w=18000');
     expect(both.headers.get('ratelimit')).toBe('"per-key";r=2;t=3600, "global";r=1;t=14400');
@@ -198,12 +153,7 @@ describe('queue mode', () => {
   it('holds a request until its token is due when that is within maxWait, else 429', async () => {
     const events = limiterEvents();
     const gw = await start(
-      `  smooth:
-    key: route
-    capacity: 1
-    refill: 2/s
-    mode: queue
-    maxWait: 1200ms`,
+      policy('smooth', 'route', 1, '2/s', ['mode: queue', 'maxWait: 1200ms']),
       'smooth',
       { observer: events.observer },
     );
@@ -223,13 +173,7 @@ describe('queue mode', () => {
 
 describe('memory store under concurrency', () => {
   it('is exact in one process: concurrent clients get exactly the capacity', async () => {
-    const gw = await start(
-      `  global:
-    key: route
-    capacity: 150
-    refill: 1/h`,
-      'global',
-    );
+    const gw = await start(policy('global', 'route', 150, '1/h'), 'global');
     const results = await burst(400, 40, () => hit(`${gw.url}/v1/x`));
     expect(statusCounts(results)).toEqual({ 200: 150, 429: 250 });
     expect(live.backend!.received).toHaveLength(150);
@@ -240,10 +184,7 @@ describe('limiter decisions are reported', () => {
   it('through context.observer', async () => {
     const events = limiterEvents();
     const gw = await start(
-      `  per-key:
-    key: header:x-api-key
-    capacity: 1
-    refill: 1/h`,
+      policy('per-key', 'header:x-api-key', 1, '1/h'),
       'per-key',
       { observer: events.observer },
     );

@@ -29,6 +29,11 @@ export async function burst(count: number, concurrency: number, send: (index: nu
   return results;
 }
 
+/** `count` requests one after another; their statuses in order. */
+export async function statusesInTurn(count: number, send: (index: number) => Promise<Hit>): Promise<number[]> {
+  return (await burst(count, 1, send)).map((h) => h.status);
+}
+
 export function statusCounts(hits: ReadonlyArray<{ status: number }>): Record<number, number> {
   const counts: Record<number, number> = {};
   for (const h of hits) counts[h.status] = (counts[h.status] ?? 0) + 1;
