@@ -4,13 +4,12 @@ import type { TLSSocket } from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { WebSocketServer } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config/errors.js';
-import { parseConfigText } from '../src/config/load.js';
 import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { startTlsBackend } from './helpers/tls-backend.js';
 import { makeCa, makeServerCert, type TestCa, type TestServerCert } from './helpers/tls-certs.js';
 import { closed, nextMessage, openClient, startEchoBackend } from './helpers/websocket-backend.js';
+import { issuesIfAny } from './helpers/config.js';
 
 let ca: TestCa;
 let cert: TestServerCert;
@@ -43,6 +42,16 @@ upstreams:
 ${extra}routes:
   - match: { path: /v1 }
     upstream: app
+`;
+
+/** A listener with these keys and one route to a WebSocket echo backend. */
+const echoYaml = (listen: string, url: string) => `listen: { host: 127.0.0.1, port: 0, ${listen} }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  rt:
+    backends: [ { url: ${url} } ]
+routes:
+  - upstream: rt
 `;
 
 function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
@@ -122,14 +131,7 @@ describe('TLS on the listener', () => {
   it('proxies WebSocket over the HTTPS listener (wss://)', async () => {
     const echo = await startEchoBackend();
     try {
-      gateway = await startGateway(`listen: { host: 127.0.0.1, port: 0, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} } }
-admin: { host: 127.0.0.1, port: 0 }
-upstreams:
-  rt:
-    backends: [ { url: ${echo.url} } ]
-routes:
-  - upstream: rt
-`);
+      gateway = await startGateway(echoYaml(`tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }`, echo.url));
       const client = await openClient(`${gateway.url.replace('https:', 'wss:')}/rt`, { ca: ca.cert });
       client.send('who');
       expect(await nextMessage(client)).toBe('echo /rt');
@@ -144,14 +146,7 @@ routes:
   it('WebSocket clients (HTTP/1.1 handshake) work on the HTTP/2 listener too', async () => {
     const echo = await startEchoBackend();
     try {
-      gateway = await startGateway(`listen: { host: 127.0.0.1, port: 0, http2: true, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} } }
-admin: { host: 127.0.0.1, port: 0 }
-upstreams:
-  rt:
-    backends: [ { url: ${echo.url} } ]
-routes:
-  - upstream: rt
-`);
+      gateway = await startGateway(echoYaml(`http2: true, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }`, echo.url));
       const client = await openClient(`${gateway.url.replace('https:', 'wss:')}/rt`, { ca: ca.cert });
       client.send('who');
       expect(await nextMessage(client)).toBe('echo /rt');
@@ -202,29 +197,20 @@ routes:
 });
 
 describe('listener TLS config checks', () => {
-  const issuesOf = (yaml: string) => {
-    try {
-      parseConfigText(yaml, 'gateway.yaml', {});
-    } catch (error) {
-      if (error instanceof ConfigError) return error.issues;
-      throw error;
-    }
-    return [];
-  };
   const withListen = (listen: string) => `listen: { port: 0, ${listen} }\nupstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:1 } ]\nroutes:\n  - upstream: app\n`;
 
   it('http2 needs tls', () => {
-    expect(issuesOf(withListen('http2: true'))).toEqual([expect.objectContaining({ line: 1, path: 'listen.http2', message: 'http2 needs listen.tls (clients negotiate HTTP/2 over TLS)' })]);
+    expect(issuesIfAny(withListen('http2: true'))).toEqual([expect.objectContaining({ line: 1, path: 'listen.http2', message: 'http2 needs listen.tls (clients negotiate HTTP/2 over TLS)' })]);
   });
 
   it('names missing files and a key that does not belong to the certificate', async () => {
-    const missing = issuesOf(withListen(`tls: { cert: /nope/cert.pem, key: ${cert.keyFile} }`));
+    const missing = issuesIfAny(withListen(`tls: { cert: /nope/cert.pem, key: ${cert.keyFile} }`));
     expect(missing).toEqual([expect.objectContaining({ path: 'listen.tls.cert', message: 'cannot read "/nope/cert.pem": file not found' })]);
-    const swapped = issuesOf(withListen(`tls: { cert: ${cert.certFile}, key: ${cert.certFile} }`));
+    const swapped = issuesIfAny(withListen(`tls: { cert: ${cert.certFile}, key: ${cert.certFile} }`));
     expect(swapped[0]).toMatchObject({ path: 'listen.tls.key' });
     expect(swapped[0]!.message).toContain('holds no PEM private key');
     const stranger = await makeServerCert(ca);
-    const mismatch = issuesOf(withListen(`tls: { cert: ${cert.certFile}, key: ${stranger.keyFile} }`));
+    const mismatch = issuesIfAny(withListen(`tls: { cert: ${cert.certFile}, key: ${stranger.keyFile} }`));
     expect(mismatch).toEqual([expect.objectContaining({ path: 'listen.tls.key', message: expect.stringContaining('does not belong to the certificate') })]);
   });
 });

@@ -1,12 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config/errors.js';
 import { parseConfigText } from '../src/config/load.js';
 import { closeAll } from './helpers/backend.js';
 import { startGateway, writeTempConfig, type TestGateway } from './helpers/gateway.js';
 import { startTlsBackend, type TlsBackend } from './helpers/tls-backend.js';
 import { makeCa, makeServerCert, type TestCa, type TestServerCert } from './helpers/tls-certs.js';
+import { issuesIfAny } from './helpers/config.js';
 
 let ca: TestCa;
 let otherCa: TestCa;
@@ -151,18 +151,9 @@ routes:
 });
 
 describe('TLS config checks', () => {
-  const issuesOf = (yaml: string) => {
-    try {
-      parseConfigText(yaml, 'gateway.yaml', {});
-    } catch (error) {
-      if (error instanceof ConfigError) return error.issues;
-      throw error;
-    }
-    return [];
-  };
 
   it('names a missing CA file with its line', () => {
-    const issues = issuesOf(`upstreams:\n  s:\n    tls: { ca: /nonexistent/ca.pem }\n    backends: [ { url: https://127.0.0.1:1 } ]\nroutes:\n  - upstream: s\n`);
+    const issues = issuesIfAny(`upstreams:\n  s:\n    tls: { ca: /nonexistent/ca.pem }\n    backends: [ { url: https://127.0.0.1:1 } ]\nroutes:\n  - upstream: s\n`);
     expect(issues).toHaveLength(1);
     expect(issues[0]).toMatchObject({ line: 3, path: 'upstreams.s.tls.ca' });
     expect(issues[0]!.message).toContain('cannot read "/nonexistent/ca.pem": file not found');
@@ -170,15 +161,15 @@ describe('TLS config checks', () => {
 
   it('refuses a CA file that is not a certificate', async () => {
     const file = await writeTempConfig('not a pem', 'ca.pem');
-    const issues = issuesOf(`upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${file} } } ]\nroutes:\n  - upstream: s\n`);
+    const issues = issuesIfAny(`upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${file} } } ]\nroutes:\n  - upstream: s\n`);
     expect(issues[0]).toMatchObject({ line: 3, path: 'upstreams.s.backends[0].tls.ca' });
     expect(issues[0]!.message).toContain('holds no PEM certificate');
     const broken = await writeTempConfig('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', 'ca.pem');
-    expect(issuesOf(`upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${broken} } } ]\nroutes:\n  - upstream: s\n`)[0]!.message).toContain('not a valid PEM certificate');
+    expect(issuesIfAny(`upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${broken} } } ]\nroutes:\n  - upstream: s\n`)[0]!.message).toContain('not a valid PEM certificate');
   });
 
   it('refuses backend tls on an http:// URL', () => {
-    const issues = issuesOf(`upstreams:\n  s:\n    backends: [ { url: http://127.0.0.1:1, tls: { insecureSkipVerify: true } } ]\nroutes:\n  - upstream: s\n`);
+    const issues = issuesIfAny(`upstreams:\n  s:\n    backends: [ { url: http://127.0.0.1:1, tls: { insecureSkipVerify: true } } ]\nroutes:\n  - upstream: s\n`);
     expect(issues[0]!.message).toBe('tls applies to https:// backends only');
   });
 
