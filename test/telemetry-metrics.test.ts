@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { ROOT, startGateway } from './helpers/gateway.js';
 import { eventually, startGatewayFromFile } from './helpers/reload.js';
-import { Scrape, scrape } from './helpers/telemetry.js';
+import { dashboardYaml, Scrape, scrape, startHeldBackend } from './helpers/telemetry.js';
 import { perTest } from './helpers/per-test.js';
 
 const live = perTest();
@@ -143,12 +143,7 @@ describe('GET /metrics after scripted traffic', () => {
   });
 
   it('in-flight gauge counts requests the backend is still answering', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const slow = await startBackend(async (_req, res) => {
-      await held;
-      res.end('done');
-    });
+    const { backend: slow, release } = await startHeldBackend();
     live.backends = [slow];
     live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - { name: app, upstream: app }\n`);
     const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`)];
@@ -270,12 +265,7 @@ routes:
   });
 
   it('queue depth and in-flight under a concurrency limit', async () => {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const slow = await startBackend(async (_req, res) => {
-      await held;
-      res.end('done');
-    });
+    const { backend: slow, release } = await startHeldBackend();
     live.backends = [slow];
     live.gateway = await startGateway(`upstreams:
   app:
@@ -304,17 +294,7 @@ describe('metrics from fan-out', () => {
     });
     const orders = await startStaticBackend(500, {}, '{"error":"down"}');
     live.backends = [users, orders];
-    live.gateway = await startGateway(`upstreams:
-  users: { backends: [ { url: ${users.url} } ] }
-  orders: { backends: [ { url: ${orders.url} } ] }
-routes:
-  - name: dashboard
-    match: { path: /dash }
-    aggregate:
-      parts:
-        profile: { upstream: users, path: /u }
-        orders: { upstream: orders, path: /o }
-`);
+    live.gateway = await startGateway(dashboardYaml(users.url, orders.url));
     const response = await fetch(`${live.gateway.url}/dash`);
     expect(response.status).toBe(200);
     await response.text();

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { tracingRequested } from '../src/telemetry/tracing.js';
 import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { inMemoryTracer, type TestTracer } from './helpers/telemetry.js';
+import { dashboardYaml, inMemoryTracer, type TestTracer } from './helpers/telemetry.js';
 
 let gateway: TestGateway | undefined;
 let backends: TestBackend[] = [];
@@ -146,17 +146,7 @@ describe('fan-out spans', () => {
     const orders = await startBackend();
     backends = [users, orders];
     tracing = inMemoryTracer();
-    gateway = await startGateway(`upstreams:
-  users: { backends: [ { url: ${users.url} } ] }
-  orders: { backends: [ { url: ${orders.url} } ] }
-routes:
-  - name: dashboard
-    match: { path: /dash }
-    aggregate:
-      parts:
-        profile: { upstream: users, path: /u }
-        orders: { upstream: orders, path: /o }
-`, { tracer: tracing.tracer });
+    gateway = await startGateway(dashboardYaml(users.url, orders.url), { tracer: tracing.tracer });
     expect((await fetch(`${gateway.url}/dash`)).status).toBe(200);
     const spans = await tracing.spans(3);
     const server = spans.find((span) => span.kind === SpanKind.SERVER)!;

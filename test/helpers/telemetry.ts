@@ -4,6 +4,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { createRequestTracer } from '../../src/telemetry/otel-tracer.js';
 import type { RequestTracer } from '../../src/telemetry/tracing.js';
+import { startBackend, type TestBackend } from './backend.js';
 
 /** One scrape: series keyed as `name{label="value",...}` with labels sorted by name. */
 export class Scrape {
@@ -71,4 +72,30 @@ export function inMemoryTracer(): TestTracer {
     },
     shutdown: () => provider.shutdown(),
   };
+}
+
+/** A backend that holds every request until `release()` is called, then answers "done". */
+export async function startHeldBackend(): Promise<{ backend: TestBackend; release: () => void }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const backend = await startBackend(async (_req, res) => {
+    await held;
+    res.end('done');
+  });
+  return { backend, release };
+}
+
+/** Upstreams users and orders, and a fan-out route "dashboard" on /dash with one part on each. */
+export function dashboardYaml(usersUrl: string, ordersUrl: string): string {
+  return `upstreams:
+  users: { backends: [ { url: ${usersUrl} } ] }
+  orders: { backends: [ { url: ${ordersUrl} } ] }
+routes:
+  - name: dashboard
+    match: { path: /dash }
+    aggregate:
+      parts:
+        profile: { upstream: users, path: /u }
+        orders: { upstream: orders, path: /o }
+`;
 }
