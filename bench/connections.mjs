@@ -7,6 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { cpuMeter, environment, fmt, forkTarget, loadSliced, mb, sampleProcess, sleep, startGateway, table, windowTotals } from './lib.mjs';
+import { clientNotes, firstMeasuredWindow, gatewayLog, gatewayNotes, section, sectionHeading, sliceErrors, withTargets } from './compare.mjs';
 import { gatewayYaml } from './passthrough.mjs';
 
 export const title = 'spillway bench — connections';
@@ -46,10 +47,9 @@ export async function run(settings, log) {
     log(`warning: ${rate} req/s over ${connections} connections in ${slices} slices: autocannon caps each slice's connections at its rate, so fewer connections will be open`);
   }
   const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  const cleanups = [origin];
-  try {
-    const gateway = await startGateway(gatewayYaml(origin.ready.url));
-    cleanups.push(gateway);
+  return withTargets(async ({ track, stopInOrder }) => {
+    track(origin);
+    const gateway = track(await startGateway(gatewayYaml(origin.ready.url)));
     log(`origin ${origin.ready.url} (pid ${origin.pid}), spillway ${gateway.url} (pid ${gateway.pid})`);
 
     const rss = sampleProcess(gateway.pid);
@@ -58,12 +58,11 @@ export async function run(settings, log) {
 
     // One continuous load: the connections stay open from the warm-up to the end.
     const seconds = warmup + duration + TAIL_S;
-    const staggerMs = ((slices - 1) * 1000) / slices;
     log(`${connections} connections at ${rate} req/s in ${slices} staggered slice(s) for ${seconds}s: warm-up ${warmup}s, measured ${duration} whole seconds`);
     rss.mark('warmup');
     const marks = [];
     const loadStarted = Date.now();
-    const firstMeasured = Math.ceil((loadStarted + staggerMs + warmup * 1000) / 1000);
+    const firstMeasured = firstMeasuredWindow(loadStarted, slices, warmup);
     marks.push(setTimeout(() => rss.mark('measured'), firstMeasured * 1000 - loadStarted));
     marks.push(setTimeout(() => rss.mark('tail'), (firstMeasured + duration) * 1000 - loadStarted));
     const cpu = cpuMeter({ spillway: gateway.pid, origin: origin.pid });
@@ -83,15 +82,12 @@ export async function run(settings, log) {
     rss.mark('after');
     await sleep(1_000);
     const memory = rss.stop();
-    const first = Math.ceil((loadRun.startedAt + staggerMs + warmup * 1000) / 1000);
-    const summary = windowTotals(loadRun.windows, first, duration);
-    const errorCodes = {};
-    for (const sl of loadRun.slices) for (const [code, n] of Object.entries(sl.errorCodes)) errorCodes[code] = (errorCodes[code] ?? 0) + n;
+    const summary = windowTotals(loadRun.windows, firstMeasuredWindow(loadRun.startedAt, slices, warmup), duration);
+    const { errorCodes, reconnects } = sliceErrors(loadRun);
     summary.errorCodes = errorCodes;
     summary.rpsCompleted = summary.responses / duration;
 
-    const stop = await gateway.stop();
-    cleanups.splice(cleanups.indexOf(gateway), 1);
+    const { spillway: stop } = await stopInOrder([['spillway', gateway]]);
 
     const phase = (name) => memory.phases.find((p) => p.name === name);
     const measured = phase('measured');
@@ -130,14 +126,8 @@ export async function run(settings, log) {
     ];
     const md = table(['metric', 'value', 'target', ''], rows);
     const env = environment();
-    const heading = `## ${started.toISOString()} — node ${env.node}, ${env.cpus} CPUs (load avg ${env.loadAverage[0]}), ${duration}s, ${connections} connections at ${rate} req/s, ${slices} slice(s), warm-up ${warmup}s`;
-    const notes = [];
-    if (gateway.nodeArgs.length) notes.push(`spillway ran with node flags: ${gateway.nodeArgs.join(' ')}`);
-    if (Object.keys(summary.errorCodes).length) notes.push(`client error codes (whole run): ${JSON.stringify(summary.errorCodes)}`);
-    const reconnects = loadRun.slices.reduce((a, x) => a + (x.reconnects ?? 0), 0);
-    if (reconnects) notes.push(`autocannon had to reopen ${reconnects} connection(s) (error, timeout or closed by spillway)`);
-    if (gateway.log.warningCount) notes.push(`spillway logged ${gateway.log.warningCount} warn/error lines: ${JSON.stringify(gateway.log.byMsg)}`);
-    if (stop.code !== 0) notes.push(`spillway exit on SIGTERM: ${JSON.stringify(stop)}`);
+    const heading = sectionHeading(started, env, `${duration}s, ${connections} connections at ${rate} req/s, ${slices} slice(s), warm-up ${warmup}s`);
+    const notes = gatewayNotes(gateway, stop, { nodeArgs: true, extra: clientNotes(errorCodes, reconnects) });
     return {
       json: {
         scenario: 'connections',
@@ -150,16 +140,14 @@ export async function run(settings, log) {
         client: summary,
         autocannonSlices: loadRun.slices,
         memory,
-        spillway: { log: { lines: gateway.log.lines, bytes: gateway.log.bytes, warningCount: gateway.log.warningCount, byMsg: gateway.log.byMsg, warnings: gateway.log.warnings }, config: gateway.configText, nodeArgs: gateway.nodeArgs },
+        spillway: { log: gatewayLog(gateway), config: gateway.configText, nodeArgs: gateway.nodeArgs },
         exit: stop,
         notes,
       },
-      section: `${heading}\n\n${md}${notes.length ? `\n\n${notes.map((n) => `- ${n}`).join('\n')}` : ''}`,
+      section: section(heading, md, notes),
       printed: md,
       notes,
       passed: pass,
     };
-  } finally {
-    for (const proc of cleanups.reverse()) await proc.stop();
-  }
+  });
 }
