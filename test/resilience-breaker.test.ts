@@ -1,23 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway } from './helpers/gateway.js';
-import { ok, recordingObserver, served, sleep, startSwitchable, status, until } from './helpers/resilience.js';
+import { ok, ordersConfig, recordingObserver, served, sleep, startSwitchable, status, until } from './helpers/resilience.js';
 import { perTest } from './helpers/per-test.js';
 
 const live = perTest();
-
-function config(urls: string[], upstreamExtra: string, routeExtra = ''): string {
-  return `upstreams:
-  orders:
-    balance: round-robin
-    backends:
-${urls.map((url) => `      - { url: ${url} }`).join('\n')}
-${upstreamExtra}
-routes:
-  - match: { path: / }
-    upstream: orders
-${routeExtra}`;
-}
 
 async function get(url: string): Promise<Response> {
   const res = await fetch(url);
@@ -32,7 +19,7 @@ describe('circuit breaker per backend', () => {
     live.backends = [broken, healthy];
     const recorder = recordingObserver();
     live.gateway = await startGateway(
-      config([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 400ms, halfOpenRequests: 2 }'),
+      ordersConfig([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 400ms, halfOpenRequests: 2 }'),
       { observer: recorder.observer },
     );
 
@@ -62,7 +49,7 @@ describe('circuit breaker per backend', () => {
     const broken = await startSwitchable('broken', status(500));
     const healthy = await startSwitchable('healthy');
     live.backends = [broken, healthy];
-    const yaml = config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 30s }');
+    const yaml = ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 30s }');
     live.gateway = await startGateway(yaml);
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
     await sleep(10);
@@ -81,7 +68,7 @@ describe('circuit breaker per backend', () => {
     const healthy = await startSwitchable('healthy');
     live.backends = [broken, healthy];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 200ms, halfOpenRequests: 1 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 200ms, halfOpenRequests: 1 }'), { observer: recorder.observer });
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
     await sleep(250);
     for (let i = 0; i < 4; i++) await get(`${live.gateway.url}/x`);
@@ -93,7 +80,7 @@ describe('circuit breaker per backend', () => {
     const notFound = await startSwitchable('not-found', status(404));
     live.backends = [throttling, notFound];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'), { observer: recorder.observer });
     for (let i = 0; i < 30; i++) {
       await get(`${live.gateway.url}/x`);
       await sleep(2);
@@ -107,7 +94,7 @@ describe('circuit breaker per backend', () => {
     const flaky = await startSwitchable('flaky');
     live.backends = [flaky];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([flaky.url], '    breaker: {}'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([flaky.url], '    breaker: {}'), { observer: recorder.observer });
     // 5 failures in a row, then normal traffic: under minRequests (20) nothing is decided
     flaky.behaviour = status(502);
     for (let i = 0; i < 5; i++) await get(`${live.gateway.url}/x`);
@@ -120,7 +107,7 @@ describe('circuit breaker per backend', () => {
     const slow = await startSwitchable('slow', (_req, res) => void setTimeout(() => res.end('late'), 3000));
     live.backends = [slow];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
     expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
     expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
     await sleep(10);
@@ -133,7 +120,7 @@ describe('nothing can serve', () => {
     const a = await startSwitchable('a', status(500));
     const b = await startSwitchable('b', status(502));
     live.backends = [a, b];
-    live.gateway = await startGateway(config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 5s }'));
+    live.gateway = await startGateway(ordersConfig([a.url, b.url], '    breaker: { minRequests: 2, openFor: 5s }'));
     for (let i = 0; i < 4; i++) await get(`${live.gateway.url}/x`);
     await sleep(10);
     const calls = served(a) + served(b);
@@ -150,7 +137,7 @@ describe('nothing can serve', () => {
     const a = await startSwitchable('a', status(500));
     live.backends = [a];
     live.gateway = await startGateway(
-      config([a.url], '    breaker: { minRequests: 1, openFor: 5s }', '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }'),
+      ordersConfig([a.url], '    breaker: { minRequests: 1, openFor: 5s }', '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }'),
     );
     await get(`${live.gateway.url}/x`);
     await sleep(10);
@@ -191,7 +178,7 @@ describe('active health checks', () => {
     live.backends = [a, b];
     a.health = status(503);
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
     await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
     const before = served(a);
     for (let i = 0; i < 10; i++) expect((await get(`${live.gateway.url}/x`)).status).toBe(200);
@@ -232,7 +219,7 @@ routes:
     live.backends = [a];
     a.health = (_req, res) => void setTimeout(() => res.end('late'), 300);
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
     await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(503);
@@ -245,7 +232,7 @@ routes:
     live.backends = [a, b];
     const recorder = recordingObserver();
     live.gateway = await startGateway(
-      config([a.url, b.url], '    breaker: { minRequests: 2, openFor: 30s }\n    healthCheck: { interval: 50ms, healthyAfter: 2 }'),
+      ordersConfig([a.url, b.url], '    breaker: { minRequests: 2, openFor: 30s }\n    healthCheck: { interval: 50ms, healthyAfter: 2 }'),
       { observer: recorder.observer },
     );
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);

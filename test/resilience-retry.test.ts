@@ -1,23 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { closeAll } from './helpers/backend.js';
 import { startGateway } from './helpers/gateway.js';
-import { delayed, ok, recordingObserver, served, startSwitchable, status, steadyLoad, until } from './helpers/resilience.js';
+import { delayed, ok, ordersConfig, recordingObserver, served, startSwitchable, status, steadyLoad, until } from './helpers/resilience.js';
 import { perTest } from './helpers/per-test.js';
 
 const live = perTest();
-
-function config(urls: string[], extra: string): string {
-  return `upstreams:
-  orders:
-    balance: round-robin
-    backends:
-${urls.map((url) => `      - { url: ${url} }`).join('\n')}
-${extra}
-routes:
-  - match: { path: / }
-    upstream: orders
-`;
-}
 
 describe('retries on failure', () => {
   it('kill one of two backends during steady GET load: zero failed client requests', async () => {
@@ -26,7 +13,7 @@ describe('retries on failure', () => {
     live.backends = [b];
     const recorder = recordingObserver();
     live.gateway = await startGateway(
-      config([a.url, b.url], '    breaker: { failureRate: 50%, minRequests: 20, window: 10s, openFor: 30s, halfOpenRequests: 2 }\n    retry: { on: [connect-error, timeout, 502, 503, 504], budget: 20%, deadline: 10s }'),
+      ordersConfig([a.url, b.url], '    breaker: { failureRate: 50%, minRequests: 20, window: 10s, openFor: 30s, halfOpenRequests: 2 }\n    retry: { on: [connect-error, timeout, 502, 503, 504], budget: 20%, deadline: 10s }'),
       { observer: recorder.observer },
     );
     let stopLoad = () => undefined as void;
@@ -47,7 +34,7 @@ describe('retries on failure', () => {
     const b = await startSwitchable('b');
     live.backends = [b];
     await dead.close();
-    live.gateway = await startGateway(config([dead.url, b.url], ''));
+    live.gateway = await startGateway(ordersConfig([dead.url, b.url], ''));
     for (let i = 0; i < 6; i++) {
       const res = await fetch(`${live.gateway.url}/x`, { method: 'POST', body: 'once' });
       expect(res.status).toBe(200);
@@ -60,7 +47,7 @@ describe('retries on failure', () => {
     const b = await startSwitchable('b');
     live.backends = [a, b];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([a.url, b.url], '    retry: {}'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([a.url, b.url], '    retry: {}'), { observer: recorder.observer });
     for (let i = 0; i < 4; i++) expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
     expect(served(a)).toBeGreaterThan(0);
     expect(recorder.of('retry', a.url)).toHaveLength(served(a));
@@ -103,7 +90,7 @@ routes:
     const total = () => failing.reduce((sum, b) => sum + served(b), 0);
 
     const capped = recordingObserver();
-    live.gateway = await startGateway(config(urls, '    retry: { budget: 0%, minRetries: 1, maxRetries: 2 }'), { observer: capped.observer });
+    live.gateway = await startGateway(ordersConfig(urls, '    retry: { budget: 0%, minRetries: 1, maxRetries: 2 }'), { observer: capped.observer });
     const statuses = await Promise.all(Array.from({ length: 12 }, () => fetch(`${live.gateway!.url}/x`).then(async (r) => (await r.arrayBuffer(), r.status))));
     expect(statuses.every((s) => s === 502)).toBe(true);
     // 12 first attempts, and at most one retry in flight at a time (instead of 24 retries)
@@ -113,7 +100,7 @@ routes:
     await closeAll(live.gateway);
     for (const b of failing) b.received.length = 0;
     const uncapped = recordingObserver();
-    live.gateway = await startGateway(config(urls, '    retry: { budget: 100%, minRetries: 100, maxRetries: 2 }'), { observer: uncapped.observer });
+    live.gateway = await startGateway(ordersConfig(urls, '    retry: { budget: 100%, minRetries: 100, maxRetries: 2 }'), { observer: uncapped.observer });
     await Promise.all(Array.from({ length: 12 }, () => fetch(`${live.gateway!.url}/x`).then((r) => r.arrayBuffer())));
     expect(uncapped.of('retry').length).toBe(24);
     expect(total()).toBe(36);
@@ -124,7 +111,7 @@ routes:
     const only = await startSwitchable('only', (req, res, body) => (++calls <= 2 ? status(503)(req, res, body) : ok('only')(req, res, body)));
     live.backends = [only];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([only.url], '    retry: { maxRetries: 3, backoff: { base: 20ms, max: 100ms } }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([only.url], '    retry: { maxRetries: 3, backoff: { base: 20ms, max: 100ms } }'), { observer: recorder.observer });
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(200);
     expect(calls).toBe(3);
@@ -151,7 +138,7 @@ routes:
   it('the request deadline bounds all attempts', async () => {
     const hanging = await startSwitchable('hanging', () => new Promise(() => undefined));
     live.backends = [hanging];
-    live.gateway = await startGateway(config([hanging.url], '    retry: { deadline: 300ms }'));
+    live.gateway = await startGateway(ordersConfig([hanging.url], '    retry: { deadline: 300ms }'));
     const started = Date.now();
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(504);
@@ -164,7 +151,7 @@ routes:
   it('the deadline also bounds retry backoff and waiting for a concurrency slot', async () => {
     const slow = await startSwitchable('slow', delayed(1500, ok('slow')));
     live.backends = [slow];
-    live.gateway = await startGateway(config([slow.url], '    retry: { deadline: 300ms }\n    concurrency: { perBackend: 1, queue: 5, maxWait: 5s }'));
+    live.gateway = await startGateway(ordersConfig([slow.url], '    retry: { deadline: 300ms }\n    concurrency: { perBackend: 1, queue: 5, maxWait: 5s }'));
     const first = fetch(`${live.gateway.url}/x`);
     await until(() => served(slow) === 1, 3000, 'first in flight');
     const started = Date.now();

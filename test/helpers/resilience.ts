@@ -91,3 +91,17 @@ export async function steadyLoad(url: string, workers: number, stop: Promise<unk
   );
   return statuses;
 }
+
+/** Upstream "orders": round-robin over `urls` with `upstreamExtra` (its YAML lines), and a route on / to it, then `routeExtra`. */
+export function ordersConfig(urls: string[], upstreamExtra: string, routeExtra = ''): string {
+  return `upstreams:
+  orders:
+    balance: round-robin
+    backends:
+${urls.map((url) => `      - { url: ${url} }`).join('\n')}
+${upstreamExtra}
+routes:
+  - match: { path: / }
+    upstream: orders
+${routeExtra}`;
+}
