@@ -3,21 +3,17 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { startBackend } from './helpers/backend.js';
+import { startGateway } from './helpers/gateway.js';
 import { hit, limiterEvents, sleep } from './helpers/ratelimit.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backend: TestBackend | undefined;
 let server: Server | undefined;
-afterEach(async () => {
-  await closeAll(gateway, backend);
+const live = perTest(async () => {
   server?.closeAllConnections();
   await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
-  gateway = undefined;
-  backend = undefined;
   server = undefined;
 });
 
@@ -34,16 +30,16 @@ routes:
 
 describe('config reload', () => {
   it('buckets survive a reload; new numbers apply to them', async () => {
-    backend = await startBackend();
-    gateway = await startGateway(config(backend.url, 2));
-    const send = async () => (await hit(`${gateway!.url}/x`, { 'x-api-key': 'k' })).status;
+    live.backend = await startBackend();
+    live.gateway = await startGateway(config(live.backend.url, 2));
+    const send = async () => (await hit(`${live.gateway!.url}/x`, { 'x-api-key': 'k' })).status;
     expect([await send(), await send(), await send()]).toEqual([200, 200, 429]);
 
-    gateway.gateway.apply(parseConfigText(config(backend.url, 2), 'test.yaml', {}).config, 'test.yaml');
+    live.gateway.gateway.apply(parseConfigText(config(live.backend.url, 2), 'test.yaml', {}).config, 'test.yaml');
     expect(await send()).toBe(429); // same bucket, still empty
 
-    gateway.gateway.apply(parseConfigText(config(backend.url, 5), 'test.yaml', {}).config, 'test.yaml');
-    const again = await hit(`${gateway.url}/x`, { 'x-api-key': 'k' });
+    live.gateway.gateway.apply(parseConfigText(config(live.backend.url, 5), 'test.yaml', {}).config, 'test.yaml');
+    const again = await hit(`${live.gateway.url}/x`, { 'x-api-key': 'k' });
     expect(again.status).toBe(429); // a bigger bucket does not refill by itself
     expect(again.headers.get('ratelimit-policy')).toBe('"per-key";q=5;w=18000');
   });
@@ -51,12 +47,12 @@ describe('config reload', () => {
 
 describe('queue mode', () => {
   it('a client that leaves while held gives its token back', async () => {
-    backend = await startBackend();
+    live.backend = await startBackend();
     const events = limiterEvents();
-    gateway = await startGateway(
+    live.gateway = await startGateway(
       `upstreams:
   app:
-    backends: [ { url: ${backend.url} } ]
+    backends: [ { url: ${live.backend.url} } ]
 rateLimits:
   q: { key: route, capacity: 1, refill: 1/s, mode: queue, maxWait: 3s }
 routes:
@@ -64,15 +60,15 @@ routes:
 `,
       { observer: events.observer },
     );
-    expect((await hit(`${gateway.url}/x`)).status).toBe(200);
+    expect((await hit(`${live.gateway.url}/x`)).status).toBe(200);
     // held for ~1 s; the client gives up after 200 ms
-    await expect(fetch(`${gateway.url}/x`, { signal: AbortSignal.timeout(200) })).rejects.toThrow();
+    await expect(fetch(`${live.gateway.url}/x`, { signal: AbortSignal.timeout(200) })).rejects.toThrow();
     expect(events.decisions.at(-1)).toEqual({ policy: 'q', result: 'queued' });
     await sleep(1_100); // its hold ends: the token is refunded instead of used
-    expect(backend.received).toHaveLength(1);
+    expect(live.backend.received).toHaveLength(1);
     // refunded: ~1.3 tokens now, so the next request goes at once (without the refund the
     // bucket would hold ~0.3 and the request would wait ~700 ms)
-    const next = await hit(`${gateway.url}/x`);
+    const next = await hit(`${live.gateway.url}/x`);
     expect(next.status).toBe(200);
     expect(next.ms).toBeLessThan(500);
     expect(events.decisions.at(-1)).toEqual({ policy: 'q', result: 'allowed' });
@@ -91,10 +87,10 @@ describe('JWKS from a URL', () => {
     });
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
-    backend = await startBackend();
-    gateway = await startGateway(`upstreams:
+    live.backend = await startBackend();
+    live.gateway = await startGateway(`upstreams:
   app:
-    backends: [ { url: ${backend.url} } ]
+    backends: [ { url: ${live.backend.url} } ]
 rateLimits:
   per-user: { key: jwt:sub, capacity: 1, refill: 1/h, jwt: { jwks: "${jwksUrl}", audience: spillway } }
 routes:
@@ -102,11 +98,11 @@ routes:
 `);
     const token = (sub: string, key = privateKey) => new SignJWT({ sub }).setProtectedHeader({ alg: 'RS256', kid: 'r1' }).setAudience('spillway').setExpirationTime('5m').sign(key);
     const auth = async (sub: string) => ({ authorization: `Bearer ${await token(sub)}` });
-    expect((await hit(`${gateway.url}/x`, await auth('ann'))).status).toBe(200);
-    expect((await hit(`${gateway.url}/x`, await auth('ann'))).status).toBe(429);
-    expect((await hit(`${gateway.url}/x`, await auth('ben'))).status).toBe(200);
+    expect((await hit(`${live.gateway.url}/x`, await auth('ann'))).status).toBe(200);
+    expect((await hit(`${live.gateway.url}/x`, await auth('ann'))).status).toBe(429);
+    expect((await hit(`${live.gateway.url}/x`, await auth('ben'))).status).toBe(200);
     const other = await generateKeyPair('RS256');
-    expect((await hit(`${gateway.url}/x`, { authorization: `Bearer ${await token('cat', other.privateKey)}` })).status).toBe(401);
+    expect((await hit(`${live.gateway.url}/x`, { authorization: `Bearer ${await token('cat', other.privateKey)}` })).status).toBe(401);
     expect(fetched).toBe(1); // cached
   });
 });

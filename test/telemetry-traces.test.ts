@@ -1,18 +1,14 @@
 import { SpanKind } from '@opentelemetry/api';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tracingRequested } from '../src/telemetry/tracing.js';
-import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { startBackend, startStaticBackend } from './helpers/backend.js';
+import { startGateway } from './helpers/gateway.js';
 import { dashboardYaml, inMemoryTracer, type TestTracer } from './helpers/telemetry.js';
+import { perTest } from './helpers/per-test.js';
 
-let gateway: TestGateway | undefined;
-let backends: TestBackend[] = [];
 let tracing: TestTracer | undefined;
-afterEach(async () => {
-  await closeAll(gateway, ...backends);
+const live = perTest(async () => {
   await tracing?.shutdown();
-  gateway = undefined;
-  backends = [];
   tracing = undefined;
 });
 
@@ -23,9 +19,9 @@ describe('OpenTelemetry spans', () => {
   it('a request that failed over once: one server span, two client spans with attempt attributes; traceparent reaches each backend', async () => {
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '500', 'retry-after': '1' });
     const healthy = await startBackend(undefined, 'healthy');
-    backends = [throttling, healthy];
+    live.backends = [throttling, healthy];
     tracing = inMemoryTracer();
-    gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(`upstreams:
   llm:
     backends:
       - { url: ${throttling.url}, priority: 1 }
@@ -34,7 +30,7 @@ routes:
   - { name: chat, match: { path: /v1/ }, upstream: llm }
 `, { tracer: tracing.tracer });
 
-    const response = await fetch(`${gateway.url}/v1/chat?x=1`, {
+    const response = await fetch(`${live.gateway.url}/v1/chat?x=1`, {
       method: 'POST',
       body: '{}',
       headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01`, tracestate: 'vendor=abc' },
@@ -93,8 +89,8 @@ routes:
     const deadPort = app.port;
     await app.close();
     tracing = inMemoryTracer();
-    gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:${deadPort} } ]\nroutes:\n  - { name: app, upstream: app }\n`, { tracer: tracing.tracer });
-    expect((await fetch(`${gateway.url}/x`)).status).toBe(502);
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:${deadPort} } ]\nroutes:\n  - { name: app, upstream: app }\n`, { tracer: tracing.tracer });
+    expect((await fetch(`${live.gateway.url}/x`)).status).toBe(502);
     const spans = await tracing.spans(2);
     const server = spans.find((span) => span.kind === SpanKind.SERVER)!;
     const client = spans.find((span) => span.kind === SpanKind.CLIENT)!;
@@ -107,10 +103,10 @@ routes:
 
   it('without a tracer no traceparent is added and client trace headers pass through untouched', async () => {
     const app = await startBackend();
-    backends = [app];
-    gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
-    await (await fetch(`${gateway.url}/a`)).text();
-    await (await fetch(`${gateway.url}/b`, { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01` } })).text();
+    live.backends = [app];
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    await (await fetch(`${live.gateway.url}/a`)).text();
+    await (await fetch(`${live.gateway.url}/b`, { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01` } })).text();
     expect(app.received[0]!.headers.traceparent).toBeUndefined();
     expect(app.received[1]!.headers.traceparent).toBe(`00-${INCOMING_TRACE}-${INCOMING_PARENT}-01`);
   });
@@ -120,9 +116,9 @@ describe('retry spans', () => {
   it('a 502 retried on the next backend: the second attempt span names the retry reason', async () => {
     const failing = await startStaticBackend(502, {}, '{"error":"bad gateway"}');
     const healthy = await startBackend();
-    backends = [failing, healthy];
+    live.backends = [failing, healthy];
     tracing = inMemoryTracer();
-    gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(`upstreams:
   api:
     retry: { on: [502] }
     backends:
@@ -131,7 +127,7 @@ describe('retry spans', () => {
 routes:
   - { name: api, upstream: api }
 `, { tracer: tracing.tracer });
-    expect((await fetch(`${gateway.url}/x`)).status).toBe(200);
+    expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
     const spans = await tracing.spans(3);
     const clients = spans.filter((span) => span.kind === SpanKind.CLIENT).sort((a, b) => Number(a.attributes['spillway.attempt']) - Number(b.attributes['spillway.attempt']));
     expect(clients.map((span) => [span.attributes['spillway.attempt'], span.attributes['spillway.outcome'], span.attributes['http.response.status_code']])).toEqual([[1, 'error', 502], [2, 'ok', 200]]);
@@ -144,10 +140,10 @@ describe('fan-out spans', () => {
   it('each part\'s attempt is a client span under the request\'s server span, with its own traceparent', async () => {
     const users = await startBackend();
     const orders = await startBackend();
-    backends = [users, orders];
+    live.backends = [users, orders];
     tracing = inMemoryTracer();
-    gateway = await startGateway(dashboardYaml(users.url, orders.url), { tracer: tracing.tracer });
-    expect((await fetch(`${gateway.url}/dash`)).status).toBe(200);
+    live.gateway = await startGateway(dashboardYaml(users.url, orders.url), { tracer: tracing.tracer });
+    expect((await fetch(`${live.gateway.url}/dash`)).status).toBe(200);
     const spans = await tracing.spans(3);
     const server = spans.find((span) => span.kind === SpanKind.SERVER)!;
     const clients = spans.filter((span) => span.kind === SpanKind.CLIENT);

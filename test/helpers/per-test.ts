@@ -10,14 +10,18 @@ export interface PerTest {
   backends: TestBackend[];
 }
 
-/** Call at the top of a test file (or describe): registers an afterEach that closes and clears what a test put here. */
-export function perTest(): PerTest {
+/**
+ * Call at the top of a test file (or describe): registers an afterEach that closes and clears what
+ * a test put here, then runs `alsoAfter` (the file's own clean-up, after the gateway is closed).
+ */
+export function perTest(alsoAfter?: () => void | Promise<void>): PerTest {
   const live: PerTest = { gateway: undefined, backend: undefined, backends: [] };
   afterEach(async () => {
     await closeAll(live.gateway, live.backend, ...live.backends);
     live.gateway = undefined;
     live.backend = undefined;
     live.backends = [];
+    await alsoAfter?.();
   });
   return live;
 }
