@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // spillway CLI: `spillway --config FILE` (start), `spillway check --config FILE`, `spillway schema`.
 
+import { boundYoungGeneration } from './young-generation.js'; // first: its start-up effect must run before the other modules load
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
@@ -58,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
+  boundYoungGeneration(process.env);
   const scrubber = new SecretScrubber(loaded.config);
   const logger = createLogger(loaded.config.log.level, undefined, { headers: loaded.config.log.redact, scrubber });
   for (const warning of loaded.warnings) logger.warn({ event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path }, warning.message);
