@@ -29,6 +29,14 @@ describe('request log and request id', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 30, msg: 'request', requestId: id, method: 'POST', target: '/orders/7?page=2', route: 'app', upstream: 'app', backend: app.url, attempts: 1, status: 200 });
     expect(typeof lines[0]!.durationMs).toBe('number');
+    // every generated id is new
+    const ids = new Set<string>([id]);
+    for (let i = 0; i < 20; i++) {
+      const next = await fetch(`${live.gateway.url}/orders/${i}`);
+      await next.text();
+      ids.add(next.headers.get('x-request-id')!);
+    }
+    expect(ids.size).toBe(21);
   });
 
   it('keeps the client\'s x-request-id (replaces an unusable one)', async () => {

@@ -10,7 +10,7 @@ const HOP_BY_HOP = new Set([
 
 /** Header names listed in Connection are hop-by-hop too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
-  if (!value) return undefined;
+  if (!value || value === 'keep-alive' || value === 'close') return undefined;
   const text = Array.isArray(value) ? value.join(',') : value;
   const tokens = new Set<string>();
   for (const token of text.split(',')) {

@@ -3,6 +3,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema/index.js';
 import { compileSnapshot, snapshotKeys } from '../runtime/compile.js';
 import { ConfigReloader } from '../runtime/reload.js';
@@ -72,14 +73,28 @@ export class Gateway {
     const context = { observer: this.observer, random };
     const handler = this.telemetry.instrument(createProxyHandler({ getSnapshot, context, proto: scheme }));
 
-    const listener = createListener(config, {
-      // A URL fastify's router cannot decode (e.g. "%zz") goes to the proxy handler too, whose
-      // path normalisation answers it with a problem+json 400.
-      frameworkErrors: (_error, request, reply) => {
-        reply.hijack();
-        handler(request.raw, reply.raw);
+    // A request the handler throws on (a defect) gets a problem+json 500, never a crash.
+    const direct = (req: IncomingMessage, res: ServerResponse) => {
+      try {
+        handler(req, res);
+      } catch (error) {
+        this.logger.error({ err: error, method: req.method }, 'request failed inside the gateway');
+        if (res.headersSent) res.destroy();
+        else sendProblem(res, 'internal', 'the gateway failed to handle this request');
+      }
+    };
+    const listener = createListener(
+      config,
+      {
+        // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
+        // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
+        frameworkErrors: (_error, request, reply) => {
+          reply.hijack();
+          handler(request.raw, reply.raw);
+        },
       },
-    });
+      direct,
+    );
     this.proxy = listener.app;
     this.scheme = listener.scheme;
     // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.

@@ -3,6 +3,8 @@
 
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { GatewayConfig } from '../config/schema/index.js';
 
 export interface Listener {
@@ -11,8 +13,23 @@ export interface Listener {
   http2: boolean;
 }
 
-/** `extra`: fastify options the gateway adds (e.g. frameworkErrors), the same for every kind of server. */
-export function createListener(config: GatewayConfig, extra: Pick<FastifyServerOptions, 'frameworkErrors'> = {}): Listener {
+/** Every data-plane request goes to one handler: the gateway routes by its own compiled table. */
+export type DirectHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The server options fastify applies to the HTTP/1 servers it makes itself. */
+interface ServerTimeouts {
+  keepAliveTimeout: number;
+  requestTimeout: number;
+  connectionTimeout: number;
+}
+
+/**
+ * `extra`: fastify options the gateway adds (e.g. frameworkErrors), the same for every kind of server.
+ * `direct`: HTTP/1 listeners (plain or TLS) hand every request straight to it — no fastify
+ * request/reply objects, router or hooks on the hot path; fastify still owns listen, close,
+ * timeouts and the 400 answer to unparsable requests. HTTP/2 listeners route through fastify.
+ */
+export function createListener(config: GatewayConfig, extra: Pick<FastifyServerOptions, 'frameworkErrors'> = {}, direct?: DirectHandler): Listener {
   const { listen, limits } = config;
   const base = {
     logger: false,
@@ -21,15 +38,24 @@ export function createListener(config: GatewayConfig, extra: Pick<FastifyServerO
     return503OnClosing: false,
     ...extra,
   } as const;
-  if (!listen.tls) {
-    return { app: Fastify({ ...base, http: { maxHeaderSize: limits.maxHeaderSize } }), scheme: 'http', http2: false };
-  }
-  const tls = { cert: readFileSync(listen.tls.cert), key: readFileSync(listen.tls.key), maxHeaderSize: limits.maxHeaderSize };
-  if (listen.http2) {
+  const tls = listen.tls ? { cert: readFileSync(listen.tls.cert), key: readFileSync(listen.tls.key), maxHeaderSize: limits.maxHeaderSize } : undefined;
+  if (tls && listen.http2) {
     const app = untypedFastify({ ...base, http2: true, https: { ...tls, allowHTTP1: true } });
     return { app, scheme: 'https', http2: true };
   }
-  const app = untypedFastify({ ...base, https: tls });
+  const serverFactory = direct
+    ? (_fastifyHandler: unknown, options: ServerTimeouts) => {
+        const server = tls ? createHttpsServer(tls, direct) : createHttpServer({ maxHeaderSize: limits.maxHeaderSize }, direct);
+        server.keepAliveTimeout = options.keepAliveTimeout;
+        server.requestTimeout = options.requestTimeout;
+        server.setTimeout(options.connectionTimeout);
+        return server;
+      }
+    : undefined;
+  if (!tls) {
+    return { app: untypedFastify({ ...base, http: { maxHeaderSize: limits.maxHeaderSize }, ...(serverFactory ? { serverFactory } : {}) }), scheme: 'http', http2: false };
+  }
+  const app = untypedFastify({ ...base, https: tls, ...(serverFactory ? { serverFactory } : {}) });
   return { app, scheme: 'https', http2: false };
 }
 

@@ -1,13 +1,14 @@
 // Prometheus metrics (prom-client) for GET /metrics on the admin listener. Counters and
 // histograms are fed by observer events; backend gauges (cooldown, breaker, health, in-flight,
 // queue) are read from the live snapshot at scrape time, so requests pay nothing for them.
-// Label objects for the per-request series are cached per compiled route/backend: the hot path
-// allocates nothing for metrics.
+// The per-request series are cells (cell-series.ts) cached per compiled route/backend: the hot
+// path allocates nothing and hashes no label set for metrics.
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type LabelValues } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
 import { withDefaults, type AttemptOutcome, type ProxyObserver } from '../upstream/observer.js';
 import { backendLiveView, BREAKER_STATE_VALUE } from './backend-view.js';
+import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-series.js';
 import { backendLabel, methodIndex, methodLabel, routeLabel, statusClassIndex, statusClassLabel } from './labels.js';
 
 export interface MetricsOptions {
@@ -16,19 +17,23 @@ export interface MetricsOptions {
   process: boolean;
 }
 
-type RequestLabels = LabelValues<'route' | 'method' | 'status_class'>;
-type AttemptLabels = LabelValues<'upstream' | 'backend' | 'outcome'>;
-type BackendLabels = LabelValues<'upstream' | 'backend'>;
-
-interface RouteLabelCache {
-  route: LabelValues<'route'>;
-  /** [method][status class] */
-  requests: Array<Array<RequestLabels | undefined> | undefined>;
+interface RequestCells {
+  count: CounterCell;
+  duration: HistogramCell;
 }
 
-interface BackendLabelCache {
-  backend: BackendLabels;
-  attempts: Partial<Record<AttemptOutcome, AttemptLabels>>;
+interface RouteCells {
+  name: string;
+  failovers: HistogramCell;
+  /** [method][status class] */
+  requests: Array<Array<RequestCells | undefined> | undefined>;
+}
+
+interface BackendCells {
+  upstream: string;
+  backend: string;
+  duration: HistogramCell;
+  attempts: Partial<Record<AttemptOutcome, CounterCell>>;
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -37,19 +42,24 @@ const UNMATCHED = {};
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly observer: ProxyObserver;
-  readonly #routeLabels = new WeakMap<object, RouteLabelCache>();
-  readonly #backendLabels = new WeakMap<CompiledBackend, BackendLabelCache>();
+  readonly #routeCells = new WeakMap<object, RouteCells>();
+  readonly #backendCells = new WeakMap<CompiledBackend, BackendCells>();
+  readonly #requests: CellCounter<'route' | 'method' | 'status_class'>;
+  readonly #requestDuration: CellHistogram<'route' | 'method' | 'status_class'>;
+  readonly #failovers: CellHistogram<'route'>;
+  readonly #attempts: CellCounter<'upstream' | 'backend' | 'outcome'>;
+  readonly #attemptDuration: CellHistogram<'upstream' | 'backend'>;
 
   constructor(options: MetricsOptions) {
     const registers = [this.registry];
     const { getSnapshot } = options;
     if (options.process) collectDefaultMetrics({ register: this.registry });
 
-    const requests = new Counter({ name: 'spillway_requests_total', help: 'Client requests by route, method and status class ("none" = the client went away before a response).', labelNames: ['route', 'method', 'status_class'], registers });
-    const requestDuration = new Histogram({ name: 'spillway_request_duration_seconds', help: 'Client request latency, from arrival to the end of the response.', labelNames: ['route', 'method', 'status_class'], buckets: LATENCY_BUCKETS, registers });
-    const failovers = new Histogram({ name: 'spillway_request_failovers', help: 'Failovers per request that reached an upstream (attempts after the first).', labelNames: ['route'], buckets: [0, 1, 2, 3, 5, 8], registers });
-    const attempts = new Counter({ name: 'spillway_upstream_attempts_total', help: 'Upstream attempts by outcome: ok, throttled, error, timeout, breaker_open, skipped_cooling, aborted.', labelNames: ['upstream', 'backend', 'outcome'], registers });
-    const attemptDuration = new Histogram({ name: 'spillway_upstream_attempt_duration_seconds', help: 'Time from dispatch to the response status line (or the failure) of one upstream attempt.', labelNames: ['upstream', 'backend'], buckets: LATENCY_BUCKETS, registers });
+    this.#requests = new CellCounter({ name: 'spillway_requests_total', help: 'Client requests by route, method and status class ("none" = the client went away before a response).', labelNames: ['route', 'method', 'status_class'], registers });
+    const requestDuration = (this.#requestDuration = new CellHistogram({ name: 'spillway_request_duration_seconds', help: 'Client request latency, from arrival to the end of the response.', labelNames: ['route', 'method', 'status_class'], buckets: LATENCY_BUCKETS, registers }));
+    const failovers = (this.#failovers = new CellHistogram({ name: 'spillway_request_failovers', help: 'Failovers per request that reached an upstream (attempts after the first).', labelNames: ['route'], buckets: [0, 1, 2, 3, 5, 8], registers }));
+    this.#attempts = new CellCounter({ name: 'spillway_upstream_attempts_total', help: 'Upstream attempts by outcome: ok, throttled, error, timeout, breaker_open, skipped_cooling, aborted.', labelNames: ['upstream', 'backend', 'outcome'], registers });
+    const attemptDuration = (this.#attemptDuration = new CellHistogram({ name: 'spillway_upstream_attempt_duration_seconds', help: 'Time from dispatch to the response status line (or the failure) of one upstream attempt.', labelNames: ['upstream', 'backend'], buckets: LATENCY_BUCKETS, registers }));
     const cooldowns = new Counter({ name: 'spillway_backend_cooldowns_total', help: 'Throttle answers that set or extended a cooldown, by the header the delay came from ("default" = no usable hint).', labelNames: ['upstream', 'backend', 'source'], registers });
     const poolExhausted = new Counter({ name: 'spillway_pool_exhausted_total', help: 'Gateway-made 429s: every backend of the pool was cooling down.', labelNames: ['route', 'upstream'], registers });
     const passedThrough = new Counter({ name: 'spillway_throttle_passed_through_total', help: 'Backend throttle answers (429, or 503 with a hint) passed to the client because no failover was possible.', labelNames: ['upstream', 'backend', 'status'], registers });
@@ -100,17 +110,17 @@ export class GatewayMetrics {
     const self = this;
     this.observer = withDefaults({
       request(route, method, status, durationMs, attemptCount) {
-        const cache = self.#route(route);
-        const labels = self.#requestLabels(cache, methodIndex(method), statusClassIndex(status));
-        requests.inc(labels);
-        requestDuration.observe(labels, durationMs / 1000);
-        if (attemptCount > 0) failovers.observe(cache.route, attemptCount - 1);
+        const cells = self.#route(route);
+        const series = self.#requestCells(cells, methodIndex(method), statusClassIndex(status));
+        series.count.pending++;
+        requestDuration.observe(series.duration, durationMs / 1000);
+        if (attemptCount > 0) failovers.observe(cells.failovers, attemptCount - 1);
       },
       attempt(upstream, backend, outcome, _status, durationMs) {
-        const cache = self.#backend(upstream, backend);
-        attempts.inc((cache.attempts[outcome] ??= { ...cache.backend, outcome }));
+        const cells = self.#backend(upstream, backend);
+        (cells.attempts[outcome] ??= self.#attempts.cell({ upstream: cells.upstream, backend: cells.backend, outcome })).pending++;
         // breaker_open and skipped_cooling are reported for a backend skipped without a call: no duration to record.
-        if (outcome !== 'breaker_open' && outcome !== 'skipped_cooling') attemptDuration.observe(cache.backend, durationMs / 1000);
+        if (outcome !== 'breaker_open' && outcome !== 'skipped_cooling') attemptDuration.observe(cells.duration, durationMs / 1000);
       },
       cooldown(upstream, backend, decision, extended) {
         if (extended) cooldowns.inc({ upstream: upstream.name, backend: backendLabel(backend), source: decision.source });
@@ -179,27 +189,34 @@ export class GatewayMetrics {
     return this.registry.metrics();
   }
 
-  #route(route: CompiledRoute | undefined): RouteLabelCache {
+  #route(route: CompiledRoute | undefined): RouteCells {
     const key = route ?? UNMATCHED;
-    let cache = this.#routeLabels.get(key);
-    if (!cache) {
-      cache = { route: { route: routeLabel(route) }, requests: [] };
-      this.#routeLabels.set(key, cache);
+    let cells = this.#routeCells.get(key);
+    if (!cells) {
+      const name = routeLabel(route);
+      cells = { name, failovers: this.#failovers.cell({ route: name }), requests: [] };
+      this.#routeCells.set(key, cells);
     }
-    return cache;
+    return cells;
   }
 
-  #requestLabels(cache: RouteLabelCache, method: number, statusClass: number): RequestLabels {
-    const byClass = (cache.requests[method] ??= []);
-    return (byClass[statusClass] ??= { route: cache.route.route!, method: methodLabel(method), status_class: statusClassLabel(statusClass) });
+  #requestCells(cells: RouteCells, method: number, statusClass: number): RequestCells {
+    const byClass = (cells.requests[method] ??= []);
+    let series = byClass[statusClass];
+    if (!series) {
+      const labels = { route: cells.name, method: methodLabel(method), status_class: statusClassLabel(statusClass) };
+      series = byClass[statusClass] = { count: this.#requests.cell(labels), duration: this.#requestDuration.cell(labels) };
+    }
+    return series;
   }
 
-  #backend(upstream: CompiledUpstream, backend: CompiledBackend): BackendLabelCache {
-    let cache = this.#backendLabels.get(backend);
-    if (!cache) {
-      cache = { backend: { upstream: upstream.name, backend: backendLabel(backend) }, attempts: {} };
-      this.#backendLabels.set(backend, cache);
+  #backend(upstream: CompiledUpstream, backend: CompiledBackend): BackendCells {
+    let cells = this.#backendCells.get(backend);
+    if (!cells) {
+      const labels = { upstream: upstream.name, backend: backendLabel(backend) };
+      cells = { ...labels, duration: this.#attemptDuration.cell(labels), attempts: {} };
+      this.#backendCells.set(backend, cells);
     }
-    return cache;
+    return cells;
   }
 }

@@ -24,6 +24,21 @@ export interface LifecycleOptions {
 /** A client-sent id is kept when it is short, visible ASCII; otherwise a new one is made. */
 const VALID_ID = /^[\x21-\x7e]{1,200}$/;
 
+/**
+ * New request ids, UUID-shaped: the first 20 hex digits are random per process (a fresh prefix
+ * after 2^48 ids), the last 12 count up from a random start. Unique within the process, random
+ * across replicas, and a counter step instead of a randomUUID() per request.
+ */
+let idPrefix = randomUUID().slice(0, 24);
+let idCounter = Math.floor(Math.random() * 2 ** 48);
+export function nextRequestId(): string {
+  if (++idCounter >= 2 ** 48) {
+    idCounter = 0;
+    idPrefix = randomUUID().slice(0, 24);
+  }
+  return idPrefix + idCounter.toString(16).padStart(12, '0');
+}
+
 class Scope implements RequestScope {
   route: RequestScope['route'] = undefined;
   attempts = 0;
@@ -69,7 +84,7 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
     const header = requests.idHeader;
     let id = req.headers[header];
     if (typeof id !== 'string' || !VALID_ID.test(id)) {
-      id = randomUUID();
+      id = nextRequestId();
       req.headers[header] = id;
     }
     res.setHeader(header, id);
