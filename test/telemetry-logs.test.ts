@@ -69,6 +69,23 @@ describe('request log and request id', () => {
     expect(live.gateway.logs.events('request').map((line) => [line.route ?? null, line.status])).toEqual([[null, 404], ['app', 429], ['app', 429]]);
   });
 
+  it('the gateway\'s id wins over a backend\'s own x-request-id, once; static answers carry it too', async () => {
+    const app = await startStaticBackend(200, { 'x-request-id': 'from-backend', 'content-type': 'text/plain' }, 'hi');
+    live.backends = [app];
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { match: { path: /gone }, respond: { status: 410, body: gone } }\n  - { name: app, upstream: app }\n`);
+    const proxied = await fetch(`${live.gateway.url}/a`, { headers: { 'x-request-id': 'client-1' } });
+    expect(await proxied.text()).toBe('hi');
+    expect(proxied.headers.get('x-request-id')).toBe('client-1');
+    expect(proxied.headers.get('content-type')).toBe('text/plain');
+    const generated = await fetch(`${live.gateway.url}/b`);
+    await generated.text();
+    expect(generated.headers.get('x-request-id')).toMatch(UUID);
+    const gone = await fetch(`${live.gateway.url}/gone`);
+    expect(gone.status).toBe(410);
+    expect(await gone.text()).toBe('gone');
+    expect(gone.headers.get('x-request-id')).toMatch(UUID);
+  });
+
   it('log.requests.sample: 0 writes no request lines; 0.5 writes about half; idHeader renames the header', async () => {
     const app = await startBackend();
     live.backends = [app];

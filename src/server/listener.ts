@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { GatewayConfig } from '../config/schema/index.js';
+import { GatewayResponse } from './gateway-response.js';
 
 export interface Listener {
   app: FastifyInstance;
@@ -45,7 +46,7 @@ export function createListener(config: GatewayConfig, extra: Pick<FastifyServerO
   }
   const serverFactory = direct
     ? (_fastifyHandler: unknown, options: ServerTimeouts) => {
-        const server = tls ? createHttpsServer(tls, direct) : createHttpServer({ maxHeaderSize: limits.maxHeaderSize }, direct);
+        const server = tls ? createHttpsServer({ ...tls, ServerResponse: GatewayResponse }, direct) : createHttpServer({ maxHeaderSize: limits.maxHeaderSize, ServerResponse: GatewayResponse }, direct);
         server.keepAliveTimeout = options.keepAliveTimeout;
         server.requestTimeout = options.requestTimeout;
         server.setTimeout(options.connectionTimeout);

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../runtime/snapshot.js';
+import { GatewayResponse } from '../server/gateway-response.js';
 import type { RequestHandler } from '../server/proxy-handler.js';
 import type { ProxyObserver } from '../upstream/observer.js';
 import type { RequestScope } from '../upstream/request-scope.js';
@@ -25,18 +26,19 @@ export interface LifecycleOptions {
 const VALID_ID = /^[\x21-\x7e]{1,200}$/;
 
 /**
- * New request ids, UUID-shaped: the first 20 hex digits are random per process (a fresh prefix
- * after 2^48 ids), the last 12 count up from a random start. Unique within the process, random
- * across replicas, and a counter step instead of a randomUUID() per request.
+ * New request ids, UUID-shaped: the first 26 hex digits are random, drawn anew every 2^24 ids; the
+ * last 6 count up. Unique within the process, random across replicas, and a small-integer counter
+ * step instead of a randomUUID() per request.
  */
-let idPrefix = randomUUID().slice(0, 24);
-let idCounter = Math.floor(Math.random() * 2 ** 48);
+const ID_BLOCK = 0x1000000;
+let idPrefix = '';
+let idCounter = ID_BLOCK;
 export function nextRequestId(): string {
-  if (++idCounter >= 2 ** 48) {
+  if (++idCounter >= ID_BLOCK) {
     idCounter = 0;
-    idPrefix = randomUUID().slice(0, 24);
+    idPrefix = randomUUID().slice(0, 30);
   }
-  return idPrefix + idCounter.toString(16).padStart(12, '0');
+  return idPrefix + (ID_BLOCK + idCounter).toString(16).slice(1);
 }
 
 class Scope implements RequestScope {
@@ -87,7 +89,9 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
       id = nextRequestId();
       req.headers[header] = id;
     }
-    res.setHeader(header, id);
+    // HTTP/1 answers take the id when their head is written (see server/gateway-response.ts).
+    if (res instanceof GatewayResponse) res.deferHeader(header, id);
+    else res.setHeader(header, id);
     const scope = new Scope(id, tracer?.start(req, id));
     const sample = requests.sample;
     res.once('close', () => finish(req, res, scope, sample));
