@@ -3,6 +3,7 @@
 // after their queue wait if any; the rest get a problem+json answer (refusal.ts).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { addResponseField } from '../server/gateway-response.js';
 import { sendProblem } from '../server/problems.js';
 import type { ProxyObserver } from '../upstream/observer.js';
 import { refusalFor } from './refusal.js';
@@ -26,7 +27,7 @@ function applyVerdict(verdict: LimitVerdict, res: ServerResponse, next: () => vo
     verdict.refund();
     return;
   }
-  for (const name in verdict.headers) res.setHeader(name, verdict.headers[name]!);
+  for (const name in verdict.headers) addResponseField(res, name, verdict.headers[name]!);
   if (verdict.waitMs <= 0) {
     next();
     return;

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../runtime/snapshot.js';
-import { GatewayResponse } from '../server/gateway-response.js';
+import { addResponseField } from '../server/gateway-response.js';
 import type { RequestHandler } from '../server/proxy-handler.js';
 import type { ProxyObserver } from '../upstream/observer.js';
 import type { RequestScope } from '../upstream/request-scope.js';
@@ -89,9 +89,7 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
       id = nextRequestId();
       req.headers[header] = id;
     }
-    // HTTP/1 answers take the id when their head is written (see server/gateway-response.ts).
-    if (res instanceof GatewayResponse) res.deferHeader(header, id);
-    else res.setHeader(header, id);
+    addResponseField(res, header, id);
     const scope = new Scope(id, tracer?.start(req, id));
     const sample = requests.sample;
     res.once('close', () => finish(req, res, scope, sample));
