@@ -133,17 +133,17 @@ const WARN_OR_WORSE = /"level":(4\d|5\d|6\d)[,}]/;
 /** Extra node flags for the gateway child (run.mjs --gateway-node-options), e.g. --max-semi-space-size=4. */
 export const gatewayNodeArgs = [];
 
-export async function startGateway(yamlText, { readyTimeoutMs = 20_000, label = 'spillway', env = {} } = {}) {
+export async function startGateway(yamlText, { readyTimeoutMs = 20_000, label = 'spillway', env = {}, nodeArgs = [] } = {}) {
   if (!existsSync(GATEWAY_CLI)) {
     throw new Error(`${GATEWAY_CLI} does not exist: run "npm run build" first`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'spillway-bench-'));
   const configPath = join(dir, 'gateway.yaml');
   writeFileSync(configPath, yamlText);
-  const child = spawn(process.execPath, [...gatewayNodeArgs, '--import', GUARD, GATEWAY_CLI, '--config', configPath], {
+  const child = spawn(process.execPath, [...gatewayNodeArgs, ...nodeArgs, '--import', GUARD, GATEWAY_CLI, '--config', configPath], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    // `env` adds variables (e.g. OTEL_*) on top of the bench's environment.
+    // `env` adds variables (e.g. OTEL_*) on top of the bench's environment; `nodeArgs` adds node flags.
     env: { ...process.env, ...env },
   });
   trackExit(child);

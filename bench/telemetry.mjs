@@ -1,28 +1,33 @@
 // Scenario "telemetry": what do metrics and traces cost on the pass-through hot path?
 //
-// One origin (origin.mjs). Four spillway processes with the same route, differing only in
+// One origin (origin.mjs). Five spillway processes with the same route, differing only in
 // telemetry: "off" (metrics.enabled false, no request log, no OTEL_* variables), "metrics"
-// (Prometheus metrics on, the default), "metrics+traces" (metrics on and OpenTelemetry traces
-// exported over OTLP/HTTP to otlp-sink.mjs, which accepts and drops every batch) and the same with
-// 10% of traces sampled (OTEL_TRACES_SAMPLER=parentbased_traceidratio). Request logs are
-// off in all four (log.requests.sample: 0) so stdout does not dominate. Same autocannon
+// (Prometheus metrics on, the default), "metrics+traces no-op export" (metrics on, every request
+// traced, the SDK's OTLP exporter replaced by one that drops each batch: noop-export.mjs),
+// "metrics+traces" (the same, exported over OTLP/HTTP to otlp-sink.mjs, which accepts and drops
+// every batch) and the same with 10% of traces sampled (OTEL_TRACES_SAMPLER=parentbased_traceidratio).
+// Request logs are off in all five (log.requests.sample: 0) so stdout does not dominate. Same autocannon
 // settings; with --repeat N the targets are interleaved and averaged.
 
+import { fileURLToPath } from 'node:url';
 import { environment, fmt, forkTarget, pct, sampleProcess, startGateway, table } from './lib.mjs';
 import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, rssMaxMb, section, sectionHeading, withTargets } from './compare.mjs';
 
 export const title = 'spillway bench — telemetry';
 export const intro = `
-Pass-through (one minimal node:http origin, GET \`/\`, closed loop) through four spillway processes that
+Pass-through (one minimal node:http origin, GET \`/\`, closed loop) through five spillway processes that
 differ only in telemetry: **off** (\`metrics.enabled: false\`, no request log, tracing off), **metrics**
-(Prometheus metrics, the default), **metrics+traces** (metrics plus an OpenTelemetry server span per
+(Prometheus metrics, the default), **metrics+traces no-op export** (every request traced; the SDK's
+exporter drops each batch without serialising it — the issue's "tracing to a no-op exporter"),
+**metrics+traces** (metrics plus an OpenTelemetry server span per
 request and a client span per attempt, W3C traceparent injected, exported in batches over OTLP/HTTP to a
 local receiver that drops them) and **metrics+traces 10%** (the same, \`OTEL_TRACES_SAMPLER=parentbased_traceidratio\`,
-\`OTEL_TRACES_SAMPLER_ARG=0.1\`: every request still gets a traceparent, one in ten is recorded). Request logs are off in all four (\`log.requests.sample: 0\`). Each
+\`OTEL_TRACES_SAMPLER_ARG=0.1\`: every request still gets a traceparent, one in ten is recorded). Request logs are off in all five (\`log.requests.sample: 0\`). Each
 measured run follows a warm-up; latency in ms; rps is autocannon's mean of per-second samples.
 `;
 
-const TARGETS = ['off', 'metrics', 'metrics+traces', 'metrics+traces 10%'];
+const TARGETS = ['off', 'metrics', 'metrics+traces no-op export', 'metrics+traces', 'metrics+traces 10%'];
+const NOOP_EXPORT = fileURLToPath(new URL('./noop-export.mjs', import.meta.url));
 
 export function gatewayYaml(originUrl, target) {
   return `${configHead(`bench/telemetry.mjs (${target})`)}metrics: { enabled: ${target !== 'off'} }
@@ -46,12 +51,13 @@ export async function run(settings, log) {
     const gateways = {};
     for (const target of TARGETS) {
       const traced = { OTEL_EXPORTER_OTLP_ENDPOINT: sink.ready.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_SERVICE_NAME: 'spillway-bench', OTEL_NODE_RESOURCE_DETECTORS: 'env' };
-      const env = target === 'metrics+traces'
+      const env = target === 'metrics+traces' || target === 'metrics+traces no-op export'
         ? traced
         : target === 'metrics+traces 10%'
           ? { ...traced, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }
           : { OTEL_TRACES_EXPORTER: 'none' };
-      gateways[target] = track(await startGateway(gatewayYaml(origin.ready.url, target), { label: `spillway-${target}`, env }));
+      const nodeArgs = target === 'metrics+traces no-op export' ? ['--import', NOOP_EXPORT] : [];
+      gateways[target] = track(await startGateway(gatewayYaml(origin.ready.url, target), { label: `spillway-${target}`, env, nodeArgs }));
     }
     log(`origin ${origin.ready.url}, otlp sink ${sink.ready.url}; spillway ${TARGETS.map((t) => `${t} ${gateways[t].url} (pid ${gateways[t].pid})`).join(', ')}`);
 
@@ -76,6 +82,7 @@ export async function run(settings, log) {
     const ratios = {
       metricsOverOffRps: f.metrics.rpsMean / f.off.rpsMean,
       tracesOverOffRps: f['metrics+traces'].rpsMean / f.off.rpsMean,
+      noopTracesOverOffRps: f['metrics+traces no-op export'].rpsMean / f.off.rpsMean,
       metricsMinusOffP99Ms: f.metrics.latencyP99Ms - f.off.latencyP99Ms,
       tracesMinusOffP99Ms: f['metrics+traces'].latencyP99Ms - f.off.latencyP99Ms,
       sampledTracesOverOffRps: f['metrics+traces 10%'].rpsMean / f.off.rpsMean,
@@ -86,7 +93,8 @@ export async function run(settings, log) {
       '',
       table(['ratio', 'value'], [
         ['metrics / off rps', pct(ratios.metricsOverOffRps)],
-        ['metrics+traces / off rps (aim ≥ 90%)', pct(ratios.tracesOverOffRps)],
+        ['metrics+traces no-op export / off rps (aim ≥ 90%)', pct(ratios.noopTracesOverOffRps)],
+        ['metrics+traces OTLP / off rps', pct(ratios.tracesOverOffRps)],
         ['metrics+traces 10% sampled / off rps', pct(ratios.sampledTracesOverOffRps)],
         ['p99 metrics − off', `${fmt(ratios.metricsMinusOffP99Ms, 1)} ms`],
         ['p99 metrics+traces − off', `${fmt(ratios.tracesMinusOffP99Ms, 1)} ms`],

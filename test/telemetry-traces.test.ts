@@ -84,6 +84,26 @@ routes:
     expect(healthy.received[0]!.headers.tracestate).toBe('vendor=abc');
   });
 
+  it('an unsampled request records no span; each backend still gets the trace, sampled flag off', async () => {
+    const throttling = await startStaticBackend(429, { 'retry-after-ms': '500' });
+    const healthy = await startBackend(undefined, 'healthy');
+    live.backends = [throttling, healthy];
+    tracing = inMemoryTracer();
+    live.gateway = await startGateway(`upstreams:\n  llm:\n    backends:\n      - { url: ${throttling.url}, priority: 1 }\n      - { url: ${healthy.url}, priority: 2 }\nroutes:\n  - { name: chat, upstream: llm }\n`, { tracer: tracing.tracer });
+    // parent-based sampling (the SDK default): a caller that did not sample is not sampled here
+    const response = await fetch(`${live.gateway.url}/v1/chat`, { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-00`, tracestate: 'vendor=abc' } });
+    expect(response.status).toBe(200);
+    await response.text();
+    for (const backend of [throttling, healthy]) {
+      const traceparent = backend.received[0]!.headers.traceparent as string;
+      expect(traceparent).toMatch(new RegExp(`^00-${INCOMING_TRACE}-[0-9a-f]{16}-00$`));
+      expect(traceparent).not.toContain(INCOMING_PARENT);
+      expect(backend.received[0]!.headers.tracestate).toBe('vendor=abc');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tracing.exporter.getFinishedSpans()).toHaveLength(0);
+  });
+
   it('starts a new trace when the client sends none; a failed attempt is an error span', async () => {
     const app = await startBackend();
     const deadPort = app.port;

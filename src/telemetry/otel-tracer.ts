@@ -13,6 +13,7 @@ import {
   SpanStatusCode,
   trace,
   type Context,
+  type ContextManager,
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
@@ -88,6 +89,14 @@ class AttemptSpan implements AttemptTrace {
   }
 }
 
+/** The attempt of a request that is not recorded: nothing to note. */
+const UNRECORDED_ATTEMPT: AttemptTrace = {
+  outcome() {},
+  retried() {},
+  cooldown() {},
+  end() {},
+};
+
 class ServerRequestTrace implements ServerTrace {
   readonly span: Span;
   readonly context: Context;
@@ -103,25 +112,32 @@ class ServerRequestTrace implements ServerTrace {
     path: string,
     requestId: string,
   ) {
-    this.span = tracer.startSpan(method, {
-      kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': method, 'url.path': path, [ATTR.requestId]: requestId },
-    }, parent);
+    // Attributes are set after the sampler has decided: the SDK sanitises attributes given to
+    // startSpan() even for a span it will not record.
+    this.span = tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
+    this.recording = this.span.isRecording();
+    if (this.recording) this.span.setAttributes({ 'http.request.method': method, 'url.path': path, [ATTR.requestId]: requestId });
     this.context = trace.setSpan(parent, this.span);
   }
 
+  readonly recording: boolean;
+
   attempt(upstream: CompiledUpstream, backend: CompiledBackend, attemptNumber: number, headers: Record<string, string | string[]>): AttemptTrace {
-    const span = this.tracer.startSpan(`${this.method} ${upstream.name}`, {
-      kind: SpanKind.CLIENT,
-      attributes: {
-        'http.request.method': this.method,
-        'server.address': backend.authority,
-        [ATTR.attempt]: attemptNumber,
-        [ATTR.upstream]: upstream.name,
-        [ATTR.backend]: backendLabel(backend),
-        [ATTR.priority]: backend.priority,
-      },
-    }, this.context);
+    // A request that is not recorded gets no attempt spans: its backends receive the server
+    // span's context (sampled flag off), which is all an unrecorded trace needs.
+    if (!this.recording) {
+      this.propagation.inject(this.context, headers, defaultTextMapSetter);
+      return UNRECORDED_ATTEMPT;
+    }
+    const span = this.tracer.startSpan(`${this.method} ${upstream.name}`, { kind: SpanKind.CLIENT }, this.context);
+    span.setAttributes({
+      'http.request.method': this.method,
+      'server.address': backend.authority,
+      [ATTR.attempt]: attemptNumber,
+      [ATTR.upstream]: upstream.name,
+      [ATTR.backend]: backendLabel(backend),
+      [ATTR.priority]: backend.priority,
+    });
     const retryReason = this.retryReason ?? (attemptNumber > 1 ? this.lastOutcome : undefined);
     if (retryReason !== undefined) span.setAttribute(ATTR.retryReason, retryReason);
     this.retryReason = undefined;
@@ -131,6 +147,10 @@ class ServerRequestTrace implements ServerTrace {
 
   finish(route: CompiledRoute | undefined, status: number, attempts: number, aborted: boolean): void {
     const span = this.span;
+    if (!this.recording) {
+      span.end();
+      return;
+    }
     if (route) {
       span.updateName(`${this.method} ${route.name}`);
       span.setAttributes({ 'http.route': route.match.path.source, [ATTR.route]: route.name });
@@ -140,6 +160,25 @@ class ServerRequestTrace implements ServerTrace {
     if (status >= 500 || status === 0 || aborted) span.setStatus({ code: SpanStatusCode.ERROR, ...(aborted ? { message: 'response not completed' } : {}) });
     span.end();
   }
+}
+
+/**
+ * The SDK's context manager when spillway runs it: context travels explicitly (server span →
+ * attempt spans), so the active context is always the root one and nothing follows callbacks or
+ * promises (the SDK's default, AsyncLocalStorage, would for every one of them).
+ */
+export function explicitContextManager(): ContextManager {
+  return {
+    active: () => ROOT_CONTEXT,
+    with: (_context, fn, thisArg, ...args) => fn.call(thisArg, ...args),
+    bind: (_context, target) => target,
+    enable() {
+      return this;
+    },
+    disable() {
+      return this;
+    },
+  };
 }
 
 export function createRequestTracer(tracer: Tracer, propagation: Propagation): RequestTracer {

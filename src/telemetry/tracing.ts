@@ -40,7 +40,7 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
 /** Starts the OpenTelemetry Node SDK (traces only) when the environment asks for it. */
 export async function startTracingFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Tracing | undefined> {
   if (!tracingRequested(env)) return undefined;
-  const [{ NodeSDK }, api, { createRequestTracer }] = await Promise.all([
+  const [{ NodeSDK }, api, { createRequestTracer, explicitContextManager }] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/api'),
     import('./otel-tracer.js'),
@@ -50,6 +50,9 @@ export async function startTracingFromEnv(env: NodeJS.ProcessEnv = process.env):
     metricReaders: [],
     logRecordProcessors: [],
     instrumentations: [],
+    // Context is passed explicitly (otel-tracer.ts): no AsyncLocalStorage context manager
+    // following every callback and promise of the process.
+    contextManager: explicitContextManager(),
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: 'spillway' }),
   });
   sdk.start();
