@@ -74,13 +74,15 @@ export class Gateway {
     const handler = this.telemetry.instrument(createProxyHandler({ getSnapshot, context, proto: scheme }));
 
     // A request the handler throws on (a defect) gets a problem+json 500, never a crash.
+    const answerDefect = (error: unknown, method: string | undefined, res: ServerResponse) => {
+      this.logger.error({ err: error, method }, 'request failed inside the gateway');
+      sendProblem(res, 'internal', 'the gateway failed to handle this request');
+    };
     const direct = (req: IncomingMessage, res: ServerResponse) => {
       try {
         handler(req, res);
       } catch (error) {
-        this.logger.error({ err: error, method: req.method }, 'request failed inside the gateway');
-        if (res.headersSent) res.destroy();
-        else sendProblem(res, 'internal', 'the gateway failed to handle this request');
+        answerDefect(error, req.method, res);
       }
     };
     const listener = createListener(
@@ -115,9 +117,8 @@ export class Gateway {
       handler(request.raw, reply.raw);
     });
     this.proxy.setErrorHandler((error, request, reply) => {
-      this.logger.error({ err: error, method: request.method }, 'request failed inside the gateway');
       reply.hijack();
-      sendProblem(reply.raw, 'internal', 'the gateway failed to handle this request');
+      answerDefect(error, request.method, reply.raw);
     });
 
     this.admin = createAdminServer({ getSnapshot, isReady: () => this.#ready, reloader: this.reloader, metrics: this.telemetry.metrics, events: this.telemetry.events });
