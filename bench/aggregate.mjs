@@ -6,8 +6,8 @@
 // the figures averaged. Each client request of the aggregate makes three origin requests, so
 // the useful comparison is client rps and p99 at equal connections, and origin calls per second.
 
-import { environment, fmt, forkTarget, pct, sampleProcess, startGateway, table } from './lib.mjs';
-import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, rssMaxMb, section, sectionHeading, signedMs, sum, withTargets } from './compare.mjs';
+import { fmt, pct, sampleProcess, startGateway, table } from './lib.mjs';
+import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, roundsText, rssMaxMb, scenarioResult, signedMs, sum, withOrigin } from './compare.mjs';
 
 export const title = 'spillway bench — aggregate';
 export const intro = `
@@ -42,9 +42,7 @@ routes:
 export async function run(settings, log) {
   const { duration, warmup, connections, repeat } = settings;
   const started = new Date();
-  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  return withTargets(async ({ track, stopInOrder }) => {
-    track(origin);
+  return withOrigin(async ({ origin, track, stopInOrder }) => {
     const gateway = track(await startGateway(gatewayYaml(origin.ready.url)));
     log(`origin ${origin.ready.url} (pid ${origin.pid}), spillway ${gateway.url} (pid ${gateway.pid})`);
 
@@ -97,25 +95,14 @@ export async function run(settings, log) {
       ),
     ].join('\n');
 
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s × ${repeat}, ${connections} connections, warm-up ${warmup}s`);
-    const notes = gatewayNotes(gateway, stops.spillway);
-    return {
-      json: {
-        scenario: 'aggregate',
-        date: started.toISOString(),
-        environment: env,
-        settings: { duration, warmup, connections, repeat, method: 'GET', paths: PATHS, order: TARGETS },
-        figures,
-        ratios,
-        runs,
-        spillway: { memory, config: gateway.configText },
-        exits: stops,
-        notes,
-      },
-      section: section(heading, md, notes),
-      printed: md,
-      notes,
-    };
+    return scenarioResult({
+      scenario: 'aggregate',
+      started,
+      settingsText: roundsText(settings),
+      settings: { duration, warmup, connections, repeat, method: 'GET', paths: PATHS, order: TARGETS },
+      record: { figures, ratios, runs, spillway: { memory, config: gateway.configText }, exits: stops },
+      md,
+      notes: gatewayNotes(gateway, stops.spillway),
+    });
   });
 }

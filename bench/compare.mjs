@@ -2,7 +2,7 @@
 // targets in interleaved rounds, figures averaged over rounds, child-process bookkeeping, and the
 // markdown section / notes every scenario writes.
 
-import { HOST, cpuMeter, fmt, load, mb, summarise } from './lib.mjs';
+import { HOST, cpuMeter, environment, fmt, forkTarget, load, mb, summarise } from './lib.mjs';
 
 export const mean = (values) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined);
 export const sum = (values) => values.reduce((a, b) => a + b, 0);
@@ -45,6 +45,15 @@ export async function withTargets(fn) {
   } finally {
     for (const proc of cleanups.reverse()) await proc.stop();
   }
+}
+
+/** withTargets() with the bench origin (origin.mjs) forked first and tracked: `fn({ origin, track, stopInOrder })`. */
+export async function withOrigin(fn) {
+  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
+  return withTargets((targets) => {
+    targets.track(origin);
+    return fn({ ...targets, origin });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,3 +176,22 @@ export function gatewayNotes(gateway, stop, { name = 'spillway', nodeArgs = fals
 
 /** A results section: heading, markdown, then the notes as a list. */
 export const section = (heading, md, notes = []) => `${heading}\n\n${md}${notes.length ? `\n\n${notes.map((n) => `- ${n}`).join('\n')}` : ''}`;
+
+/** The settings part of a closed-loop scenario's heading. */
+export const roundsText = ({ duration, repeat, connections, warmup }) => `${duration}s × ${repeat}, ${connections} connections, warm-up ${warmup}s`;
+
+/**
+ * What every scenario returns to run.mjs: the JSON record (scenario, date, environment, settings,
+ * then `record`'s fields, then the notes), the markdown section under its heading, and `more`
+ * (e.g. `passed`). The environment is read now, at the end of the run.
+ */
+export function scenarioResult({ scenario, started, settingsText, settings, record, md, notes = [], environmentExtra = {}, more = {} }) {
+  const env = { ...environment(), ...environmentExtra };
+  return {
+    json: { scenario, date: started.toISOString(), environment: env, settings, ...record, notes },
+    section: section(sectionHeading(started, env, settingsText), md, notes),
+    printed: md,
+    notes,
+    ...more,
+  };
+}

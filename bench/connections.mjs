@@ -6,8 +6,8 @@
 // were really held open.
 
 import { readFileSync } from 'node:fs';
-import { cpuMeter, environment, fmt, forkTarget, loadSliced, mb, sampleProcess, sleep, startGateway, table, windowTotals } from './lib.mjs';
-import { clientNotes, firstMeasuredWindow, gatewayLog, gatewayNotes, section, sectionHeading, sliceErrors, withTargets } from './compare.mjs';
+import { cpuMeter, fmt, loadSliced, mb, sampleProcess, sleep, startGateway, table, windowTotals } from './lib.mjs';
+import { clientNotes, firstMeasuredWindow, gatewayLog, gatewayNotes, scenarioResult, sliceErrors, withOrigin } from './compare.mjs';
 import { gatewayYaml } from './passthrough.mjs';
 
 export const title = 'spillway bench — connections';
@@ -46,9 +46,7 @@ export async function run(settings, log) {
   if (Math.floor(rate / slices) < Math.ceil(connections / slices)) {
     log(`warning: ${rate} req/s over ${connections} connections in ${slices} slices: autocannon caps each slice's connections at its rate, so fewer connections will be open`);
   }
-  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  return withTargets(async ({ track, stopInOrder }) => {
-    track(origin);
+  return withOrigin(async ({ origin, track, stopInOrder }) => {
     const gateway = track(await startGateway(gatewayYaml(origin.ready.url)));
     log(`origin ${origin.ready.url} (pid ${origin.pid}), spillway ${gateway.url} (pid ${gateway.pid})`);
 
@@ -125,15 +123,13 @@ export async function run(settings, log) {
       ['VmHWM (peak over the whole life)', `${fmt(figures.vmHwmMb)} MB`, '', ''],
     ];
     const md = table(['metric', 'value', 'target', ''], rows);
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s, ${connections} connections at ${rate} req/s, ${slices} slice(s), warm-up ${warmup}s`);
-    const notes = gatewayNotes(gateway, stop, { nodeArgs: true, extra: clientNotes(errorCodes, reconnects) });
-    return {
-      json: {
-        scenario: 'connections',
-        date: started.toISOString(),
-        environment: { ...env, openFilesLimit: limit },
-        settings: { duration, warmup, tailSeconds: TAIL_S, connections, rate, slices, method: 'GET', path: '/', rssSampleIntervalMs: memory.intervalMs },
+    return scenarioResult({
+      scenario: 'connections',
+      started,
+      settingsText: `${duration}s, ${connections} connections at ${rate} req/s, ${slices} slice(s), warm-up ${warmup}s`,
+      settings: { duration, warmup, tailSeconds: TAIL_S, connections, rate, slices, method: 'GET', path: '/', rssSampleIntervalMs: memory.intervalMs },
+      environmentExtra: { openFilesLimit: limit },
+      record: {
         target: { rssMaxMb: TARGET_RSS_MB },
         passed: pass,
         figures,
@@ -142,12 +138,10 @@ export async function run(settings, log) {
         memory,
         spillway: { log: gatewayLog(gateway), config: gateway.configText, nodeArgs: gateway.nodeArgs },
         exit: stop,
-        notes,
       },
-      section: section(heading, md, notes),
-      printed: md,
-      notes,
-      passed: pass,
-    };
+      md,
+      notes: gatewayNotes(gateway, stop, { nodeArgs: true, extra: clientNotes(errorCodes, reconnects) }),
+      more: { passed: pass },
+    });
   });
 }

@@ -5,8 +5,8 @@
 // Each measured run is preceded by a warm-up; with --repeat N the targets are interleaved
 // (direct, spillway, proxy, direct, spillway, proxy, ...) and the figures are averaged.
 
-import { environment, fmt, forkTarget, pct, sampleProcess, startGateway, table } from './lib.mjs';
-import { averageFigures, basicCells, configHead, cpuMean, gatewayLog, gatewayNotes, measureRounds, rssMaxMb, section, sectionHeading, signedMs, withTargets } from './compare.mjs';
+import { fmt, forkTarget, pct, sampleProcess, startGateway, table } from './lib.mjs';
+import { averageFigures, basicCells, configHead, cpuMean, gatewayLog, gatewayNotes, measureRounds, rssMaxMb, scenarioResult, signedMs, withOrigin } from './compare.mjs';
 
 export const title = 'spillway bench — passthrough';
 export const intro = `
@@ -33,9 +33,7 @@ routes:
 export async function run(settings, log) {
   const { duration, warmup, connections, repeat, pipelining } = settings;
   const started = new Date();
-  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  return withTargets(async ({ track, stopInOrder }) => {
-    track(origin);
+  return withOrigin(async ({ origin, track, stopInOrder }) => {
     const gateway = track(await startGateway(gatewayYaml(origin.ready.url)));
     const proxy = track(await forkTarget('fastify-proxy.mjs', [origin.ready.url], { label: 'fastify-proxy' }));
     const urls = { direct: origin.ready.url, spillway: gateway.url, 'fastify-proxy': proxy.ready.url };
@@ -86,25 +84,14 @@ export async function run(settings, log) {
       ),
     ].join('\n');
 
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s × ${repeat}, ${connections} connections, pipelining ${pipelining}, warm-up ${warmup}s`);
-    const notes = gatewayNotes(gateway, stops.spillway, { nodeArgs: true });
-    return {
-      json: {
-        scenario: 'passthrough',
-        date: started.toISOString(),
-        environment: env,
-        settings: { duration, warmup, connections, pipelining, repeat, method: 'GET', path: '/', order: TARGETS },
-        figures,
-        ratios,
-        runs,
-        spillway: { memory, log: gatewayLog(gateway), config: gateway.configText, nodeArgs: gateway.nodeArgs },
-        exits: stops,
-        notes,
-      },
-      section: section(heading, md, notes),
-      printed: md,
-      notes,
-    };
+    return scenarioResult({
+      scenario: 'passthrough',
+      started,
+      settingsText: `${duration}s × ${repeat}, ${connections} connections, pipelining ${pipelining}, warm-up ${warmup}s`,
+      settings: { duration, warmup, connections, pipelining, repeat, method: 'GET', path: '/', order: TARGETS },
+      record: { figures, ratios, runs, spillway: { memory, log: gatewayLog(gateway), config: gateway.configText, nodeArgs: gateway.nodeArgs }, exits: stops },
+      md,
+      notes: gatewayNotes(gateway, stops.spillway, { nodeArgs: true }),
+    });
   });
 }

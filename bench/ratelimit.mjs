@@ -9,8 +9,8 @@
 
 import { spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
-import { HOST, environment, fmt, forkTarget, pct, sampleProcess, sleep, startGateway, table } from './lib.mjs';
-import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, rssMaxMb, section, sectionHeading, signedMs, withTargets } from './compare.mjs';
+import { HOST, fmt, pct, sampleProcess, sleep, startGateway, table } from './lib.mjs';
+import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, roundsText, rssMaxMb, scenarioResult, signedMs, withOrigin } from './compare.mjs';
 
 export const title = 'spillway bench — ratelimit';
 export const intro = `
@@ -81,9 +81,7 @@ async function startRedis() {
 export async function run(settings, log) {
   const { duration, warmup, connections, repeat } = settings;
   const started = new Date();
-  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  return withTargets(async ({ track, stopInOrder }) => {
-    track(origin);
+  return withOrigin(async ({ origin, track, stopInOrder }) => {
     const redis = track(await startRedis());
     const gateway = track(await startGateway(gatewayYaml(origin.ready.url, redis.url)));
     log(`origin ${origin.ready.url} (pid ${origin.pid}), redis ${redis.url} (pid ${redis.pid}), spillway ${gateway.url} (pid ${gateway.pid})`);
@@ -128,25 +126,14 @@ export async function run(settings, log) {
       ),
     ].join('\n');
 
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s × ${repeat}, ${connections} connections, warm-up ${warmup}s`);
-    const notes = gatewayNotes(gateway, stops.spillway);
-    return {
-      json: {
-        scenario: 'ratelimit',
-        date: started.toISOString(),
-        environment: env,
-        settings: { duration, warmup, connections, repeat, method: 'GET', order: TARGETS, apiKeys: 100 },
-        figures,
-        ratios,
-        runs,
-        spillway: { memory, log: { lines: gateway.log.lines, warningCount: gateway.log.warningCount, byMsg: gateway.log.byMsg }, config: gateway.configText },
-        exits: stops,
-        notes,
-      },
-      section: section(heading, md, notes),
-      printed: md,
-      notes,
-    };
+    return scenarioResult({
+      scenario: 'ratelimit',
+      started,
+      settingsText: roundsText(settings),
+      settings: { duration, warmup, connections, repeat, method: 'GET', order: TARGETS, apiKeys: 100 },
+      record: { figures, ratios, runs, spillway: { memory, log: { lines: gateway.log.lines, warningCount: gateway.log.warningCount, byMsg: gateway.log.byMsg }, config: gateway.configText }, exits: stops },
+      md,
+      notes: gatewayNotes(gateway, stops.spillway),
+    });
   });
 }

@@ -3,8 +3,8 @@
 // plain, one with every resilience block configured (none of them ever trips) — measured with
 // identical autocannon settings; with --repeat N the two are interleaved and averaged.
 
-import { environment, fmt, forkTarget, pct, startGateway, table } from './lib.mjs';
-import { averageFigures, configHead, cpuMean, measureRounds, section, sectionHeading, withTargets } from './compare.mjs';
+import { fmt, pct, startGateway, table } from './lib.mjs';
+import { averageFigures, configHead, cpuMean, measureRounds, roundsText, scenarioResult, withOrigin } from './compare.mjs';
 
 export const title = 'spillway bench — resilience overhead';
 export const intro = `
@@ -34,9 +34,7 @@ ${resilient ? `    breaker: {}
 export async function run(settings, log) {
   const { duration, warmup, connections, repeat } = settings;
   const started = new Date();
-  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  return withTargets(async ({ track, stopInOrder }) => {
-    track(origin);
+  return withOrigin(async ({ origin, track, stopInOrder }) => {
     const plain = track(await startGateway(gatewayYaml(origin.ready.url, false), { label: 'spillway-plain' }));
     const resilient = track(await startGateway(gatewayYaml(origin.ready.url, true), { label: 'spillway-resilient' }));
     const gateways = { plain, resilient };
@@ -62,14 +60,14 @@ export async function run(settings, log) {
       '',
       table(['ratio', 'value'], [['resilient / plain rps', pct(ratio)]]),
     ].join('\n');
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s × ${repeat}, ${connections} connections, warm-up ${warmup}s`);
     const stops = await stopInOrder([['resilient', resilient], ['plain', plain], ['origin', origin]]);
-    return {
-      json: { scenario: 'resilience', date: started.toISOString(), environment: env, settings: { duration, warmup, connections, repeat }, figures, ratios: { resilientOverPlainRps: ratio }, runs, exits: stops, configs: { plain: plain.configText, resilient: resilient.configText } },
-      section: section(heading, md),
-      printed: md,
-      notes: [],
-    };
+    return scenarioResult({
+      scenario: 'resilience',
+      started,
+      settingsText: roundsText(settings),
+      settings: { duration, warmup, connections, repeat },
+      record: { figures, ratios: { resilientOverPlainRps: ratio }, runs, exits: stops, configs: { plain: plain.configText, resilient: resilient.configText } },
+      md,
+    });
   });
 }

@@ -10,8 +10,8 @@
 // settings; with --repeat N the targets are interleaved and averaged.
 
 import { fileURLToPath } from 'node:url';
-import { environment, fmt, forkTarget, pct, sampleProcess, startGateway, table } from './lib.mjs';
-import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, rssMaxMb, section, sectionHeading, withTargets } from './compare.mjs';
+import { fmt, forkTarget, pct, sampleProcess, startGateway, table } from './lib.mjs';
+import { averageFigures, basicCells, configHead, cpuMean, gatewayNotes, measureRounds, roundsText, rssMaxMb, scenarioResult, withOrigin } from './compare.mjs';
 
 export const title = 'spillway bench — telemetry';
 export const intro = `
@@ -44,9 +44,7 @@ routes:
 export async function run(settings, log) {
   const { duration, warmup, connections, repeat } = settings;
   const started = new Date();
-  const origin = await forkTarget('origin.mjs', [], { label: 'origin' });
-  return withTargets(async ({ track, stopInOrder }) => {
-    track(origin);
+  return withOrigin(async ({ origin, track, stopInOrder }) => {
     const sink = track(await forkTarget('otlp-sink.mjs', [], { label: 'otlp-sink' }));
     const gateways = {};
     for (const target of TARGETS) {
@@ -102,26 +100,14 @@ export async function run(settings, log) {
       ]),
     ].join('\n');
 
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s × ${repeat}, ${connections} connections, warm-up ${warmup}s`);
-    const notes = TARGETS.flatMap((t) => gatewayNotes(gateways[t], stops[t], { name: `spillway (${t})` }));
-    return {
-      json: {
-        scenario: 'telemetry',
-        date: started.toISOString(),
-        environment: env,
-        settings: { duration, warmup, connections, repeat, method: 'GET', path: '/', order: TARGETS },
-        figures,
-        ratios,
-        runs,
-        exported,
-        configs: Object.fromEntries(TARGETS.map((t) => [t, gateways[t].configText])),
-        exits: stops,
-        notes,
-      },
-      section: section(heading, md, notes),
-      printed: md,
-      notes,
-    };
+    return scenarioResult({
+      scenario: 'telemetry',
+      started,
+      settingsText: roundsText(settings),
+      settings: { duration, warmup, connections, repeat, method: 'GET', path: '/', order: TARGETS },
+      record: { figures, ratios, runs, exported, configs: Object.fromEntries(TARGETS.map((t) => [t, gateways[t].configText])), exits: stops },
+      md,
+      notes: TARGETS.flatMap((t) => gatewayNotes(gateways[t], stops[t], { name: `spillway (${t})` })),
+    });
   });
 }

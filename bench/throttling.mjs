@@ -10,8 +10,8 @@
 // seconds — the backends' budget windows. Client requests are counted by the second they were sent
 // in; backend counters are snapshotted by the backends' process at every second boundary.
 
-import { cpuMeter, environment, fmt, forkTarget, loadSliced, pct, startGateway, table, windowTotals } from './lib.mjs';
-import { clientNotes, configHead, firstMeasuredWindow, gatewayLog, gatewayNotes, section, sectionHeading, sliceErrors, sum, withTargets } from './compare.mjs';
+import { cpuMeter, fmt, forkTarget, loadSliced, pct, startGateway, table, windowTotals } from './lib.mjs';
+import { clientNotes, configHead, firstMeasuredWindow, gatewayLog, gatewayNotes, scenarioResult, sliceErrors, sum, withTargets } from './compare.mjs';
 
 export const title = 'spillway bench — throttling';
 export const intro = `
@@ -201,18 +201,16 @@ export async function run(settings, log) {
       ['client latency p50 / p99 / max', `${fmt(client.latencyMs.p50, 1)} / ${fmt(client.latencyMs.p99, 1)} / ${fmt(client.latencyMs.max, 1)} ms`, '', ''],
     ];
     const md = table(['metric', 'value', 'target', ''], rows);
-    const env = environment();
-    const heading = sectionHeading(started, env, `${duration}s at ${rate} req/s, ${connections} connections, ${slices} slice(s), warm-up ${warmup}s${latencyMs ? `, backend latency ${latencyMs} ms` : ''}`);
     const { errorCodes, reconnects } = sliceErrors(loadRun);
     const notes = gatewayNotes(gateway, stop, { nodeArgs: true, extra: clientNotes(errorCodes, reconnects) });
     const laggy = windows.filter((w) => w.boundaryLagMs > 20).length;
     if (laggy) notes.push(`${laggy} window boundary snapshot(s) were taken > 20 ms late (busy CPU): per-second backend figures are approximate`);
-    return {
-      json: {
-        scenario: 'throttling',
-        date: started.toISOString(),
-        environment: env,
-        settings: { duration, warmup, tailSeconds: TAIL_S, rate, connections, slices, backendLatencyMs: latencyMs, method: 'POST', path: PATH, body: BODY, backends: BACKENDS },
+    return scenarioResult({
+      scenario: 'throttling',
+      started,
+      settingsText: `${duration}s at ${rate} req/s, ${connections} connections, ${slices} slice(s), warm-up ${warmup}s${latencyMs ? `, backend latency ${latencyMs} ms` : ''}`,
+      settings: { duration, warmup, tailSeconds: TAIL_S, rate, connections, slices, backendLatencyMs: latencyMs, method: 'POST', path: PATH, body: BODY, backends: BACKENDS },
+      record: {
         targets: TARGETS,
         checks,
         figures,
@@ -221,12 +219,10 @@ export async function run(settings, log) {
         admin,
         spillway: { log: gatewayLog(gateway), config: gateway.configText, nodeArgs: gateway.nodeArgs },
         exit: stop,
-        notes,
       },
-      section: section(heading, md, notes),
-      printed: md,
+      md,
       notes,
-      passed: Object.values(checks).every(Boolean),
-    };
+      more: { passed: Object.values(checks).every(Boolean) },
+    });
   });
 }
