@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { throttleCooldown } from '../src/upstream/cooldown.js';
-import { BackendState } from '../src/upstream/backend-state.js';
-import { parseGoDuration, parseRateLimitField, readRetryHint } from '../src/upstream/retry-hints.js';
+import { throttleCooldown } from '../src/resilience/cooldown.js';
+import { BackendState } from '../src/state/backend-state.js';
+import { parseGoDuration, parseRateLimitField, readRetryHint } from '../src/resilience/retry-hints.js';
 
 const NOW = Date.parse('2026-11-23T10:00:00Z');
 const policy = { statuses: new Set([429, 503]), defaultCooldown: 10_000, minCooldown: 0, maxCooldown: 300_000 };

@@ -2,8 +2,8 @@
 // is compared (status, latencies, optionally JSON bodies).
 
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MirrorStats } from '../src/routing/route-stats.js';
-import { withDefaults, type MirrorComparison } from '../src/upstream/observer.js';
+import type { MirrorStats } from '../src/state/route-stats.js';
+import { withDefaults, type MirrorComparison } from '../src/core/events.js';
 import { closeAll, startBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BackendState } from '../src/upstream/backend-state.js';
-import { pickBackend, soonestReady, type BalanceMode, type SelectableBackend } from '../src/upstream/select.js';
+import { BackendState } from '../src/state/backend-state.js';
+import { pickBackend, soonestReady, type BalanceMode, type SelectableBackend } from '../src/balance/select.js';
 
 const NOW = 1_000_000;
 

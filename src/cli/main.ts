@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { gatewayJsonSchema } from '../config/schema/index.js';
-import { Gateway } from '../server/gateway.js';
+import { Gateway } from '../listener/gateway.js';
 import { createLogger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { startTracingFromEnv, type Tracing } from '../telemetry/tracing.js';

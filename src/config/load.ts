@@ -3,7 +3,7 @@ import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } fr
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { protectReferences, resolveReferences } from './env.js';
 import { gatewaySchema, type GatewayConfig } from './schema/index.js';
-import { shadowWarnings } from '../routing/shadow.js';
+import { shadowWarnings } from './unreachable-rules.js';
 
 export interface LoadedConfig {
   file: string;

@@ -3,7 +3,7 @@
 // In queue mode a policy may allow after a wait: the request is held for the longest wait.
 
 import type { IncomingMessage } from 'node:http';
-import type { ProxyObserver } from '../upstream/observer.js';
+import type { ProxyObserver } from '../core/events.js';
 import type { StoreOutcome } from './guarded-store.js';
 import { rateLimitHeaders, type PolicyReport } from './headers.js';
 import type { ClientIdentity, CompiledPolicy } from './policy.js';

@@ -8,7 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import type { BreakerState } from '../upstream/observer.js';
+import type { BreakerState } from '../core/events.js';
 import type { BreakerPolicy } from './policy.js';
 
 export type BreakerVerdict = 'success' | 'failure' | 'neutral';

@@ -4,7 +4,7 @@
 // just started (or reloaded) serves at once.
 
 import type { Dispatcher } from 'undici';
-import { applyHeaderEdit, type HeaderEdit } from '../upstream/header-edit.js';
+import { applyHeaderEdit, type HeaderEdit } from '../routing/header-edit.js';
 import type { HealthCheckPolicy } from './policy.js';
 
 export interface ProbeTarget {

@@ -2,7 +2,7 @@
 // Absent blocks stay undefined so the request path can skip them with one check.
 
 import type { BreakerConfig, ConcurrencyConfig, FallbackConfig, HealthCheckConfig, RetryConfig } from '../config/schema/resilience.js';
-import type { CompiledUpstream } from '../runtime/snapshot.js';
+import type { CompiledUpstream } from '../snapshot/snapshot.js';
 
 export interface BreakerPolicy {
   readonly failureRate: number;

@@ -2,7 +2,7 @@
 // retry budget that stops retry storms (retries in flight ≤ budget × requests in flight, with a
 // small floor so a quiet upstream can still retry).
 
-import type { SelectableBackend } from '../upstream/select.js';
+import type { SelectableBackend } from '../balance/select.js';
 import type { RetryPolicy } from './policy.js';
 
 /** How an attempt failed, as far as retrying is concerned. */

@@ -1,8 +1,8 @@
 // The live numbers of one backend, read at scrape time from its BackendState. Resilience state
 // (breaker, health checks, concurrency queue) is reported only where the upstream configures it.
 
-import type { BackendState } from '../upstream/backend-state.js';
-import type { BreakerState } from '../upstream/observer.js';
+import type { BackendState } from '../state/backend-state.js';
+import type { BreakerState } from '../core/events.js';
 
 export interface BackendLiveView {
   cooling: boolean;

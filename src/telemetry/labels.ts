@@ -1,7 +1,7 @@
 // Label values for metrics. They come from config names (route, upstream, backend URL, policy)
 // or from small fixed sets (method, status class, outcome) — never from raw request data.
 
-import type { CompiledRoute } from '../runtime/snapshot.js';
+import type { CompiledRoute } from '../snapshot/snapshot.js';
 
 export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
 const METHOD_INDEX = new Map<string, number>(METHODS.map((method, index) => [method, index]));

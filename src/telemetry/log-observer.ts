@@ -2,8 +2,8 @@
 // recent ones in a ring buffer for GET /admin/events. Per-request decisions (pool exhausted,
 // retries, rejections) go to debug only: at info they would be a line per request.
 
-import type { CompiledBackend, CompiledUpstream } from '../runtime/snapshot.js';
-import { withDefaults, type ProxyObserver } from '../upstream/observer.js';
+import type { CompiledBackend, CompiledUpstream } from '../snapshot/snapshot.js';
+import { withDefaults, type ProxyObserver } from '../core/events.js';
 import type { DecisionEvent, EventBuffer } from './event-buffer.js';
 import { backendLabel } from './labels.js';
 import type { Logger } from './logger.js';

@@ -5,8 +5,8 @@
 // path allocates nothing and hashes no label set for metrics.
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from '../runtime/snapshot.js';
-import { withDefaults, type AttemptOutcome, type ProxyObserver } from '../upstream/observer.js';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
+import { withDefaults, type AttemptOutcome, type ProxyObserver } from '../core/events.js';
 import { backendLiveView, BREAKER_STATE_VALUE } from './backend-view.js';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-series.js';
 import { backendLabel, methodIndex, methodLabel, routeLabel, statusClassIndex, statusClassLabel } from './labels.js';

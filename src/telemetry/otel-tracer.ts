@@ -17,10 +17,10 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../runtime/snapshot.js';
-import type { CooldownDecision } from '../upstream/cooldown.js';
-import type { AttemptOutcome } from '../upstream/observer.js';
-import type { AttemptTrace } from '../upstream/request-scope.js';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
+import type { CooldownDecision } from '../resilience/cooldown.js';
+import type { AttemptOutcome } from '../core/events.js';
+import type { AttemptTrace } from '../exchange/request-scope.js';
 import { backendLabel } from './labels.js';
 import type { RequestTracer, ServerTrace } from './tracing.js';
 

@@ -4,11 +4,11 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Snapshot } from '../runtime/snapshot.js';
-import { addResponseField } from '../server/gateway-response.js';
-import type { RequestHandler } from '../server/proxy-handler.js';
-import type { ProxyObserver } from '../upstream/observer.js';
-import type { RequestScope } from '../upstream/request-scope.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { addResponseField } from '../exchange/gateway-response.js';
+import type { RequestHandler } from '../pipeline/proxy-handler.js';
+import type { ProxyObserver } from '../core/events.js';
+import type { RequestScope } from '../exchange/request-scope.js';
 import { backendLabel } from './labels.js';
 import type { Logger } from './logger.js';
 import { redactTarget } from './redact.js';

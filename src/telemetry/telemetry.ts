@@ -4,9 +4,9 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema/index.js';
-import type { Snapshot } from '../runtime/snapshot.js';
-import type { RequestHandler } from '../server/proxy-handler.js';
-import { combineObservers, type ProxyObserver } from '../upstream/observer.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { RequestHandler } from '../pipeline/proxy-handler.js';
+import { combineObservers, type ProxyObserver } from '../core/events.js';
 import { EventBuffer } from './event-buffer.js';
 import type { Logger } from './logger.js';
 import { logObserver, type LogObserver } from './log-observer.js';

@@ -5,8 +5,8 @@
 // OpenTelemetry code is loaded and requests pay nothing for it.
 
 import type { IncomingMessage } from 'node:http';
-import type { CompiledRoute } from '../runtime/snapshot.js';
-import type { RequestTrace } from '../upstream/request-scope.js';
+import type { CompiledRoute } from '../snapshot/snapshot.js';
+import type { RequestTrace } from '../exchange/request-scope.js';
 
 /** The server span of one request; opens client spans for its attempts. */
 export interface ServerTrace extends RequestTrace {

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseConfigText } from '../../src/config/load.js';
-import { Gateway, type GatewayOptions } from '../../src/server/gateway.js';
+import { Gateway, type GatewayOptions } from '../../src/listener/gateway.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { SecretScrubber } from '../../src/telemetry/redact.js';
 

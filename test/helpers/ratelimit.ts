@@ -1,7 +1,7 @@
 // Helpers for the rate-limit tests: a counting backend, request bursts, observer capture, JWTs.
 
 import { SignJWT } from 'jose';
-import { withDefaults, type LimiterResult, type ProxyObserver } from '../../src/upstream/observer.js';
+import { withDefaults, type LimiterResult, type ProxyObserver } from '../../src/core/events.js';
 
 export interface Hit {
   status: number;

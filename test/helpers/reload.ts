@@ -3,7 +3,7 @@
 
 import { writeFile } from 'node:fs/promises';
 import { loadConfigFile } from '../../src/config/load.js';
-import { Gateway, type GatewayOptions } from '../../src/server/gateway.js';
+import { Gateway, type GatewayOptions } from '../../src/listener/gateway.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { LogCapture, writeTempConfig, type TestGateway } from './gateway.js';
 

@@ -2,7 +2,7 @@
 
 import type { AggregateConfig, AggregatePartConfig } from '../../config/schema/aggregate.js';
 import { DEFAULT_PART_HEADERS } from '../../config/schema/aggregate.js';
-import type { CompiledUpstream } from '../../runtime/snapshot.js';
+import type { CompiledUpstream } from '../../snapshot/snapshot.js';
 import { compileTemplate, type PathTemplate } from './template.js';
 
 export type MergeMode = 'object' | 'deep';

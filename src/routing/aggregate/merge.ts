@@ -1,7 +1,7 @@
 // Merging part answers into one body. "object": {part: answer}; "deep": the answers' objects
 // merged recursively in the order the parts are written (later parts win on conflicts).
 
-import type { ProblemDetails } from '../../server/problems.js';
+import type { ProblemDetails } from '../../core/problems.js';
 import type { CompiledPart, MergeMode } from './compile.js';
 
 export interface PartOutcome {

@@ -1,0 +1,45 @@
+// What one client request carries through the request path for telemetry: its id, the route it
+// matched, how many upstream attempts it took, and (when tracing is on) the hooks that open a
+// client span per attempt. The telemetry layer creates it; the request path only fills it in.
+// It is absent (undefined) when no telemetry needs it, so plain pass-through does no extra work.
+
+import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
+import type { CooldownDecision } from '../resilience/cooldown.js';
+import type { AttemptOutcome } from '../core/events.js';
+
+/** One upstream attempt as the tracer sees it. */
+export interface AttemptTrace {
+  /** The status line arrived (or the attempt failed before it): status 0 = no response. */
+  outcome(outcome: AttemptOutcome, status: number): void;
+  /** This attempt failed and the request is retried (next attempt, or after a backoff) for `reason`. */
+  retried(reason: string): void;
+  /** This attempt's answer set (or extended) a cooldown. */
+  cooldown(decision: CooldownDecision, extended: boolean): void;
+  /** The attempt is over (body done, discarded or failed). Safe to call twice. */
+  end(): void;
+}
+
+/** Opens attempt spans for one request; injects trace context into the outgoing headers. */
+export interface RequestTrace {
+  attempt(upstream: CompiledUpstream, backend: CompiledBackend, attemptNumber: number, headers: Record<string, string | string[]>): AttemptTrace;
+}
+
+export interface RequestScope {
+  /** The request id (x-request-id by default), kept from the client or generated. */
+  readonly id: string;
+  route: CompiledRoute | undefined;
+  /** Upstream attempts made so far. */
+  attempts: number;
+  /** The upstream and backend of the latest attempt. */
+  upstream: CompiledUpstream | undefined;
+  backend: CompiledBackend | undefined;
+  readonly trace: RequestTrace | undefined;
+}
+
+/**
+ * A scope for a sub-request of the client request (a fan-out part): same id, route and trace
+ * (its attempts become spans under the request's server span), its own attempt counters.
+ */
+export function partScope(scope: RequestScope): RequestScope {
+  return { id: scope.id, route: scope.route, attempts: 0, upstream: undefined, backend: undefined, trace: scope.trace };
+}

@@ -1,0 +1,76 @@
+// Where an upstream exchange delivers its response. The normal path streams into the client's
+// ServerResponse; fan-out and mirroring collect or discard through other sinks, so every caller
+// gets the same selection, cooldown and failover logic.
+
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { sendProblem, type ProblemCode } from '../core/problems.js';
+
+export interface ProblemOptions {
+  headers?: Record<string, string>;
+  extensions?: Record<string, unknown>;
+}
+
+export interface ResponseSink {
+  /** True once start() was called: no retry, no problem response after this. */
+  readonly started: boolean;
+  /** Calls `listener` once if the receiver goes away before end(). */
+  onGone(listener: () => void): void;
+  start(status: number, headers: IncomingHttpHeaders): void;
+  /** Returns false when the receiver wants the producer to pause until onDrain. */
+  write(chunk: Buffer): boolean;
+  onDrain(listener: () => void): void;
+  end(): void;
+  /** A gateway-made error (problem+json) — or a cut connection if the response already started. */
+  problem(code: ProblemCode, detail: string, options?: ProblemOptions): void;
+  /** The response failed mid-stream. */
+  abort(error: Error): void;
+}
+
+/** Streams into the client's response. */
+export class ServerResponseSink implements ResponseSink {
+  constructor(readonly res: ServerResponse) {}
+
+  get started(): boolean {
+    return this.res.headersSent;
+  }
+
+  onGone(listener: () => void): void {
+    const res = this.res;
+    // Gone already (an asynchronous stage, e.g. a rate-limit check, outlived the client): the
+    // 'close' event has passed, so say it now or the exchange would wait on a dead socket.
+    if (res.destroyed && !res.writableFinished) {
+      listener();
+      return;
+    }
+    res.once('close', () => {
+      if (!res.writableFinished) listener();
+    });
+  }
+
+  start(status: number, headers: IncomingHttpHeaders): void {
+    // Fields the gateway set before the exchange (e.g. RateLimit) win over the backend's.
+    const set = this.res.getHeaderNames();
+    for (let i = 0; i < set.length; i++) delete headers[set[i]!];
+    this.res.writeHead(status, headers);
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.res.write(chunk);
+  }
+
+  onDrain(listener: () => void): void {
+    this.res.once('drain', listener);
+  }
+
+  end(): void {
+    this.res.end();
+  }
+
+  problem(code: ProblemCode, detail: string, options?: ProblemOptions): void {
+    sendProblem(this.res, code, detail, options);
+  }
+
+  abort(error: Error): void {
+    this.res.destroy(error);
+  }
+}

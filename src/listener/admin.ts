@@ -1,0 +1,73 @@
+// The admin listener (loopback by default): liveness, readiness, and the live view of pools.
+
+import Fastify, { type FastifyInstance } from 'fastify';
+import { registerTelemetryRoutes } from './admin-telemetry.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import type { ConfigReloader } from '../snapshot/reload.js';
+import { registerConfigAdmin } from './admin-config.js';
+import { routesView } from './admin-views.js';
+import type { EventBuffer } from '../telemetry/event-buffer.js';
+import type { GatewayMetrics } from '../telemetry/metrics.js';
+
+export interface AdminOptions {
+  getSnapshot: () => Snapshot;
+  isReady: () => boolean;
+  reloader?: ConfigReloader;
+  /** Prometheus metrics at GET /metrics (absent when metrics.enabled is false). */
+  metrics?: GatewayMetrics | undefined;
+  /** Recent decision events at GET /admin/events. */
+  events?: EventBuffer | undefined;
+}
+
+export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
+  const upstreams: Record<string, unknown> = {};
+  for (const upstream of snapshot.upstreams.values()) {
+    upstreams[upstream.name] = {
+      balance: upstream.balance,
+      maxAttempts: upstream.maxAttempts,
+      backends: upstream.backends.map((backend) => {
+        const { state } = backend;
+        const cooling = state.isCooling(now);
+        const { breaker, health } = state;
+        return {
+          url: backend.url,
+          ...(backend.name ? { name: backend.name } : {}),
+          // Names only: the values are credentials.
+          ...(backend.headerEdit ? { setsHeaders: backend.headerEdit.set.map(([name]) => name), removesHeaders: backend.headerEdit.remove } : {}),
+          ...(backend.tls ? { tls: { ca: backend.tls.caFile ?? 'system', verify: backend.tls.rejectUnauthorized, servername: backend.tls.servername ?? null } } : {}),
+          priority: backend.priority,
+          weight: backend.weight,
+          state: cooling ? 'cooling' : breaker && breaker.state !== 'closed' ? breaker.state : !state.healthy ? 'unhealthy' : state.inFlight >= state.maxConcurrent ? 'full' : 'ready',
+          cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
+          cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
+          lastCooldown: state.lastCooldown
+            ? { until: new Date(state.lastCooldown.until).toISOString(), source: state.lastCooldown.source, value: state.lastCooldown.value, setAt: new Date(state.lastCooldown.setAt).toISOString() }
+            : null,
+          inFlight: state.inFlight,
+          queued: state.queued,
+          maxConcurrent: Number.isFinite(state.maxConcurrent) ? state.maxConcurrent : null,
+          breaker: breaker ? { state: breaker.state, openedAt: breaker.openedAt ? new Date(breaker.openedAt).toISOString() : null, halfOpenAt: breaker.halfOpenAt ? new Date(breaker.halfOpenAt).toISOString() : null } : null,
+          health: health ? { healthy: health.healthy, lastProbeAt: health.lastProbeAt ? new Date(health.lastProbeAt).toISOString() : null, lastError: health.lastError ?? null } : null,
+          requests: state.requests,
+          throttled: state.throttled,
+          errors: state.errors,
+        };
+      }),
+    };
+  }
+  return { upstreams };
+}
+
+export function createAdminServer(options: AdminOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    if (!options.isReady()) return reply.code(503).send({ status: 'starting' });
+    return { status: 'ready', config: options.getSnapshot().file, loadedAt: options.getSnapshot().loadedAt.toISOString() };
+  });
+  app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
+  app.get('/admin/routes', async () => routesView(options.getSnapshot()));
+  if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
+  registerTelemetryRoutes(app, options);
+  return app;
+}

@@ -1,0 +1,195 @@
+// Assembles a running gateway: the proxy listener (fastify, every path handed to the proxy
+// handler), the admin listener, the live-state registries and the current config snapshot.
+
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayConfig } from '../config/schema/index.js';
+import { compileSnapshot, snapshotKeys } from '../snapshot/compile.js';
+import { ConfigReloader } from '../snapshot/reload.js';
+import type { Snapshot } from '../snapshot/snapshot.js';
+import { createLogger, type Logger } from '../telemetry/logger.js';
+import { SecretScrubber } from '../telemetry/redact.js';
+import { Telemetry } from '../telemetry/telemetry.js';
+import type { RequestTracer } from '../telemetry/tracing.js';
+import { BackendStateRegistry } from '../state/backend-state.js';
+import { DispatcherRegistry } from '../state/dispatchers.js';
+import { RouteStatsRegistry } from '../state/route-stats.js';
+import type { ProxyObserver } from '../core/events.js';
+import { RateLimitRegistry } from '../state/limit-registry.js';
+import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
+import { createAdminServer } from './admin.js';
+import { createListener } from './listener.js';
+import { createProxyHandler } from '../pipeline/proxy-handler.js';
+import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
+import { sendProblem } from '../core/problems.js';
+
+export interface GatewayOptions {
+  file?: string;
+  /** The config file's text as read (to tell what is loaded: its sha256). */
+  source?: string;
+  logger?: Logger;
+  /** An extra observer, called after the built-in metrics and decision logs. */
+  observer?: ProxyObserver;
+  random?: () => number;
+  /** OpenTelemetry request tracer (see telemetry/tracing.ts); absent = no spans. */
+  tracer?: RequestTracer;
+  /** Scrubs configured secrets from log lines; updated on apply(). */
+  scrubber?: SecretScrubber;
+}
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
+
+export class Gateway {
+  readonly logger: Logger;
+  readonly states = new BackendStateRegistry();
+  readonly dispatchers = new DispatcherRegistry();
+  readonly routeStats = new RouteStatsRegistry();
+  readonly tunnels = new TunnelRegistry();
+  readonly observer: ProxyObserver;
+  readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly reloader: ConfigReloader;
+  readonly telemetry: Telemetry;
+  readonly #scrubber: SecretScrubber | undefined;
+  #snapshot: Snapshot;
+  #ready = false;
+  readonly proxy: FastifyInstance;
+  readonly admin: FastifyInstance;
+  readonly scheme: 'http' | 'https';
+  url = '';
+  adminUrl = '';
+
+  constructor(config: GatewayConfig, options: GatewayOptions = {}) {
+    this.#scrubber = options.scrubber ?? (options.logger ? undefined : new SecretScrubber(config));
+    this.logger = options.logger ?? createLogger(config.log.level, undefined, { headers: config.log.redact, scrubber: this.#scrubber });
+    const random = options.random ?? Math.random;
+    const getSnapshot = () => this.#snapshot;
+    this.telemetry = new Telemetry({ config, logger: this.logger, getSnapshot, tracer: options.tracer, observer: options.observer, random });
+    this.observer = this.telemetry.observer;
+    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
+    warnInsecureBackends(this.#snapshot, this.logger);
+    const scheme = config.listen.tls ? 'https' : 'http';
+    this.reloader = new ConfigReloader(this, options.file, this.logger, this.observer, options.source);
+    const context = { observer: this.observer, random };
+    const handler = this.telemetry.instrument(createProxyHandler({ getSnapshot, context, proto: scheme }));
+
+    // A request the handler throws on (a defect) gets a problem+json 500, never a crash.
+    const answerDefect = (error: unknown, method: string | undefined, res: ServerResponse) => {
+      this.logger.error({ err: error, method }, 'request failed inside the gateway');
+      sendProblem(res, 'internal', 'the gateway failed to handle this request');
+    };
+    const direct = (req: IncomingMessage, res: ServerResponse) => {
+      try {
+        handler(req, res);
+      } catch (error) {
+        answerDefect(error, req.method, res);
+      }
+    };
+    const listener = createListener(
+      config,
+      {
+        // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
+        // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
+        frameworkErrors: (_error, request, reply) => {
+          reply.hijack();
+          handler(request.raw, reply.raw);
+        },
+      },
+      direct,
+    );
+    this.proxy = listener.app;
+    this.scheme = listener.scheme;
+    // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
+    this.proxy.server.on('upgrade', createUpgradeHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme, tunnels: this.tunnels }));
+    // Bodies are never parsed: the proxy handler streams or buffers them itself.
+    this.proxy.removeAllContentTypeParsers();
+    this.proxy.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    this.proxy.route({
+      method: [...ALL_METHODS],
+      url: '/*',
+      handler: (request, reply) => {
+        reply.hijack();
+        handler(request.raw, reply.raw);
+      },
+    });
+    this.proxy.setNotFoundHandler((request, reply) => {
+      reply.hijack();
+      handler(request.raw, reply.raw);
+    });
+    this.proxy.setErrorHandler((error, request, reply) => {
+      reply.hijack();
+      answerDefect(error, request.method, reply.raw);
+    });
+
+    this.admin = createAdminServer({ getSnapshot, isReady: () => this.#ready, reloader: this.reloader, metrics: this.telemetry.metrics, events: this.telemetry.events });
+  }
+
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  async listen(): Promise<void> {
+    const { listen, admin } = this.#snapshot.config;
+    await this.limits.ready();
+    await this.proxy.listen({ host: listen.host, port: listen.port });
+    await this.admin.listen({ host: admin.host, port: admin.port });
+    this.url = urlOf(this.proxy, this.scheme);
+    this.adminUrl = urlOf(this.admin, 'http');
+    this.#ready = true;
+  }
+
+  /** Swaps in a new config; requests in flight finish on the snapshot they started with. */
+  apply(config: GatewayConfig, file: string): Snapshot {
+    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
+    warnInsecureBackends(next, this.logger);
+    this.#snapshot = next;
+    this.#scrubber?.update(config);
+    const keys = snapshotKeys(next);
+    this.states.retain(keys.states);
+    void this.dispatchers.retain(keys.dispatchers);
+    this.routeStats.retain(keys.routes);
+    return next;
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to drainMs, default shutdown.drain), then closes pools. */
+  async close(drainMs = this.#snapshot.config.shutdown.drain): Promise<void> {
+    this.#ready = false;
+    this.reloader.stopWatching();
+    // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
+    const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
+    const force = setTimeout(() => server.closeAllConnections?.(), drainMs);
+    force.unref();
+    // Keep-alive connections become idle as their last response ends: close them then, so a
+    // drained gateway stops as soon as its in-flight requests are done.
+    const sweep = setInterval(() => server.closeIdleConnections?.(), 50);
+    sweep.unref();
+    // Open WebSocket tunnels get a Close frame (1001) on both sides; they would hold close() forever.
+    this.tunnels.closeAll();
+    try {
+      await Promise.all([this.proxy.close(), this.admin.close()]);
+    } finally {
+      clearTimeout(force);
+      clearInterval(sweep);
+      this.states.shutdown();
+      this.telemetry.close();
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
+    }
+  }
+}
+
+function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `${scheme}://${host}:${address.port}`;
+}
+
+/** insecureSkipVerify is for testing: say so loudly at start and on every reload. */
+function warnInsecureBackends(snapshot: Snapshot, logger: Logger): void {
+  for (const upstream of snapshot.upstreams.values()) {
+    for (const backend of upstream.backends) {
+      if (backend.tls && !backend.tls.rejectUnauthorized) {
+        logger.warn({ event: 'tls.insecure', upstream: upstream.name, backend: backend.name ?? backend.url }, 'insecureSkipVerify: the backend certificate is NOT verified');
+      }
+    }
+  }
+}

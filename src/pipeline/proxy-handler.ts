@@ -1,0 +1,171 @@
+// The data-plane request handler. One request, one direction:
+//   1. target   — parse the request target (path, query); normalise the path (400 if ambiguous)
+//   2. route    — first matching rule of the compiled route table (with the path's params)
+//   3. limits   — client rate limits (ratelimit/)
+//   4. action   — what the route does: upstream, split (pick a side), respond (static answer),
+//                 aggregate (fan out to parts, merge their JSON)
+//   5. upstream — pool-exhausted short-cut, body read (replay buffer), exchange with failover,
+//                 optional mirror copy to a shadow upstream
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { runAggregate } from './aggregate/run.js';
+import { startMirror } from './mirror.js';
+import { isRejection, normalisePath } from '../routing/normalise.js';
+import { RequestView } from '../routing/request-view.js';
+import { sendStatic } from '../routing/respond.js';
+import { applyHeaderOps } from '../routing/rewrite.js';
+import { matchRoute, type RouteMatch } from '../routing/route-table.js';
+import { HeaderRewriteSink } from '../exchange/delegating-sink.js';
+import { pickSplit } from '../routing/split.js';
+import { enforceRateLimit } from './limit-stage.js';
+import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
+import { answerPoolBlocked, ProxyExchange, reportSkippedCooling, sendStaticFallback, type ExchangeContext } from '../exchange/exchange.js';
+import { removeHeaders } from '../routing/header-edit.js';
+import type { RequestScope } from '../exchange/request-scope.js';
+import { isReady, poolBlock } from '../balance/select.js';
+import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
+import { readClientBody, type ClientBody } from './client-body.js';
+import { buildRequestHeaders } from '../exchange/forward-headers.js';
+import { sendProblem } from '../core/problems.js';
+
+export interface ProxyHandlerOptions {
+  getSnapshot: () => Snapshot;
+  context: ExchangeContext;
+  proto: 'http' | 'https';
+}
+
+/** `scope` is present when telemetry follows this request (see telemetry/request-lifecycle.ts). */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, scope?: RequestScope) => void;
+
+/** A parsed request target: the path (for matching) and the query (kept as sent). */
+export interface RequestTarget {
+  path: string;
+  /** "" or "?..." exactly as the client sent it. */
+  query: string;
+}
+
+export function parseTarget(raw: string): RequestTarget | undefined {
+  let target = raw;
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form (RFC 9112 §3.2.2) from clients that treat us as a forward proxy
+    try {
+      const parsed = new URL(target);
+      target = parsed.pathname + parsed.search;
+    } catch {
+      return undefined;
+    }
+  }
+  const queryAt = target.indexOf('?');
+  return queryAt === -1 ? { path: target, query: '' } : { path: target.slice(0, queryAt), query: target.slice(queryAt) };
+}
+
+export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler {
+  const { getSnapshot, context, proto } = options;
+
+  /** Stage 5: send the request through an upstream pool and stream the answer back. */
+  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string, scope: RequestScope | undefined, isFallback = false): void {
+    // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
+    // reading the body or calling anyone — or take the route's fallback. Backends that are only
+    // full go on: the request waits in a concurrency queue.
+    const now = Date.now();
+    if (!upstream.backends.some((backend) => isReady(backend, now))) {
+      const block = poolBlock(upstream.backends, now);
+      if (block.kind !== 'full') {
+        reportSkippedCooling(upstream, now, context.observer);
+        const fallback = isFallback ? undefined : route.fallback;
+        if (fallback?.kind === 'upstream') forwardToUpstream(req, res, snapshot, route, fallback.upstream, forwardPath, scope, true);
+        else if (fallback?.kind === 'static') sendStaticFallback(new ServerResponseSink(res), fallback.status, fallback.headers, fallback.body);
+        else answerPoolBlocked(new ServerResponseSink(res), route, upstream, block, now, context.observer);
+        return;
+      }
+    }
+    route.stats.countUpstream(upstream.name);
+
+    const start = (body: ClientBody) => {
+      switch (body.kind) {
+        case 'too-large':
+          sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+          return;
+        case 'aborted':
+          res.destroy();
+          return;
+      }
+      const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: body.kind === 'buffer' });
+      if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
+      if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
+      if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
+      const forward = {
+        method: req.method ?? 'GET',
+        path: forwardPath,
+        headers,
+        body: body.kind === 'none' ? null : body.body,
+        replayable: body.kind !== 'stream',
+        clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
+        scope,
+      };
+      let sink: ResponseSink = new ServerResponseSink(res);
+      if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
+      if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
+      const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
+      exchange.start();
+    };
+
+    const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
+    if (body instanceof Promise) body.then(start, () => res.destroy());
+    else start(body);
+  }
+
+  return function handleProxyRequest(req, res, scope) {
+    const snapshot = getSnapshot();
+    const method = req.method ?? 'GET';
+
+    // 1. target
+    const target = parseTarget(req.url ?? '/');
+    if (!target) {
+      sendProblem(res, 'bad-request', 'the request target must be a path');
+      return;
+    }
+    const path = normalisePath(target.path);
+    if (isRejection(path)) {
+      sendProblem(res, 'ambiguous-path', `the path is refused: ${path.rejected}`);
+      return;
+    }
+
+    // 2. route
+    const request = new RequestView(method, path, target.query, req.headers, req.socket.remoteAddress);
+    const matched = matchRoute(snapshot.routes, request);
+    if (!matched) {
+      sendProblem(res, 'route-not-found', `no route matches ${method} ${path}`);
+      return;
+    }
+    const { route, params } = matched;
+    route.stats.requests++;
+    if (scope) scope.route = route;
+
+    // 3. limits
+    if (route.rateLimit) {
+      enforceRateLimit(route.rateLimit, req, res, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query, scope));
+      return;
+    }
+    act(req, res, snapshot, matched, request, target.query, scope);
+  };
+
+  /** Stage 4: what the route does. */
+  function act(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, matched: RouteMatch<CompiledRoute>, request: RequestView, query: string, scope: RequestScope | undefined): void {
+    const { route, params } = matched;
+    const { method, path } = request;
+    const { action } = route;
+    if (action.kind === 'respond') {
+      route.stats.responded++;
+      sendStatic(res, action.respond, method, params, query);
+      return;
+    }
+    if (action.kind === 'aggregate') {
+      runAggregate({ req, res, route, aggregate: action.aggregate, params, query, context, proto, scope });
+      return;
+    }
+    const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
+    const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + query;
+    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
+  }
+}

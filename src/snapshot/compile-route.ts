@@ -1,0 +1,48 @@
+// Compiles one route rule: its match, its action, rewrites and mirror.
+
+import type { RouteConfig } from '../config/schema/route.js';
+import { compileAggregate } from '../routing/aggregate/compile.js';
+import { compileMatch } from '../routing/matchers.js';
+import { compileRespond } from '../routing/respond.js';
+import { compileHeaderOps, compilePathRewrite } from '../routing/rewrite.js';
+import type { RouteStatsRegistry } from '../state/route-stats.js';
+import { compileSplit } from '../routing/split.js';
+import { compileFallback } from '../resilience/policy.js';
+import type { CompiledRoute, CompiledUpstream, RouteAction } from './snapshot.js';
+
+/** The name a rule is known by (admin, logs, counters). */
+export function routeName(route: RouteConfig, index: number): string {
+  return route.name ?? `route-${index}`;
+}
+
+export function compileRoute(route: RouteConfig, index: number, upstreams: ReadonlyMap<string, CompiledUpstream>, stats: RouteStatsRegistry): CompiledRoute {
+  const name = routeName(route, index);
+  const match = compileMatch(route.match);
+  const upstreamOf = (upstream: string) => upstreams.get(upstream)!;
+  let action: RouteAction;
+  if (route.split) {
+    action = { kind: 'split', split: compileSplit(route.split.map((entry) => ({ target: upstreamOf(entry.upstream), name: entry.upstream, weight: entry.weight })), route.stickyBy) };
+  } else if (route.respond) {
+    action = { kind: 'respond', respond: compileRespond(route.respond) };
+  } else if (route.aggregate) {
+    action = { kind: 'aggregate', aggregate: compileAggregate(route.aggregate, upstreams, match.path.paramNames) };
+  } else {
+    action = { kind: 'upstream', upstream: upstreamOf(route.upstream!) };
+  }
+  return {
+    index,
+    name,
+    match,
+    action,
+    upstream: action.kind === 'upstream' ? action.upstream : undefined,
+    rewrite: compilePathRewrite(route.rewrite, match.path),
+    requestHeaders: compileHeaderOps(route.rewrite?.requestHeaders),
+    responseHeaders: compileHeaderOps(route.rewrite?.responseHeaders),
+    mirror: route.mirror
+      ? { upstream: upstreamOf(route.mirror.upstream), fraction: route.mirror.percent, compare: route.mirror.compare, maxConcurrent: route.mirror.maxConcurrent, maxBody: route.mirror.maxBody, timeout: route.mirror.timeout }
+      : undefined,
+    stats: stats.get(name),
+    removeHeaders: route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
+    fallback: compileFallback(route.fallback, upstreams),
+  };
+}

@@ -1,0 +1,94 @@
+import type { GatewayConfig } from '../config/schema/index.js';
+import type { RouteStatsRegistry } from '../state/route-stats.js';
+import { backendId, type BackendStateRegistry } from '../state/backend-state.js';
+import { resolveBackendTls } from '../state/backend-tls.js';
+import type { DispatcherRegistry } from '../state/dispatchers.js';
+import type { RateLimitRegistry } from '../state/limit-registry.js';
+import { compileHeaderEdit } from '../routing/header-edit.js';
+import { compileRoute } from './compile-route.js';
+import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
+import { silentObserver, type ProxyObserver } from '../core/events.js';
+import { attachResilience } from './attach-resilience.js';
+import { compileResilience } from '../resilience/policy.js';
+
+export interface RuntimeRegistries {
+  states: BackendStateRegistry;
+  dispatchers: DispatcherRegistry;
+  routes: RouteStatsRegistry;
+  /** Receives breaker and health events of backends (issue 4). */
+  observer?: ProxyObserver;
+  limits?: RateLimitRegistry;
+}
+
+/** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
+export function compileSnapshot(config: GatewayConfig, file: string, registries: RuntimeRegistries): Snapshot {
+  const upstreams = new Map<string, CompiledUpstream>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    const backends: CompiledBackend[] = upstream.backends.map((backend, index) => {
+      const url = new URL(backend.url);
+      const tls = resolveBackendTls(url, upstream.tls, backend.tls);
+      const { key, pool } = registries.dispatchers.get(url.origin, {
+        connectTimeout: upstream.timeouts.connect,
+        headersTimeout: upstream.timeouts.headers,
+        bodyTimeout: upstream.timeouts.idle,
+        tls,
+      });
+      const id = backendId(name, backend.name ?? backend.url);
+      return {
+        index,
+        id,
+        url: backend.url,
+        name: backend.name,
+        basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
+        authority: url.host,
+        priority: backend.priority,
+        weight: backend.weight,
+        dispatcher: pool,
+        dispatcherKey: key,
+        state: registries.states.get(id),
+        headerEdit: compileHeaderEdit(upstream.headers, upstream.removeHeaders, backend.headers, backend.removeHeaders),
+        tls,
+      };
+    });
+    const compiled: CompiledUpstream = {
+      name,
+      balance: upstream.balance,
+      backends,
+      throttle: {
+        statuses: new Set(upstream.throttle.statuses),
+        defaultCooldown: upstream.throttle.defaultCooldown,
+        minCooldown: upstream.throttle.minCooldown,
+        maxCooldown: upstream.throttle.maxCooldown,
+      },
+      maxAttempts: Math.min(upstream.failover.maxAttempts ?? backends.length, backends.length),
+      replayBuffer: upstream.failover.replayBuffer,
+      timeouts: upstream.timeouts,
+      hostHeader: upstream.hostHeader,
+      cursor: { current: new Float64Array(backends.length) },
+      resilience: compileResilience(upstream),
+    };
+    upstreams.set(name, compiled);
+    for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
+  }
+
+  const limits = registries.limits?.compile(config);
+  const routes = config.routes.map((route, index) => {
+    const compiled = compileRoute(route, index, upstreams, registries.routes);
+    return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
+  });
+
+  return { config, file, loadedAt: new Date(), routes, upstreams, limits: config.limits };
+}
+
+/** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
+export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string>; routes: Set<string> } {
+  const states = new Set<string>();
+  const dispatchers = new Set<string>();
+  for (const upstream of snapshot.upstreams.values()) {
+    for (const backend of upstream.backends) {
+      states.add(backend.id);
+      dispatchers.add(backend.dispatcherKey);
+    }
+  }
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)) };
+}

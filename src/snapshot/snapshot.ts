@@ -1,0 +1,96 @@
+// The immutable runtime snapshot compiled from a validated config. Requests hold the snapshot
+// they started with; a reload swaps in a new one. Live state is looked up by id from registries.
+
+import type { Dispatcher } from 'undici';
+import type { GatewayConfig } from '../config/schema/index.js';
+import type { BackendState } from '../state/backend-state.js';
+import type { BackendTls } from '../state/backend-tls.js';
+import type { HeaderEdit } from '../routing/header-edit.js';
+import type { BalanceMode, RoundRobinCursor, SelectableBackend } from '../balance/select.js';
+import type { CompiledMatch } from '../routing/matchers.js';
+import type { CompiledMirror } from '../pipeline/mirror.js';
+import type { CompiledRespond } from '../routing/respond.js';
+import type { HeaderOps, PathRewrite } from '../routing/rewrite.js';
+import type { RouteStats } from '../state/route-stats.js';
+import type { CompiledSplit } from '../routing/split.js';
+import type { CompiledAggregate } from '../routing/aggregate/compile.js';
+import type { RouteFallback, UpstreamResilience } from '../resilience/policy.js';
+import type { RouteRateLimit } from '../ratelimit/route-limit.js';
+
+export interface CompiledBackend extends SelectableBackend {
+  readonly id: string;
+  readonly url: string;
+  /** The configured name, if any (the url otherwise identifies the backend). */
+  readonly name: string | undefined;
+  /** Path prefix from the backend URL ("" when none), prepended to every forwarded path. */
+  readonly basePath: string;
+  /** host[:port] of the backend URL, sent as Host when hostHeader is "backend". */
+  readonly authority: string;
+  readonly dispatcher: Dispatcher;
+  readonly dispatcherKey: string;
+  readonly state: BackendState;
+  /** Header edits for this backend (credentials); undefined when none. */
+  readonly headerEdit: HeaderEdit | undefined;
+  /** TLS settings for https backends; undefined for http. */
+  readonly tls: BackendTls | undefined;
+}
+
+export interface ThrottlePolicy {
+  readonly statuses: ReadonlySet<number>;
+  readonly defaultCooldown: number;
+  readonly minCooldown: number;
+  readonly maxCooldown: number;
+}
+
+export interface CompiledUpstream {
+  readonly name: string;
+  readonly balance: BalanceMode;
+  readonly backends: readonly CompiledBackend[];
+  readonly throttle: ThrottlePolicy;
+  readonly maxAttempts: number;
+  readonly replayBuffer: number;
+  readonly timeouts: { readonly connect: number; readonly headers: number; readonly idle: number; readonly websocketIdle: number };
+  /** "backend" | "preserve" | a literal Host value. */
+  readonly hostHeader: string;
+  readonly cursor: RoundRobinCursor;
+  /** Breaker, health checks, retries, concurrency (issue 4); each undefined when not configured. */
+  readonly resilience: UpstreamResilience;
+}
+
+/** What a matched route does: exactly one action. */
+export type RouteAction =
+  | { readonly kind: 'upstream'; readonly upstream: CompiledUpstream }
+  | { readonly kind: 'split'; readonly split: CompiledSplit<CompiledUpstream> }
+  | { readonly kind: 'respond'; readonly respond: CompiledRespond }
+  | { readonly kind: 'aggregate'; readonly aggregate: CompiledAggregate };
+
+export interface CompiledRoute {
+  readonly index: number;
+  readonly name: string;
+  readonly match: CompiledMatch;
+  readonly action: RouteAction;
+  /** The upstream of an `upstream` action (undefined for the other actions). */
+  readonly upstream: CompiledUpstream | undefined;
+  /** Forwarded path (no query) from the normalised path and the match's params. */
+  readonly rewrite: PathRewrite | undefined;
+  readonly requestHeaders: HeaderOps | undefined;
+  readonly responseHeaders: HeaderOps | undefined;
+  readonly mirror: CompiledMirror | undefined;
+  /** Live counters, kept across reloads by route name. */
+  readonly stats: RouteStats;
+  /** Lower-case client header names dropped before forwarding (client credentials); undefined when none. */
+  readonly removeHeaders: readonly string[] | undefined;
+  /** What to answer when no backend of the upstream can take the request (issue 4). */
+  readonly fallback: RouteFallback | undefined;
+  /** Client rate limits (absent: none, and no per-request cost). */
+  readonly rateLimit?: RouteRateLimit | undefined;
+}
+
+export interface Snapshot {
+  readonly config: GatewayConfig;
+  readonly file: string;
+  readonly loadedAt: Date;
+  readonly routes: readonly CompiledRoute[];
+  readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
+  readonly limits: { readonly maxRequestBody: number; readonly maxHeaderSize: number };
+}

@@ -1,0 +1,70 @@
+// Live limiter state that survives config reloads: the in-memory buckets, the Redis connection
+// (kept while the reloaded config names the same Redis) and the local fallback buckets. Each
+// snapshot compiles its policies against these stores.
+
+import type { GatewayConfig } from '../config/schema/index.js';
+import type { RedisConfig } from '../config/schema/ratelimit.js';
+import type { ProxyObserver } from '../core/events.js';
+import { GuardedRedisStore, MemoryPolicyStore, type PolicyStore } from '../ratelimit/guarded-store.js';
+import { MemoryBucketStore } from '../ratelimit/memory-store.js';
+import { compilePolicy, type CompiledPolicy } from '../ratelimit/policy.js';
+import { RedisBucketStore } from '../ratelimit/redis-store.js';
+import { RouteRateLimit } from '../ratelimit/route-limit.js';
+
+export class RateLimitRegistry {
+  readonly memory = new MemoryBucketStore();
+  readonly local = new MemoryBucketStore();
+  readonly #memoryStore = new MemoryPolicyStore(this.memory);
+  #redis: { signature: string; store: GuardedRedisStore } | undefined;
+  #retired: RedisBucketStore[] = [];
+
+  constructor(readonly observer: () => ProxyObserver) {}
+
+  /** The Redis store for this config (the same connection while the config is unchanged). */
+  redisStore(config: RedisConfig): GuardedRedisStore {
+    const signature = JSON.stringify(config);
+    if (this.#redis?.signature === signature) return this.#redis.store;
+    if (this.#redis) this.#retired.push(this.#redis.store.redis);
+    const store = new GuardedRedisStore(new RedisBucketStore(config), this.local, config.breaker, {
+      degraded: (degraded, reason) => this.observer().limiterDegraded(degraded, reason),
+    });
+    this.#redis = { signature, store };
+    return store;
+  }
+
+  /** Policies of a config, compiled; routes pick theirs with `forRoute`. */
+  compile(config: GatewayConfig): RateLimitCompilation {
+    const policies = new Map<string, CompiledPolicy>();
+    for (const [name, policy] of Object.entries(config.rateLimits)) {
+      const useRedis = config.redis !== undefined && policy.store !== 'memory';
+      const store: PolicyStore = useRedis ? this.redisStore(config.redis!) : this.#memoryStore;
+      policies.set(name, compilePolicy(name, policy, store, config.redis?.onRedisError ?? 'local'));
+    }
+    if (!config.redis && this.#redis) {
+      this.#retired.push(this.#redis.store.redis);
+      this.#redis = undefined;
+    }
+    // Connections of a previous config close once requests in flight had their chance to finish.
+    for (const old of this.#retired.splice(0)) setTimeout(() => void old.close(), 5_000).unref();
+    return {
+      forRoute: (names) => (names && names.length > 0 ? new RouteRateLimit(names.map((name) => policies.get(name)!)) : undefined),
+    };
+  }
+
+  /** Waits (bounded) for Redis to connect, so the first requests are not served degraded. */
+  async ready(timeoutMs = 1_000): Promise<void> {
+    if (this.#redis) await this.#redis.store.redis.ready(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    this.memory.close();
+    this.local.close();
+    await Promise.all([this.#redis?.store.redis.close(), ...this.#retired.map((store) => store.close())]);
+    this.#redis = undefined;
+    this.#retired = [];
+  }
+}
+
+export interface RateLimitCompilation {
+  forRoute(names: readonly string[] | undefined): RouteRateLimit | undefined;
+}
