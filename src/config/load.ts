@@ -3,7 +3,7 @@ import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } fr
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { protectReferences, resolveReferences } from './env.js';
 import { gatewaySchema, type GatewayConfig } from './schema/index.js';
-import { shadowWarnings } from './unreachable-rules.js';
+import { unreachableRuleWarnings } from './unreachable-rules.js';
 
 export interface LoadedConfig {
   file: string;
@@ -64,7 +64,7 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
     issues.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigError(issues);
   }
-  for (const warning of shadowWarnings(result.data.routes)) {
+  for (const warning of unreachableRuleWarnings(result.data.routes)) {
     warnings.push({ file, ...locate(doc, ['routes', warning.index], at), path: `routes[${warning.index}]`, message: warning.message });
   }
   return { file, config: result.data, source, warnings };

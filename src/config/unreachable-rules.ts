@@ -5,7 +5,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { MatchConfig } from './schema/match.js';
 import type { RouteConfig } from './schema/route.js';
-import { patternSegments } from '../routing/path-pattern.js';
+import { patternSegments } from './path-template.js';
 
 export interface RouteWarning {
   index: number;
@@ -63,7 +63,7 @@ export function matchCovers(a: MatchConfig, b: MatchConfig): boolean {
   );
 }
 
-export function shadowWarnings(routes: readonly RouteConfig[]): RouteWarning[] {
+export function unreachableRuleWarnings(routes: readonly RouteConfig[]): RouteWarning[] {
   const warnings: RouteWarning[] = [];
   routes.forEach((route, index) => {
     const earlier = routes.findIndex((other, i) => i < index && matchCovers(other.match, route.match));

@@ -4,8 +4,7 @@
 // It is absent (undefined) when no telemetry needs it, so plain pass-through does no extra work.
 
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
-import type { CooldownDecision } from '../resilience/cooldown.js';
-import type { AttemptOutcome } from '../core/events.js';
+import type { AttemptOutcome, CooldownDecision } from '../core/events.js';
 
 /** One upstream attempt as the tracer sees it. */
 export interface AttemptTrace {

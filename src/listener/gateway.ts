@@ -15,7 +15,7 @@ import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
-import type { ProxyObserver } from '../core/events.js';
+import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';

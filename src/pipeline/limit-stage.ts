@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { addResponseField } from '../exchange/gateway-response.js';
 import { sendProblem } from '../core/problems.js';
-import type { ProxyObserver } from '../core/events.js';
+import type { ProxyObserver } from '../snapshot/observer.js';
 import { refusalFor } from './limit-refusal.js';
 import type { LimitVerdict, RouteRateLimit } from '../ratelimit/route-limit.js';
 

@@ -6,25 +6,12 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import type { CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
+import type { CompiledMirror, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import { PROBLEM_TYPES, type ProblemCode } from '../core/problems.js';
 import { ProxyExchange, type ExchangeContext, type ForwardRequest } from '../exchange/exchange.js';
 import type { MirrorComparison } from '../core/events.js';
 import type { ProblemOptions, ResponseSink } from '../exchange/sink.js';
 import { DelegatingSink } from '../exchange/delegating-sink.js';
-
-export type MirrorCompare = 'none' | 'status' | 'body';
-
-export interface CompiledMirror {
-  readonly upstream: CompiledUpstream;
-  /** 0..1 */
-  readonly fraction: number;
-  readonly compare: MirrorCompare;
-  readonly maxConcurrent: number;
-  readonly maxBody: number;
-  /** ms after which an unanswered shadow request is abandoned */
-  readonly timeout: number;
-}
 
 /** What one side of a pair answered. */
 interface SideResult {

@@ -2,7 +2,7 @@
 // There is no ServerResponse on an upgrade, so refusals are written through the socket's sink.
 
 import type { IncomingMessage } from 'node:http';
-import type { ProxyObserver } from '../core/events.js';
+import type { ProxyObserver } from '../snapshot/observer.js';
 import type { ResponseSink } from '../exchange/sink.js';
 import { refusalFor } from './limit-refusal.js';
 import type { LimitVerdict, RouteRateLimit } from '../ratelimit/route-limit.js';

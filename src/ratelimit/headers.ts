@@ -4,11 +4,15 @@
 // (one list member per policy of the route), and the widely parsed legacy X-RateLimit-Limit,
 // -Remaining, -Reset (seconds until full) of the tightest policy.
 
-import type { PolicyBucket } from './policy.js';
+/** The fixed fields of one bucket, rendered once when the policy is compiled. */
+export interface BucketFields {
+  readonly policyField: string;
+  readonly limitField: string;
+}
 
 export interface PolicyReport {
   readonly policy: string;
-  readonly bucket: PolicyBucket;
+  readonly bucket: BucketFields;
   readonly remaining: number;
   readonly fullInMs: number;
 }

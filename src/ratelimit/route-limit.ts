@@ -3,7 +3,7 @@
 // In queue mode a policy may allow after a wait: the request is held for the longest wait.
 
 import type { IncomingMessage } from 'node:http';
-import type { ProxyObserver } from '../core/events.js';
+import type { LimiterEvents } from '../core/events.js';
 import type { StoreOutcome } from './guarded-store.js';
 import { rateLimitHeaders, type PolicyReport } from './headers.js';
 import type { ClientIdentity, CompiledPolicy } from './policy.js';
@@ -26,7 +26,7 @@ export class RouteRateLimit {
     return this.policies.map((policy) => policy.name);
   }
 
-  async check(req: IncomingMessage, routeName: string, observer: ProxyObserver): Promise<LimitVerdict> {
+  async check(req: IncomingMessage, routeName: string, observer: LimiterEvents): Promise<LimitVerdict> {
     const taken: Taken[] = [];
     const reports: PolicyReport[] = [];
     const results: Array<'allowed' | 'queued' | 'error'> = [];

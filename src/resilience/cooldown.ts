@@ -1,14 +1,16 @@
-import type { ThrottlePolicy } from '../snapshot/snapshot.js';
+// The cooldown clock's input: whether an answer means "busy, come back later", and until when.
+
+import type { CooldownDecision } from '../core/events.js';
 import { readRetryHint, type ResponseHeaders } from './retry-hints.js';
 
-export interface CooldownDecision {
-  /** Epoch ms until which the backend gets nothing. */
-  until: number;
-  delayMs: number;
-  /** Header the delay came from, or "default" when none was usable. */
-  source: string;
-  value: string;
+/** How an upstream reads throttle answers (its `throttle:` block). */
+export interface ThrottlePolicy {
+  readonly statuses: ReadonlySet<number>;
+  readonly defaultCooldown: number;
+  readonly minCooldown: number;
+  readonly maxCooldown: number;
 }
+
 
 /**
  * Decides whether a response means "busy, come back later" and for how long. 429 always does

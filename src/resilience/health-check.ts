@@ -4,15 +4,15 @@
 // just started (or reloaded) serves at once.
 
 import type { Dispatcher } from 'undici';
-import { applyHeaderEdit, type HeaderEdit } from '../routing/header-edit.js';
 import type { HealthCheckPolicy } from './policy.js';
 
 export interface ProbeTarget {
   readonly dispatcher: Dispatcher;
-  /** Host header for the probe (the backend URL's host). */
-  readonly authority: string;
-  /** The backend's own headers (credentials): a probe is authenticated like a request. */
-  readonly headerEdit?: HeaderEdit | undefined;
+  /**
+   * The probe's request headers: Host (the backend URL's host) and the backend's own headers
+   * (credentials), so a probe is authenticated like a request.
+   */
+  readonly headers: Readonly<Record<string, string | string[]>>;
   readonly servername?: string | undefined;
 }
 
@@ -54,11 +54,10 @@ export class HealthMonitor {
     let passed = false;
     try {
       const { target } = this;
-      const headers: Record<string, string | string[]> = { host: target.authority, 'user-agent': 'spillway-health-check' };
       const options: Dispatcher.RequestOptions & { servername?: string } = {
         path: this.policy.path,
         method: this.policy.method,
-        headers: target.headerEdit ? applyHeaderEdit(headers, target.headerEdit) : headers,
+        headers: { ...target.headers },
         headersTimeout: this.policy.timeout,
         bodyTimeout: this.policy.timeout,
         signal: AbortSignal.timeout(this.policy.timeout),

@@ -1,8 +1,7 @@
 // Compiled (immutable) resilience policies of one upstream, built from its config block.
 // Absent blocks stay undefined so the request path can skip them with one check.
 
-import type { BreakerConfig, ConcurrencyConfig, FallbackConfig, HealthCheckConfig, RetryConfig } from '../config/schema/resilience.js';
-import type { CompiledUpstream } from '../snapshot/snapshot.js';
+import type { BreakerConfig, ConcurrencyConfig, HealthCheckConfig, RetryConfig } from '../config/schema/resilience.js';
 
 export interface BreakerPolicy {
   readonly failureRate: number;
@@ -77,17 +76,4 @@ export function compileResilience(config: ResilienceConfigBlocks): UpstreamResil
     },
     concurrency: concurrency && { ...concurrency },
   };
-}
-
-/** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */
-export type RouteFallback =
-  | { readonly kind: 'upstream'; readonly upstream: CompiledUpstream }
-  | { readonly kind: 'static'; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: string };
-
-export function compileFallback(config: FallbackConfig | undefined, upstreams: ReadonlyMap<string, CompiledUpstream>): RouteFallback | undefined {
-  if (!config) return undefined;
-  if (config.upstream !== undefined) return { kind: 'upstream', upstream: upstreams.get(config.upstream)! };
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(config.headers ?? {})) headers[name.toLowerCase()] = value;
-  return { kind: 'static', status: config.status ?? 503, headers, body: config.body ?? '' };
 }

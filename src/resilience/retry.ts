@@ -2,7 +2,6 @@
 // retry budget that stops retry storms (retries in flight ≤ budget × requests in flight, with a
 // small floor so a quiet upstream can still retry).
 
-import type { SelectableBackend } from '../balance/select.js';
 import type { RetryPolicy } from './policy.js';
 
 /** How an attempt failed, as far as retrying is concerned. */
@@ -67,7 +66,12 @@ export function backoffDelay(policy: RetryPolicy, retry: number, random: () => n
 }
 
 /** Envoy retry budget: retries in flight may be at most budget × requests in flight (at least minRetries). */
-export function budgetAllows(policy: RetryPolicy, backends: readonly SelectableBackend[]): boolean {
+/** What the budget reads of each backend of the pool. */
+export interface BudgetedBackend {
+  readonly state: { readonly inFlight: number; readonly retriesInFlight: number };
+}
+
+export function budgetAllows(policy: RetryPolicy, backends: readonly BudgetedBackend[]): boolean {
   let inFlight = 0;
   let retries = 0;
   for (const backend of backends) {

@@ -1,6 +1,8 @@
 // Path patterns: a literal prefix or exact path, or a template with ":name" segments whose
 // values become the route's params. Matching runs on the normalised path.
 
+import { patternSegments } from '../config/path-template.js';
+
 export type RouteParams = Readonly<Record<string, string>>;
 
 export const NO_PARAMS: RouteParams = Object.freeze({});
@@ -23,12 +25,6 @@ export function pathHasPrefix(path: string, prefix: string): boolean {
   return prefix.endsWith('/') || path.charCodeAt(prefix.length) === 47 /* / */;
 }
 
-/** Segments of a pattern or path, without the leading "" (and without a trailing "" for patterns). */
-export function patternSegments(pattern: string): string[] {
-  const segments = pattern.split('/').slice(1);
-  if (segments.at(-1) === '') segments.pop();
-  return segments;
-}
 
 export function compilePathPattern(source: string, exact: boolean): PathPattern {
   const segments = patternSegments(source);

@@ -3,8 +3,9 @@
 // their settings; changed settings replace them; removed blocks drop them.
 
 import type { BackendState } from '../state/backend-state.js';
-import type { ProxyObserver } from '../core/events.js';
+import type { ProxyObserver } from './observer.js';
 import type { CompiledBackend, CompiledUpstream } from './snapshot.js';
+import { applyHeaderEdit } from '../routing/header-edit.js';
 import { BackendBreaker } from '../resilience/breaker.js';
 import { BackendQueue } from '../resilience/concurrency.js';
 import { HealthMonitor, type ProbeTarget } from '../resilience/health-check.js';
@@ -40,7 +41,12 @@ export function attachResilience(owner: ResilienceOwner, upstream: CompiledUpstr
     state.breaker = undefined;
   }
 
-  const target: ProbeTarget = { dispatcher: backend.dispatcher, authority: backend.authority, headerEdit: backend.headerEdit, servername: backend.tls?.servername };
+  const probeHeaders: Record<string, string | string[]> = { host: backend.authority, 'user-agent': 'spillway-health-check' };
+  const target: ProbeTarget = {
+    dispatcher: backend.dispatcher,
+    headers: backend.headerEdit ? applyHeaderEdit(probeHeaders, backend.headerEdit) : probeHeaders,
+    servername: backend.tls?.servername,
+  };
   if (healthCheck) {
     if (state.health?.policy.key !== healthCheck.key) {
       state.health?.stop();

@@ -7,8 +7,8 @@ import { compileRespond } from '../routing/respond.js';
 import { compileHeaderOps, compilePathRewrite } from '../routing/rewrite.js';
 import type { RouteStatsRegistry } from '../state/route-stats.js';
 import { compileSplit } from '../routing/split.js';
-import { compileFallback } from '../resilience/policy.js';
-import type { CompiledRoute, CompiledUpstream, RouteAction } from './snapshot.js';
+import type { FallbackConfig } from '../config/schema/resilience.js';
+import type { CompiledRoute, CompiledUpstream, RouteAction, RouteFallback } from './snapshot.js';
 
 /** The name a rule is known by (admin, logs, counters). */
 export function routeName(route: RouteConfig, index: number): string {
@@ -45,4 +45,12 @@ export function compileRoute(route: RouteConfig, index: number, upstreams: Reado
     removeHeaders: route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
   };
+}
+
+export function compileFallback(config: FallbackConfig | undefined, upstreams: ReadonlyMap<string, CompiledUpstream>): RouteFallback | undefined {
+  if (!config) return undefined;
+  if (config.upstream !== undefined) return { kind: 'upstream', upstream: upstreams.get(config.upstream)! };
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(config.headers ?? {})) headers[name.toLowerCase()] = value;
+  return { kind: 'static', status: config.status ?? 503, headers, body: config.body ?? '' };
 }

@@ -7,7 +7,7 @@ import type { RateLimitRegistry } from '../state/limit-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
-import { silentObserver, type ProxyObserver } from '../core/events.js';
+import { silentObserver, type ProxyObserver } from './observer.js';
 import { attachResilience } from './attach-resilience.js';
 import { compileResilience } from '../resilience/policy.js';
 

@@ -11,8 +11,8 @@ import { basename, dirname, resolve } from 'node:path';
 import { ConfigError, formatIssue, type ConfigIssue } from '../config/errors.js';
 import { parseConfigText, type LoadedConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema/index.js';
-import type { Logger } from '../telemetry/logger.js';
-import type { ProxyObserver } from '../core/events.js';
+import type { Logger } from 'pino';
+import type { ProxyObserver } from './observer.js';
 import type { Snapshot } from './snapshot.js';
 
 export type ReloadTrigger = 'startup' | 'watch' | 'SIGHUP' | 'admin' | 'api';

@@ -8,13 +8,13 @@ import type { BackendTls } from '../state/backend-tls.js';
 import type { HeaderEdit } from '../routing/header-edit.js';
 import type { BalanceMode, RoundRobinCursor, SelectableBackend } from '../balance/select.js';
 import type { CompiledMatch } from '../routing/matchers.js';
-import type { CompiledMirror } from '../pipeline/mirror.js';
 import type { CompiledRespond } from '../routing/respond.js';
 import type { HeaderOps, PathRewrite } from '../routing/rewrite.js';
 import type { RouteStats } from '../state/route-stats.js';
 import type { CompiledSplit } from '../routing/split.js';
 import type { CompiledAggregate } from '../routing/aggregate/compile.js';
-import type { RouteFallback, UpstreamResilience } from '../resilience/policy.js';
+import type { UpstreamResilience } from '../resilience/policy.js';
+import type { ThrottlePolicy } from '../resilience/cooldown.js';
 import type { RouteRateLimit } from '../ratelimit/route-limit.js';
 
 export interface CompiledBackend extends SelectableBackend {
@@ -35,13 +35,6 @@ export interface CompiledBackend extends SelectableBackend {
   readonly tls: BackendTls | undefined;
 }
 
-export interface ThrottlePolicy {
-  readonly statuses: ReadonlySet<number>;
-  readonly defaultCooldown: number;
-  readonly minCooldown: number;
-  readonly maxCooldown: number;
-}
-
 export interface CompiledUpstream {
   readonly name: string;
   readonly balance: BalanceMode;
@@ -57,12 +50,25 @@ export interface CompiledUpstream {
   readonly resilience: UpstreamResilience;
 }
 
+export type MirrorCompare = 'none' | 'status' | 'body';
+
+export interface CompiledMirror {
+  readonly upstream: CompiledUpstream;
+  /** 0..1 */
+  readonly fraction: number;
+  readonly compare: MirrorCompare;
+  readonly maxConcurrent: number;
+  readonly maxBody: number;
+  /** ms after which an unanswered shadow request is abandoned */
+  readonly timeout: number;
+}
+
 /** What a matched route does: exactly one action. */
 export type RouteAction =
   | { readonly kind: 'upstream'; readonly upstream: CompiledUpstream }
   | { readonly kind: 'split'; readonly split: CompiledSplit<CompiledUpstream> }
   | { readonly kind: 'respond'; readonly respond: CompiledRespond }
-  | { readonly kind: 'aggregate'; readonly aggregate: CompiledAggregate };
+  | { readonly kind: 'aggregate'; readonly aggregate: CompiledAggregate<CompiledUpstream> };
 
 export interface CompiledRoute {
   readonly index: number;
@@ -85,6 +91,11 @@ export interface CompiledRoute {
   /** Client rate limits (absent: none, and no per-request cost). */
   readonly rateLimit?: RouteRateLimit | undefined;
 }
+
+/** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */
+export type RouteFallback =
+  | { readonly kind: 'upstream'; readonly upstream: CompiledUpstream }
+  | { readonly kind: 'static'; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: string };
 
 export interface Snapshot {
   readonly config: GatewayConfig;

@@ -4,7 +4,7 @@
 
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
-import type { ProxyObserver } from '../core/events.js';
+import type { LimiterEvents } from '../core/events.js';
 import { GuardedRedisStore, MemoryPolicyStore, type PolicyStore } from '../ratelimit/guarded-store.js';
 import { MemoryBucketStore } from '../ratelimit/memory-store.js';
 import { compilePolicy, type CompiledPolicy } from '../ratelimit/policy.js';
@@ -18,7 +18,7 @@ export class RateLimitRegistry {
   #redis: { signature: string; store: GuardedRedisStore } | undefined;
   #retired: RedisBucketStore[] = [];
 
-  constructor(readonly observer: () => ProxyObserver) {}
+  constructor(readonly observer: () => LimiterEvents) {}
 
   /** The Redis store for this config (the same connection while the config is unchanged). */
   redisStore(config: RedisConfig): GuardedRedisStore {

@@ -3,7 +3,7 @@
 // retries, rejections) go to debug only: at info they would be a line per request.
 
 import type { CompiledBackend, CompiledUpstream } from '../snapshot/snapshot.js';
-import { withDefaults, type ProxyObserver } from '../core/events.js';
+import { withDefaults, type ProxyObserver } from '../snapshot/observer.js';
 import type { DecisionEvent, EventBuffer } from './event-buffer.js';
 import { backendLabel } from './labels.js';
 import type { Logger } from './logger.js';

@@ -6,7 +6,8 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
-import { withDefaults, type AttemptOutcome, type ProxyObserver } from '../core/events.js';
+import type { AttemptOutcome } from '../core/events.js';
+import { withDefaults, type ProxyObserver } from '../snapshot/observer.js';
 import { backendLiveView, BREAKER_STATE_VALUE } from './backend-view.js';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-series.js';
 import { backendLabel, methodIndex, methodLabel, routeLabel, statusClassIndex, statusClassLabel } from './labels.js';

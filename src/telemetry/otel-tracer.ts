@@ -18,11 +18,10 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
-import type { CooldownDecision } from '../resilience/cooldown.js';
-import type { AttemptOutcome } from '../core/events.js';
+import type { AttemptOutcome, CooldownDecision } from '../core/events.js';
 import type { AttemptTrace } from '../exchange/request-scope.js';
 import { backendLabel } from './labels.js';
-import type { RequestTracer, ServerTrace } from './tracing.js';
+import type { RequestTracer, ServerTrace } from './trace-types.js';
 
 /** The propagation half of @opentelemetry/api's PropagationAPI (or any TextMapPropagator). */
 export interface Propagation {

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { addResponseField } from '../exchange/gateway-response.js';
 import type { RequestHandler } from '../pipeline/proxy-handler.js';
-import type { ProxyObserver } from '../core/events.js';
+import type { ProxyObserver } from '../snapshot/observer.js';
 import type { RequestScope } from '../exchange/request-scope.js';
 import { backendLabel } from './labels.js';
 import type { Logger } from './logger.js';

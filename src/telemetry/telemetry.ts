@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { RequestHandler } from '../pipeline/proxy-handler.js';
-import { combineObservers, type ProxyObserver } from '../core/events.js';
+import { combineObservers, type ProxyObserver } from '../snapshot/observer.js';
 import { EventBuffer } from './event-buffer.js';
 import type { Logger } from './logger.js';
 import { logObserver, type LogObserver } from './log-observer.js';

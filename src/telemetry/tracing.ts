@@ -4,25 +4,9 @@
 // switches it off again. Only then is the SDK loaded (dynamic import): with tracing off, no
 // OpenTelemetry code is loaded and requests pay nothing for it.
 
-import type { IncomingMessage } from 'node:http';
-import type { CompiledRoute } from '../snapshot/snapshot.js';
-import type { RequestTrace } from '../exchange/request-scope.js';
+import type { Tracing } from './trace-types.js';
 
-/** The server span of one request; opens client spans for its attempts. */
-export interface ServerTrace extends RequestTrace {
-  finish(route: CompiledRoute | undefined, status: number, attempts: number, aborted: boolean): void;
-}
-
-/** Starts a server span per request (continuing an incoming W3C trace). */
-export interface RequestTracer {
-  start(req: IncomingMessage, requestId: string): ServerTrace;
-}
-
-export interface Tracing {
-  tracer: RequestTracer;
-  /** Flushes pending spans and stops the SDK. */
-  shutdown(): Promise<void>;
-}
+export type { RequestTracer, ServerTrace, Tracing } from './trace-types.js';
 
 function isTrue(value: string | undefined): boolean {
   return value !== undefined && value.trim().toLowerCase() === 'true';

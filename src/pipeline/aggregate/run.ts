@@ -5,23 +5,26 @@
 // releases its backend connection.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CompiledRoute } from '../../snapshot/snapshot.js';
+import type { CompiledRoute, CompiledUpstream } from '../../snapshot/snapshot.js';
 import { problemBody, PROBLEM_TYPE_PREFIX, PROBLEM_TYPES, sendProblem, type ProblemCode, type ProblemDetails } from '../../core/problems.js';
 import { ProxyExchange, type ExchangeContext } from '../../exchange/exchange.js';
 import { partScope, type RequestScope } from '../../exchange/request-scope.js';
 import type { RouteParams } from '../../routing/path-pattern.js';
-import type { CompiledAggregate, CompiledPart } from '../../routing/aggregate/compile.js';
+import type { CompiledAggregate, CompiledPart as CompiledPartOf } from '../../routing/aggregate/compile.js';
 import { clientHost, partRequestHeaders } from '../../routing/aggregate/headers.js';
-import { mergeAnswers, type PartOutcome } from '../../routing/aggregate/merge.js';
+import { mergeAnswers, type PartOutcome as PartOutcomeOf } from '../../routing/aggregate/merge.js';
 import { PartSink, type PartResult } from './part-sink.js';
 import { selectField } from '../../routing/aggregate/select.js';
 import { renderTemplate, type TemplateInput } from '../../routing/aggregate/template.js';
+
+type CompiledPart = CompiledPartOf<CompiledUpstream>;
+type PartOutcome = PartOutcomeOf<CompiledUpstream>;
 
 export interface AggregateRequest {
   req: IncomingMessage;
   res: ServerResponse;
   route: CompiledRoute;
-  aggregate: CompiledAggregate;
+  aggregate: CompiledAggregate<CompiledUpstream>;
   params: RouteParams;
   /** "" or "?..." as the client sent it. */
   query: string;

@@ -1,15 +1,15 @@
-// Compiles a route's `aggregate` config into the immutable form the request path runs.
+// Compiles a route's `aggregate` config into the immutable form the request path runs. The
+// upstream type is a parameter: the snapshot layer passes its compiled upstreams.
 
 import type { AggregateConfig, AggregatePartConfig } from '../../config/schema/aggregate.js';
 import { DEFAULT_PART_HEADERS } from '../../config/schema/aggregate.js';
-import type { CompiledUpstream } from '../../snapshot/snapshot.js';
 import { compileTemplate, type PathTemplate } from './template.js';
 
 export type MergeMode = 'object' | 'deep';
 
-export interface CompiledPart {
+export interface CompiledPart<Upstream = unknown> {
   readonly name: string;
-  readonly upstream: CompiledUpstream;
+  readonly upstream: Upstream;
   readonly method: string;
   readonly path: PathTemplate;
   /** Lower-case names of the client headers passed on. */
@@ -19,20 +19,20 @@ export interface CompiledPart {
   readonly required: boolean;
   readonly select: readonly string[] | undefined;
   /** Parts started once this one has answered. */
-  readonly then: readonly CompiledPart[];
+  readonly then: readonly CompiledPart<Upstream>[];
 }
 
-export interface CompiledAggregate {
+export interface CompiledAggregate<Upstream = unknown> {
   readonly timeout: number;
   readonly merge: MergeMode;
   readonly maxPartBody: number;
   /** Parts started at once. */
-  readonly roots: readonly CompiledPart[];
+  readonly roots: readonly CompiledPart<Upstream>[];
   /** Every part, `then` ones included, in the order written (the order of the merged body). */
-  readonly parts: readonly CompiledPart[];
+  readonly parts: readonly CompiledPart<Upstream>[];
 }
 
-export function compileAggregate(config: AggregateConfig, upstreams: ReadonlyMap<string, CompiledUpstream>, routeParams: readonly string[]): CompiledAggregate {
+export function compileAggregate<Upstream>(config: AggregateConfig, upstreams: ReadonlyMap<string, Upstream>, routeParams: readonly string[]): CompiledAggregate<Upstream> {
   const names = new Set<string>();
   const gather = (parts: Record<string, AggregatePartConfig>) => {
     for (const [name, part] of Object.entries(parts)) {
@@ -42,11 +42,11 @@ export function compileAggregate(config: AggregateConfig, upstreams: ReadonlyMap
   };
   gather(config.parts);
 
-  const all: CompiledPart[] = [];
-  const build = (parts: Record<string, AggregatePartConfig>): CompiledPart[] =>
+  const all: CompiledPart<Upstream>[] = [];
+  const build = (parts: Record<string, AggregatePartConfig>): CompiledPart<Upstream>[] =>
     Object.entries(parts).map(([name, part]) => {
-      const then: CompiledPart[] = [];
-      const compiled: CompiledPart = {
+      const then: CompiledPart<Upstream>[] = [];
+      const compiled: CompiledPart<Upstream> = {
         name,
         upstream: upstreams.get(part.upstream)!,
         method: part.method,

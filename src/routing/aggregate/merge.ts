@@ -4,13 +4,13 @@
 import type { ProblemDetails } from '../../core/problems.js';
 import type { CompiledPart, MergeMode } from './compile.js';
 
-export interface PartOutcome {
-  readonly part: CompiledPart;
+export interface PartOutcome<Upstream = unknown> {
+  readonly part: CompiledPart<Upstream>;
   readonly value: unknown;
   readonly problem: ProblemDetails | undefined;
 }
 
-export function mergeAnswers(mode: MergeMode, outcomes: readonly PartOutcome[]): Record<string, unknown> {
+export function mergeAnswers(mode: MergeMode, outcomes: readonly PartOutcome<unknown>[]): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   for (const { part, value, problem } of outcomes) {
     if (mode === 'object') body[part.name] = problem ? null : value;

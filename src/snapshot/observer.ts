@@ -1,0 +1,45 @@
+// The event vocabulary of core/events.ts with this gateway's subjects: compiled upstreams,
+// backends and routes. A no-op for every event, and helpers to fill in or combine observers.
+
+import type { ProxyEvents } from '../core/events.js';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream } from './snapshot.js';
+
+export type ProxyObserver = ProxyEvents<CompiledUpstream, CompiledBackend, CompiledRoute>;
+
+export const silentObserver: ProxyObserver = {
+  cooldown() {},
+  attempt() {},
+  poolExhausted() {},
+  tlsError() {},
+  websocketOpened() {},
+  websocketClosed() {},
+  throttlePassedThrough() {},
+  request() {},
+  limiterDecision() {},
+  limiterDegraded() {},
+  breakerStateChange() {},
+  healthChange() {},
+  retry() {},
+  concurrencyRejected() {},
+  configReload() {},
+  mirrorCompared() {},
+  aggregatePart() {},
+  aggregateResponse() {},
+};
+
+/** A full observer from a partial one (the rest are no-ops). */
+export function withDefaults(partial: Partial<ProxyObserver>): ProxyObserver {
+  return { ...silentObserver, ...partial };
+}
+
+/** Calls every observer in turn (metrics + logs + traces). */
+export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
+  const combined = {} as Record<keyof ProxyObserver, (...args: never[]) => void>;
+  for (const name of Object.keys(silentObserver) as Array<keyof ProxyObserver>) {
+    const calls = observers.map((observer) => (observer[name] as (...args: unknown[]) => void).bind(observer));
+    combined[name] = (...args: never[]) => {
+      for (const call of calls) call(...args);
+    };
+  }
+  return combined as unknown as ProxyObserver;
+}
