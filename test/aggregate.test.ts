@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { withDefaults } from '../src/core/events.js';
+import { withDefaults } from '../src/snapshot/observer.js';
 import { startJsonBackend, eventually, type CountingBackend } from './helpers/aggregate.js';
 import { startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway } from './helpers/gateway.js';

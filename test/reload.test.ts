@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256 } from '../src/snapshot/reload.js';
-import { withDefaults } from '../src/core/events.js';
+import { withDefaults } from '../src/snapshot/observer.js';
 import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { startCli, writeTempConfig } from './helpers/gateway.js';
 import { eventually, LISTEN, startGatewayFromFile, steadyLoad } from './helpers/reload.js';

@@ -3,7 +3,8 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MirrorStats } from '../src/state/route-stats.js';
-import { withDefaults, type MirrorComparison } from '../src/core/events.js';
+import type { MirrorComparison } from '../src/core/events.js';
+import { withDefaults } from '../src/snapshot/observer.js';
 import { closeAll, startBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { withDefaults } from '../src/core/events.js';
+import { withDefaults } from '../src/snapshot/observer.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { closed, nextMessage, openClient, startEchoBackend, startRefusingBackend } from './helpers/websocket-backend.js';
 

@@ -1,5 +1,6 @@
-// Sinks that wrap the client's sink: response header rewrites, and recording what the client
-// got (status, latency, body copy) for mirror comparisons. Both pass everything through as is.
+// Sinks that wrap another sink and pass everything through: the base class, response header
+// rewrites, and a sink that reports when the answer starts (the request deadline stops then).
+// Mirroring records what the client got through a subclass of its own (pipeline/mirror.ts).
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProblemCode } from '../core/problems.js';
@@ -42,5 +43,31 @@ export class HeaderRewriteSink extends DelegatingSink {
   override start(status: number, headers: IncomingHttpHeaders): void {
     applyHeaderOps(headers, this.ops);
     super.start(status, headers);
+  }
+}
+
+/** Calls `onAnswer` whenever the answer starts, ends or fails (the first call is what counts). */
+export class AnswerWatchSink extends DelegatingSink {
+  constructor(
+    inner: ResponseSink,
+    private readonly onAnswer: () => void,
+  ) {
+    super(inner);
+  }
+  override start(status: number, headers: IncomingHttpHeaders): void {
+    this.onAnswer();
+    super.start(status, headers);
+  }
+  override end(): void {
+    this.onAnswer();
+    super.end();
+  }
+  override problem(code: ProblemCode, detail: string, options?: ProblemOptions): void {
+    this.onAnswer();
+    super.problem(code, detail, options);
+  }
+  override abort(error: Error): void {
+    this.onAnswer();
+    super.abort(error);
   }
 }

@@ -2,33 +2,29 @@
 // throttle answer (429, or 503 with a retry hint) cool that backend down and go straight to the
 // next one — no sleep. The decision is made on the status line and headers, before any byte
 // reaches the client; once the response streams, there is no retry.
-// Resilience (issue 4): every attempt reports to its backend's breaker; failures may be retried
-// (src/resilience/retry.ts) within the retry budget and the request deadline; when every backend
-// is full the request waits in a bounded queue; when none can serve, the route's fallback or a
-// problem answer with Retry-After.
+// Every attempt reports to its backend's breaker; failures may be retried (resilience/retry.ts)
+// within the retry budget and the request deadline; when every backend is full the request
+// waits in a bounded queue; when none can serve, the route's fallback or a problem answer with
+// Retry-After (pool-answers.ts).
 
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
-import { buildResponseHeaders } from './forward-headers.js';
-import type { ProblemCode } from '../core/problems.js';
-import { isTlsError } from '../state/backend-tls.js';
-import type { BreakerVerdict } from '../resilience/breaker.js';
+import type { FailureKind } from '../core/failure.js';
+import { isReady, poolBlock } from '../balance/select.js';
 import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
-import { backoffDelay, budgetAllows, failureKind, isIdempotent, retryAllowed, type FailureKind } from '../resilience/retry.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
+import { backoffDelay, budgetAllows, isIdempotent, retryAllowed } from '../resilience/retry.js';
 import { applyHeaderEdit } from '../routing/header-edit.js';
-import type { AttemptOutcome } from '../core/events.js';
-import type { ProxyObserver } from '../snapshot/observer.js';
-import type { AttemptTrace, RequestScope } from './request-scope.js';
-import { isReady, pickBackend, poolBlock, type PoolBlock } from '../balance/select.js';
-import type { ProblemOptions, ResponseSink } from './sink.js';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
+import { Attempt, type AttemptOwner } from './attempt.js';
+import { BackendWalk, type ExchangeContext } from './backend-walk.js';
+import { AnswerWatchSink } from './delegating-sink.js';
+import { buildResponseHeaders } from './forward-headers.js';
+import { answerPoolBlocked, reportSkippedCooling, sendConcurrencyLimited, takeFallback } from './pool-answers.js';
+import type { RequestScope } from './request-scope.js';
+import type { ResponseSink } from './sink.js';
 
-export interface ExchangeContext {
-  observer: ProxyObserver;
-  random: () => number;
-}
+export type { ExchangeContext };
 
 export interface ForwardRequest {
   method: string;
@@ -44,11 +40,7 @@ export interface ForwardRequest {
   scope?: RequestScope | undefined;
 }
 
-type Controller = Dispatcher.DispatchController;
-
-export class ProxyExchange implements QueueWaiter {
-  tried = 0;
-  attempts = 0;
+export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWaiter {
   /** Failure retries so far (throttle failovers are not retries). */
   retries = 0;
   clientGone = false;
@@ -69,15 +61,16 @@ export class ProxyExchange implements QueueWaiter {
   constructor(
     sink: ResponseSink,
     readonly route: CompiledRoute,
-    readonly upstream: CompiledUpstream,
+    upstream: CompiledUpstream,
     readonly forward: ForwardRequest,
-    readonly context: ExchangeContext,
+    context: ExchangeContext,
     /** True for a route fallback's (or a mirror's) exchange: the route's fallback is not used. */
     readonly noFallback = false,
   ) {
+    super(upstream, context);
     this.startedAt = performance.now();
     // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
-    this.sink = upstream.resilience.retry === undefined ? sink : new DeadlineSink(sink, () => this.#clearDeadline());
+    this.sink = upstream.resilience.retry === undefined ? sink : new AnswerWatchSink(sink, () => this.#clearDeadline());
   }
 
   start(): void {
@@ -99,24 +92,10 @@ export class ProxyExchange implements QueueWaiter {
     else this.noBackend(now);
   }
 
-  pick(now: number): CompiledBackend | undefined {
-    if (this.attempts >= this.upstream.maxAttempts) return undefined;
-    return pickBackend({
-      backends: this.upstream.backends,
-      balance: this.upstream.balance,
-      now,
-      tried: this.tried,
-      random: this.context.random,
-      cursor: this.upstream.cursor,
-    });
-  }
-
   dispatchTo(backend: CompiledBackend, isRetry: boolean): void {
-    this.attempts++;
-    this.tried |= 1 << backend.index;
+    this.begin(backend);
     const { forward, upstream } = this;
-    const host = upstream.hostHeader;
-    const hostValue = host === 'backend' ? backend.authority : host === 'preserve' ? forward.clientHost : host;
+    const hostValue = this.hostFor(backend, forward.clientHost);
     if (hostValue !== undefined) forward.headers.host = hostValue;
     const attempt = new Attempt(this, backend);
     const { state } = backend;
@@ -134,8 +113,6 @@ export class ProxyExchange implements QueueWaiter {
       // Injects traceparent/tracestate for this attempt's client span.
       if (scope.trace) attempt.trace = scope.trace.attempt(upstream, backend, scope.attempts, forward.headers);
     }
-    state.inFlight++;
-    state.requests++;
     let headersTimeout = upstream.timeouts.headers;
     if (this.deadlineAt !== 0) {
       const left = this.deadlineAt - Date.now();
@@ -165,9 +142,7 @@ export class ProxyExchange implements QueueWaiter {
     const decision = throttleCooldown(status, headers, this.upstream.throttle, now);
     if (decision) {
       attempt.settle('neutral');
-      backend.state.throttled++;
-      const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
-      this.context.observer.cooldown(this.upstream, backend, decision, extended);
+      const extended = this.coolDown(backend, decision, now);
       attempt.trace?.cooldown(decision, extended);
       attempt.report('throttled', status);
       if (this.forward.replayable && !this.clientGone) {
@@ -177,7 +152,7 @@ export class ProxyExchange implements QueueWaiter {
           this.dispatchTo(next, false);
           return;
         }
-        if (!this.upstream.backends.some((b) => isReady(b, now))) {
+        if (!this.anyReady(now)) {
           attempt.discard();
           this.noBackend(now);
           return;
@@ -212,19 +187,16 @@ export class ProxyExchange implements QueueWaiter {
       attempt.settle('failure');
       return;
     }
-    const { backend } = attempt;
-    const code = classifyError(error);
-    const kind = failureKind(error.code);
+    const failure = this.failed(attempt.backend, error);
+    const code = failure.problem;
     attempt.settle(code === 'payload-too-large' ? 'neutral' : 'failure');
-    backend.state.errors++;
-    if (code === 'upstream-tls-error') this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
-    attempt.report(kind === 'timeout' || code.endsWith('timeout') ? 'timeout' : 'error', 0);
+    attempt.report(failure.timedOut ? 'timeout' : 'error', 0);
     if (this.sink.started) {
       this.sink.abort(error);
       return;
     }
-    if (code !== 'payload-too-large' && this.retryAfterFailure(attempt, kind, 0, code)) return;
-    if (attempt.deadlineBound && kind === 'timeout') {
+    if (code !== 'payload-too-large' && this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
+    if (attempt.deadlineBound && failure.kind === 'timeout') {
       this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
       return;
     }
@@ -306,22 +278,14 @@ export class ProxyExchange implements QueueWaiter {
     answerPoolBlocked(this.sink, this.route, this.upstream, block, now, this.context.observer);
   }
 
-  /** Kept for callers of the core API: answers as if no backend were ready. */
-  sendExhausted(now: number): void {
-    this.noBackend(now);
-  }
-
   /** The route's fallback, when it has one and this is not already the fallback. */
   fallBack(): boolean {
-    const fallback = this.route.fallback;
-    if (fallback === undefined || this.noFallback) return false;
-    if (fallback.kind === 'static') {
-      sendStaticFallback(this.sink, fallback.status, fallback.headers, fallback.body);
+    if (this.noFallback) return false;
+    return takeFallback(this.route, this.sink, (upstream) => {
+      if (this.attempts > 0 && !this.forward.replayable) return false;
+      new ProxyExchange(this.sink, this.route, upstream, this.forward, this.context, true).start();
       return true;
-    }
-    if (this.attempts > 0 && !this.forward.replayable) return false;
-    new ProxyExchange(this.sink, this.route, fallback.upstream, this.forward, this.context, true).start();
-    return true;
+    });
   }
 
   #enqueue(backend: CompiledBackend): void {
@@ -393,225 +357,5 @@ export class ProxyExchange implements QueueWaiter {
       this.#retryTimer.backend.state.retriesInFlight--;
       this.#retryTimer = undefined;
     }
-  }
-}
-
-/** One `skipped_cooling` attempt per backend this request passes over because it is cooling down. */
-export function reportSkippedCooling(upstream: CompiledUpstream, now: number, observer: ProxyObserver): void {
-  for (const backend of upstream.backends) {
-    if (backend.state.cooldownUntil > now) observer.attempt(upstream, backend, 'skipped_cooling', 0, 0);
-  }
-}
-
-/** The gateway's own answer when no backend can take the request: 429 (all cooling) or 503 (broken/unhealthy). */
-export function answerPoolBlocked(sink: ResponseSink, route: CompiledRoute, upstream: CompiledUpstream, block: PoolBlock<CompiledBackend>, now: number, observer: ProxyObserver): void {
-  if (block.kind === 'full') {
-    sendConcurrencyLimited(sink, upstream, 'queue-full');
-    return;
-  }
-  const waitMs = Math.max(1, Math.ceil(block.readyAt - now));
-  if (block.kind === 'throttled') {
-    observer.poolExhausted(route, waitMs, upstream);
-    sendPoolExhausted(sink, upstream, waitMs);
-    return;
-  }
-  for (const backend of upstream.backends) {
-    if (backend.state.breaker !== undefined && !backend.state.breaker.canPass()) observer.attempt(upstream, backend, 'breaker_open', 0, 0);
-  }
-  sink.problem('all-backends-unavailable', `no backend of upstream "${upstream.name}" is available (breakers open or health checks failing)`, {
-    headers: retryAfterHeaders(waitMs),
-    extensions: { upstream: upstream.name, retryAfterMs: waitMs },
-  });
-}
-
-/** The gateway's own 429: no backend of the pool is ready; come back when the soonest one is. */
-export function sendPoolExhausted(sink: ResponseSink, upstream: CompiledUpstream, waitMs: number): void {
-  sink.problem('all-backends-throttled', `every backend of upstream "${upstream.name}" is cooling down`, {
-    headers: retryAfterHeaders(waitMs),
-    extensions: { upstream: upstream.name, retryAfterMs: waitMs },
-  });
-}
-
-/** 503: every backend is at its concurrency limit and the queue is full or the wait expired. */
-export function sendConcurrencyLimited(sink: ResponseSink, upstream: CompiledUpstream, reason: 'queue-full' | 'wait-expired'): void {
-  const waitMs = 1000;
-  const detail = reason === 'queue-full' ? 'its queue is full' : 'no slot freed within maxWait';
-  sink.problem('concurrency-limit', `every backend of upstream "${upstream.name}" is at its concurrency limit and ${detail}`, {
-    headers: retryAfterHeaders(waitMs),
-    extensions: { upstream: upstream.name, reason, retryAfterMs: waitMs },
-  });
-}
-
-export function sendStaticFallback(sink: ResponseSink, status: number, headers: Readonly<Record<string, string>>, body: string): void {
-  const bytes = Buffer.from(body);
-  sink.start(status, { 'content-type': 'text/plain; charset=utf-8', ...headers, 'content-length': String(bytes.length) });
-  if (bytes.length > 0) sink.write(bytes);
-  sink.end();
-}
-
-function retryAfterHeaders(waitMs: number): Record<string, string> {
-  return { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(waitMs) };
-}
-
-export function classifyError(error: Error & { code?: string; cause?: unknown }): ProblemCode {
-  switch (error.code) {
-    case 'SPILLWAY_BODY_TOO_LARGE':
-      return 'payload-too-large';
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return 'upstream-connect-timeout';
-    case 'UND_ERR_HEADERS_TIMEOUT':
-      return 'upstream-headers-timeout';
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EAI_AGAIN':
-      return 'upstream-unreachable';
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
-      return 'upstream-connection-error';
-    default:
-      return isTlsError(error) ? 'upstream-tls-error' : 'upstream-error';
-  }
-}
-
-/** The undici dispatch handler for one attempt on one backend. */
-export class Attempt implements Dispatcher.DispatchHandler {
-  controller: Controller | undefined;
-  forwarding = false;
-  discarding = false;
-  released = false;
-  /** Breaker ticket from BackendBreaker.begin(); -1 once settled or without a breaker. */
-  breakerTicket = -1;
-  isRetry = false;
-  /** The headers timeout of this attempt was shortened to the request deadline. */
-  deadlineBound = false;
-  /** This attempt's client span (tracing on). */
-  trace: AttemptTrace | undefined;
-  readonly startedAt = performance.now();
-  #resume: (() => void) | undefined;
-
-  constructor(
-    readonly exchange: ProxyExchange,
-    readonly backend: CompiledBackend,
-  ) {}
-
-  elapsed(): number {
-    return performance.now() - this.startedAt;
-  }
-
-  /** Reports this attempt's outcome to the observer (metrics, logs) and its span. */
-  report(outcome: AttemptOutcome, status: number): void {
-    this.exchange.context.observer.attempt(this.exchange.upstream, this.backend, outcome, status, this.elapsed());
-    this.trace?.outcome(outcome, status);
-  }
-
-  onRequestStart(controller: Controller): void {
-    this.controller = controller;
-    if (this.exchange.clientGone) controller.abort(new Error('client closed the connection'));
-  }
-
-  onResponseStart(_controller: Controller, status: number, headers: Record<string, string | string[] | undefined>): void {
-    if (status < 200) return;
-    this.exchange.onResponseStart(this, status, headers);
-  }
-
-  onResponseData(controller: Controller, chunk: Buffer): void {
-    if (!this.forwarding) return;
-    const { sink } = this.exchange;
-    if (!sink.write(chunk)) {
-      controller.pause();
-      this.#resume ??= () => this.controller?.resume();
-      sink.onDrain(this.#resume);
-    }
-  }
-
-  onResponseEnd(): void {
-    this.release();
-    if (this.forwarding) this.exchange.sink.end();
-    this.trace?.end();
-  }
-
-  onResponseError(_controller: Controller, error: Error): void {
-    this.release(false);
-    if (!this.discarding) this.exchange.onAttemptError(this, error);
-    this.settle('neutral');
-    this.trace?.end();
-  }
-
-  /** Keep reading (and dropping) a throttled response so its connection stays reusable. */
-  discard(): void {
-    this.discarding = true;
-  }
-
-  abort(reason: Error = new Error('client closed the connection')): void {
-    const controller = this.controller;
-    if (controller && !controller.aborted) controller.abort(reason);
-  }
-
-  /** Tells the backend's breaker how this attempt went (once). */
-  settle(verdict: BreakerVerdict): void {
-    if (this.breakerTicket < 0) return;
-    const ticket = this.breakerTicket;
-    this.breakerTicket = -1;
-    this.backend.state.breaker?.end(ticket, verdict);
-  }
-
-  /** Frees the backend slot; `settleBreaker` false when the caller settles the breaker itself. */
-  release(settleBreaker = true): void {
-    if (this.released) return;
-    this.released = true;
-    if (settleBreaker) this.settle('neutral');
-    const { state } = this.backend;
-    if (this.isRetry) state.retriesInFlight--;
-    state.releaseSlot();
-  }
-}
-
-export type { AttemptOutcome };
-
-/** Passes everything on to the real sink and reports once the answer has started (deadline over). */
-class DeadlineSink implements ResponseSink {
-  constructor(
-    readonly inner: ResponseSink,
-    private readonly onAnswer: () => void,
-  ) {}
-
-  get started(): boolean {
-    return this.inner.started;
-  }
-
-  onGone(listener: () => void): void {
-    this.inner.onGone(listener);
-  }
-
-  start(status: number, headers: IncomingHttpHeaders): void {
-    this.onAnswer();
-    this.inner.start(status, headers);
-  }
-
-  write(chunk: Buffer): boolean {
-    return this.inner.write(chunk);
-  }
-
-  onDrain(listener: () => void): void {
-    this.inner.onDrain(listener);
-  }
-
-  end(): void {
-    this.onAnswer();
-    this.inner.end();
-  }
-
-  problem(code: ProblemCode, detail: string, options?: ProblemOptions): void {
-    this.onAnswer();
-    this.inner.problem(code, detail, options);
-  }
-
-  abort(error: Error): void {
-    this.onAnswer();
-    this.inner.abort(error);
   }
 }

@@ -11,10 +11,10 @@ import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapsh
 import { buildResponseHeaders } from './forward-headers.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
 import type { BreakerVerdict } from '../resilience/breaker.js';
-import { failureKind } from '../resilience/retry.js';
-import { answerPoolBlocked, classifyError, type ExchangeContext } from './exchange.js';
 import { applyHeaderEdit } from '../routing/header-edit.js';
-import { isReady, pickBackend, poolBlock } from '../balance/select.js';
+import { isReady, poolBlock } from '../balance/select.js';
+import { BackendWalk, type ExchangeContext } from './backend-walk.js';
+import { answerPoolBlocked } from './pool-answers.js';
 import type { ResponseSink } from './sink.js';
 import { Tunnel, type TunnelRegistry } from './websocket-tunnel.js';
 
@@ -31,9 +31,7 @@ export interface UpgradeRequest {
   head: Buffer;
 }
 
-export class WebSocketExchange {
-  tried = 0;
-  attempts = 0;
+export class WebSocketExchange extends BackendWalk {
   retries = 0;
   done = false;
   current: ClientRequest | undefined;
@@ -41,11 +39,13 @@ export class WebSocketExchange {
   constructor(
     readonly sink: ResponseSink,
     readonly route: CompiledRoute,
-    readonly upstream: CompiledUpstream,
+    upstream: CompiledUpstream,
     readonly request: UpgradeRequest,
-    readonly context: ExchangeContext,
+    context: ExchangeContext,
     readonly tunnels: TunnelRegistry,
-  ) {}
+  ) {
+    super(upstream, context);
+  }
 
   start(): void {
     this.sink.onGone(() => {
@@ -56,12 +56,8 @@ export class WebSocketExchange {
     this.next(Date.now());
   }
 
-  pickNext(now: number): CompiledBackend | undefined {
-    return pickBackend({ backends: this.upstream.backends, balance: this.upstream.balance, now, tried: this.tried, random: this.context.random, cursor: this.upstream.cursor });
-  }
-
   next(now: number): void {
-    const backend = this.attempts < this.upstream.maxAttempts ? this.pickNext(now) : undefined;
+    const backend = this.pick(now);
     if (backend) {
       this.dispatchTo(backend);
       return;
@@ -73,11 +69,10 @@ export class WebSocketExchange {
   }
 
   dispatchTo(backend: CompiledBackend): void {
-    this.attempts++;
-    this.tried |= 1 << backend.index;
+    this.begin(backend);
     const { upstream, request } = this;
     const url = new URL(backend.url);
-    const hostValue = upstream.hostHeader === 'backend' ? backend.authority : upstream.hostHeader === 'preserve' ? request.clientHost : upstream.hostHeader;
+    const hostValue = this.hostFor(backend, request.clientHost);
     let headers: Record<string, string | string[]> = { ...request.headers };
     if (hostValue !== undefined) headers.host = hostValue;
     if (backend.headerEdit) headers = applyHeaderEdit(headers, backend.headerEdit);
@@ -98,8 +93,6 @@ export class WebSocketExchange {
     const req = (tls ? httpsRequest : httpRequest)(options);
     this.current = req;
     const { state } = backend;
-    state.inFlight++;
-    state.requests++;
     let ticket = state.breaker !== undefined ? state.breaker.begin() : -1;
     // The handshake's verdict for the backend's breaker (once): 101 success, throttle neutral,
     // a connection failure or a breaker status failure.
@@ -157,12 +150,10 @@ export class WebSocketExchange {
       const decision = throttleCooldown(status, res.headers, upstream.throttle, now);
       settle(decision ? 'neutral' : state.breaker?.policy.statuses.has(status) ? 'failure' : 'success');
       if (decision) {
-        backend.state.throttled++;
-        const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
-        this.context.observer.cooldown(upstream, backend, decision, extended);
+        this.coolDown(backend, decision, now);
         this.context.observer.attempt(upstream, backend, 'throttled', status, elapsed());
         const more = this.attempts < upstream.maxAttempts && upstream.backends.some((b) => (this.tried & (1 << b.index)) === 0 && isReady(b, now));
-        if (!this.done && (more || !upstream.backends.some((b) => isReady(b, now)))) {
+        if (!this.done && (more || !this.anyReady(now))) {
           res.resume();
           release();
           this.next(now);
@@ -200,15 +191,14 @@ export class WebSocketExchange {
       if (!this.done) settle('failure');
       release();
       if (this.done) return;
-      const code = classifyError(error);
-      backend.state.errors++;
-      if (code === 'upstream-tls-error') this.context.observer.tlsError(upstream, backend, error.code ?? 'TLS', error.message);
-      this.context.observer.attempt(upstream, backend, code.endsWith('timeout') ? 'timeout' : 'error', 0, elapsed());
+      const failure = this.failed(backend, error);
+      const code = failure.problem;
+      this.context.observer.attempt(upstream, backend, failure.timedOut ? 'timeout' : 'error', 0, elapsed());
       // A handshake the backend never saw (refused, unreachable, connect timeout) goes on to
       // another backend, as for requests: always without a retry block, within maxRetries with one.
       const retry = upstream.resilience.retry;
-      if (failureKind(error.code) === 'connect' && (retry === undefined || (retry.connectError && this.retries < retry.maxRetries))) {
-        const next = this.attempts < upstream.maxAttempts ? this.pickNext(Date.now()) : undefined;
+      if (failure.kind === 'connect' && (retry === undefined || (retry.connectError && this.retries < retry.maxRetries))) {
+        const next = this.pick(Date.now());
         if (next) {
           if (retry !== undefined) this.retries++;
           this.context.observer.retry(upstream, backend, code);

@@ -19,7 +19,8 @@ import { HeaderRewriteSink } from '../exchange/delegating-sink.js';
 import { pickSplit } from '../routing/split.js';
 import { enforceRateLimit } from './limit-stage.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
-import { answerPoolBlocked, ProxyExchange, reportSkippedCooling, sendStaticFallback, type ExchangeContext } from '../exchange/exchange.js';
+import { ProxyExchange, type ExchangeContext } from '../exchange/exchange.js';
+import { answerPoolBlocked, reportSkippedCooling, takeFallback } from '../exchange/pool-answers.js';
 import { removeHeaders } from '../routing/header-edit.js';
 import type { RequestScope } from '../exchange/request-scope.js';
 import { isReady, poolBlock } from '../balance/select.js';
@@ -72,10 +73,14 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       const block = poolBlock(upstream.backends, now);
       if (block.kind !== 'full') {
         reportSkippedCooling(upstream, now, context.observer);
-        const fallback = isFallback ? undefined : route.fallback;
-        if (fallback?.kind === 'upstream') forwardToUpstream(req, res, snapshot, route, fallback.upstream, forwardPath, scope, true);
-        else if (fallback?.kind === 'static') sendStaticFallback(new ServerResponseSink(res), fallback.status, fallback.headers, fallback.body);
-        else answerPoolBlocked(new ServerResponseSink(res), route, upstream, block, now, context.observer);
+        const sink = new ServerResponseSink(res);
+        const fellBack =
+          !isFallback &&
+          takeFallback(route, sink, (fallbackUpstream) => {
+            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true);
+            return true;
+          });
+        if (!fellBack) answerPoolBlocked(sink, route, upstream, block, now, context.observer);
         return;
       }
     }

@@ -2,45 +2,13 @@
 // retry budget that stops retry storms (retries in flight ≤ budget × requests in flight, with a
 // small floor so a quiet upstream can still retry).
 
+import type { FailureKind } from '../core/failure.js';
 import type { RetryPolicy } from './policy.js';
-
-/** How an attempt failed, as far as retrying is concerned. */
-export type FailureKind =
-  /** refused / unreachable / connect timeout: the backend never saw the request — always safe */
-  | 'connect'
-  /** the connection broke after the request may have been sent */
-  | 'reset'
-  /** no status line within the headers timeout */
-  | 'timeout'
-  /** a response status listed in retry.on */
-  | 'status'
-  | 'other';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 export function isIdempotent(method: string, headers: Record<string, string | string[]>): boolean {
   return IDEMPOTENT.has(method) || headers['idempotency-key'] !== undefined;
-}
-
-export function failureKind(code: string | undefined): FailureKind {
-  switch (code) {
-    case 'ECONNREFUSED':
-    case 'ENOTFOUND':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-    case 'EAI_AGAIN':
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return 'connect';
-    case 'ECONNRESET':
-    case 'EPIPE':
-    case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
-      return 'reset';
-    case 'UND_ERR_HEADERS_TIMEOUT':
-      return 'timeout';
-    default:
-      return 'other';
-  }
 }
 
 /** May this failure be retried under `policy` (before budget, deadline and backend checks)? */

@@ -37,11 +37,3 @@ export function tlsKey(tls: BackendTls | undefined): string {
   const ca = tls.ca ? createHash('sha256').update(tls.ca).digest('hex').slice(0, 16) : '-';
   return `${ca}|${tls.rejectUnauthorized ? 'verify' : 'insecure'}`;
 }
-
-const TLS_ERROR = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME|ALTNAME|EPROTO/;
-
-/** True for certificate and handshake failures (unknown CA, expired, wrong name, protocol). */
-export function isTlsError(error: { code?: string; message?: string }): boolean {
-  if (error.code && TLS_ERROR.test(error.code)) return true;
-  return false;
-}

@@ -1,7 +1,8 @@
 // Helpers for the rate-limit tests: a counting backend, request bursts, observer capture, JWTs.
 
 import { SignJWT } from 'jose';
-import { withDefaults, type LimiterResult, type ProxyObserver } from '../../src/core/events.js';
+import type { LimiterResult } from '../../src/core/events.js';
+import { withDefaults, type ProxyObserver } from '../../src/snapshot/observer.js';
 
 export interface Hit {
   status: number;

@@ -2,7 +2,7 @@
 // that records decision events, and a small closed-loop load generator.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { withDefaults, type ProxyObserver } from '../../src/core/events.js';
+import { withDefaults, type ProxyObserver } from '../../src/snapshot/observer.js';
 import { startBackend, type TestBackend } from './backend.js';
 
 export type Behaviour = (req: IncomingMessage, res: ServerResponse, body: string) => void | Promise<void>;

@@ -1,0 +1,65 @@
+// One classification of a failed attempt, used by retries (may it be sent again?), breakers and
+// metrics (error or timeout?) and the problem answer (which problem type?).
+
+import type { ProblemCode } from './problems.js';
+
+/** How an attempt failed, as far as retrying is concerned. */
+export type FailureKind =
+  /** refused / unreachable / connect timeout: the backend never saw the request — always safe */
+  | 'connect'
+  /** the connection broke after the request may have been sent */
+  | 'reset'
+  /** no status line within the headers timeout */
+  | 'timeout'
+  /** a response status listed in retry.on */
+  | 'status'
+  | 'other';
+
+export interface Failure {
+  readonly kind: FailureKind;
+  /** The problem type the client gets when the failure is answered. */
+  readonly problem: ProblemCode;
+  /** Reported as a timeout (metrics, traces) rather than an error. */
+  readonly timedOut: boolean;
+}
+
+const TLS_ERROR = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME|ALTNAME|EPROTO/;
+
+/** True for certificate and handshake failures (unknown CA, expired, wrong name, protocol). */
+export function isTlsError(error: { code?: string | undefined }): boolean {
+  return error.code !== undefined && TLS_ERROR.test(error.code);
+}
+
+const failure = (kind: FailureKind, problem: ProblemCode, timedOut = false): Failure => ({ kind, problem, timedOut });
+const BODY_TOO_LARGE = failure('other', 'payload-too-large');
+const CONNECT_TIMEOUT = failure('connect', 'upstream-connect-timeout', true);
+const HEADERS_TIMEOUT = failure('timeout', 'upstream-headers-timeout', true);
+const UNREACHABLE = failure('connect', 'upstream-unreachable');
+const CONNECTION_ERROR = failure('reset', 'upstream-connection-error');
+const TLS = failure('other', 'upstream-tls-error');
+const OTHER = failure('other', 'upstream-error');
+
+/** Classifies an attempt's error by its code (Node's socket errors and undici's own). */
+export function classifyFailure(error: { code?: string | undefined }): Failure {
+  switch (error.code) {
+    case 'SPILLWAY_BODY_TOO_LARGE':
+      return BODY_TOO_LARGE;
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return CONNECT_TIMEOUT;
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return HEADERS_TIMEOUT;
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EAI_AGAIN':
+      return UNREACHABLE;
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return CONNECTION_ERROR;
+    default:
+      return isTlsError(error) ? TLS : OTHER;
+  }
+}

@@ -1,0 +1,68 @@
+// One request's walk over one upstream pool: which backends it has tried, the next pick (never
+// the same backend twice, at most maxAttempts), and what every attempt notes on its backend.
+// Shared by the HTTP exchange and the WebSocket handshake, so both pick, cool down and count
+// failures the same way.
+
+import { classifyFailure, type Failure } from '../core/failure.js';
+import type { CooldownDecision } from '../core/events.js';
+import { isReady, pickBackend } from '../balance/select.js';
+import type { ProxyObserver } from '../snapshot/observer.js';
+import type { CompiledBackend, CompiledUpstream } from '../snapshot/snapshot.js';
+
+export interface ExchangeContext {
+  observer: ProxyObserver;
+  random: () => number;
+}
+
+export class BackendWalk {
+  /** Bit i set: backend i was tried. */
+  tried = 0;
+  attempts = 0;
+
+  constructor(
+    readonly upstream: CompiledUpstream,
+    readonly context: ExchangeContext,
+  ) {}
+
+  /** The next backend to try now, or undefined (none ready and untried, or maxAttempts spent). */
+  pick(now: number): CompiledBackend | undefined {
+    if (this.attempts >= this.upstream.maxAttempts) return undefined;
+    const { upstream } = this;
+    return pickBackend({ backends: upstream.backends, balance: upstream.balance, now, tried: this.tried, random: this.context.random, cursor: upstream.cursor });
+  }
+
+  /** True when some backend of the pool is ready now (tried or not). */
+  anyReady(now: number): boolean {
+    return this.upstream.backends.some((backend) => isReady(backend, now));
+  }
+
+  /** Books an attempt on `backend`: tried, in flight, counted. */
+  begin(backend: CompiledBackend): void {
+    this.attempts++;
+    this.tried |= 1 << backend.index;
+    backend.state.inFlight++;
+    backend.state.requests++;
+  }
+
+  /** The Host value for `backend` under the upstream's hostHeader setting. */
+  hostFor(backend: CompiledBackend, clientHost: string | undefined): string | undefined {
+    const host = this.upstream.hostHeader;
+    return host === 'backend' ? backend.authority : host === 'preserve' ? clientHost : host;
+  }
+
+  /** The backend said "busy": it cools down (only ever later). Returns whether the end moved. */
+  coolDown(backend: CompiledBackend, decision: CooldownDecision, now: number): boolean {
+    backend.state.throttled++;
+    const extended = backend.state.coolDownUntil(decision.until, decision.source, decision.value, now);
+    this.context.observer.cooldown(this.upstream, backend, decision, extended);
+    return extended;
+  }
+
+  /** An attempt on `backend` failed with `error`: counted, TLS failures reported. */
+  failed(backend: CompiledBackend, error: Error & { code?: string }): Failure {
+    const failure = classifyFailure(error);
+    backend.state.errors++;
+    if (failure.problem === 'upstream-tls-error') this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
+    return failure;
+  }
+}
