@@ -7,38 +7,22 @@
 // waits in a bounded queue; when none can serve, the route's fallback or a problem answer with
 // Retry-After (pool-answers.ts).
 
-import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
 import type { FailureKind } from '../core/failure.js';
 import { isReady, poolBlock } from '../balance/select.js';
 import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
-import { backoffDelay, budgetAllows, isIdempotent, retryAllowed } from '../resilience/retry.js';
-import { applyHeaderEdit } from '../routing/header-edit.js';
+import { isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import { BackendWalk, type ExchangeContext } from './backend-walk.js';
 import { AnswerWatchSink } from './delegating-sink.js';
 import { buildResponseHeaders } from './forward-headers.js';
+import { dispatchOptions, type ForwardRequest } from './forward-request.js';
 import { answerPoolBlocked, reportSkippedCooling, sendConcurrencyLimited, takeFallback } from './pool-answers.js';
-import type { RequestScope } from './request-scope.js';
+import { planRetry } from './retry-plan.js';
 import type { ResponseSink } from './sink.js';
 
-export type { ExchangeContext };
-
-export interface ForwardRequest {
-  method: string;
-  /** Path and query as the backend should see them, before the backend's own base path. */
-  path: string;
-  headers: Record<string, string | string[]>;
-  /** Whole body (replayable), a one-shot stream, or null. */
-  body: Buffer | AsyncIterable<Buffer> | null;
-  replayable: boolean;
-  /** The Host value the client sent, for hostHeader: preserve. */
-  clientHost: string | undefined;
-  /** Telemetry of the client request (absent when nothing follows it). */
-  scope?: RequestScope | undefined;
-}
+export type { ExchangeContext, ForwardRequest };
 
 export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWaiter {
   /** Failure retries so far (throttle failovers are not retries). */
@@ -121,18 +105,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
         attempt.deadlineBound = true;
       }
     }
-    const options: Dispatcher.DispatchOptions & { servername?: string } = {
-      path: backend.basePath + forward.path,
-      method: forward.method as Dispatcher.HttpMethod,
-      headers: backend.headerEdit ? applyHeaderEdit(forward.headers, backend.headerEdit) : forward.headers,
-      // undici accepts async iterables as bodies; its types only list Readable.
-      body: forward.body as Buffer | Readable | null,
-      headersTimeout,
-      bodyTimeout: upstream.timeouts.idle,
-    };
-    // SNI comes from the backend, never from a preserved or literal Host header.
-    if (backend.tls?.servername) options.servername = backend.tls.servername;
-    backend.dispatcher.dispatch(options, attempt);
+    backend.dispatcher.dispatch(dispatchOptions(backend, forward, headersTimeout, upstream.timeouts.idle), attempt);
   }
 
   /** Status line and headers are in: throttle → next backend at once; retryable failure → retry; otherwise stream to the client. */
@@ -197,7 +170,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     }
     if (code !== 'payload-too-large' && this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
     if (attempt.deadlineBound && failure.kind === 'timeout') {
-      this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
+      this.#answerDeadline();
       return;
     }
     this.sink.problem(code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
@@ -208,45 +181,27 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   }
 
   /**
-   * Sends the request again after a failure when that is safe and allowed: a different backend at
-   * once, or — in a single-backend pool — the same one after a jittered backoff. Returns false
-   * when the failure must be answered instead.
+   * Sends the request again after a failure when that is safe and allowed (retry-plan.ts).
+   * Returns false when the failure must be answered instead.
    */
   retryAfterFailure(attempt: Attempt, kind: FailureKind, status: number, reason: string): boolean {
     if (!this.forward.replayable || this.clientGone || this.sink.started) return false;
-    const policy = this.upstream.resilience.retry;
-    const now = Date.now();
-    if (policy === undefined) {
-      // Without a retry block only the always-safe case: the backend never got the request.
-      if (kind !== 'connect') return false;
-      const next = this.pick(now);
-      if (!next) return false;
-      this.context.observer.retry(this.upstream, attempt.backend, reason);
-      attempt.trace?.retried(reason);
-      this.dispatchTo(next, false);
-      return true;
-    }
-    if (this.retries >= policy.maxRetries || !retryAllowed(policy, kind, status, this.idempotent) || now >= this.deadlineAt) return false;
-    let next = this.pick(now);
-    let delay = 0;
-    if (!next) {
-      if (this.upstream.backends.length !== 1 || !isReady(attempt.backend, now)) return false;
-      next = attempt.backend;
-      delay = backoffDelay(policy, this.retries, this.context.random);
-      if (now + delay >= this.deadlineAt) return false;
-    }
-    // A refused connection cost the backend nothing: only retries it may have seen use the budget.
-    if (kind !== 'connect' && !budgetAllows(policy, this.upstream.backends)) return false;
-    this.retries++;
+    const plan = planRetry(this, attempt.backend, kind, status, Date.now());
+    if (plan === undefined) return false;
     this.context.observer.retry(this.upstream, attempt.backend, reason);
     attempt.trace?.retried(reason);
+    if (!plan.counted) {
+      this.dispatchTo(plan.backend, false);
+      return true;
+    }
+    this.retries++;
     attempt.discard();
-    if (delay === 0) {
-      this.dispatchTo(next, true);
+    if (plan.delay === 0) {
+      this.dispatchTo(plan.backend, true);
       return true;
     }
     // The waiting retry counts against the budget too.
-    const target = next;
+    const { backend: target, delay } = plan;
     target.state.retriesInFlight++;
     this.#retryTimer = {
       backend: target,
@@ -256,7 +211,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
         if (this.clientGone) return;
         const at = Date.now();
         if (at >= this.deadlineAt) {
-          this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
+          this.#answerDeadline();
         } else if (isReady(target, at)) {
           this.dispatchTo(target, true);
         } else {
@@ -339,6 +294,10 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       this.context.observer.attempt(this.upstream, attempt.backend, 'timeout', 0, attempt.elapsed());
       attempt.abort(new Error('request deadline passed'));
     }
+    this.#answerDeadline();
+  }
+
+  #answerDeadline(): void {
     this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
   }
 

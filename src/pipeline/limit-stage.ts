@@ -1,46 +1,101 @@
-// Stage 3 of the proxy handler: apply a route's rate limits to one request. Allowed requests get
-// the rate-limit fields set on the response (they survive into the backend's answer) and go on,
-// after their queue wait if any; the rest get a problem+json answer (refusal.ts).
+// Stage 3: a route's client rate limits, for HTTP requests and WebSocket handshakes alike (a
+// handshake counts as one request). Allowed requests carry the rate-limit fields into their
+// answer and go on, after their queue wait if any; the rest get a problem+json answer.
+// A client that leaves while the limiter decides, or while it waits, gives its tokens back.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { addResponseField } from '../exchange/gateway-response.js';
-import { sendProblem } from '../core/problems.js';
-import type { ProxyObserver } from '../snapshot/observer.js';
-import { refusalFor } from './limit-refusal.js';
+import { sendProblem, type ProblemCode } from '../core/problems.js';
 import type { LimitVerdict, RouteRateLimit } from '../ratelimit/route-limit.js';
+import { addResponseField } from '../exchange/gateway-response.js';
+import type { ProblemOptions, ResponseSink } from '../exchange/sink.js';
+import type { ProxyObserver } from '../snapshot/observer.js';
 
-export function enforceRateLimit(limit: RouteRateLimit, req: IncomingMessage, res: ServerResponse, routeName: string, observer: ProxyObserver, next: () => void): void {
+/** How the stage answers one kind of client; one static port per kind, nothing per request. */
+export interface ClientPort<Client> {
+  problem(client: Client, code: ProblemCode, detail: string, options?: ProblemOptions): void;
+  isGone(client: Client): boolean;
+  onGone(client: Client, listener: () => void): void;
+  /** The rate-limit fields of an allowed request, for its eventual answer. */
+  addFields(client: Client, fields: Readonly<Record<string, string>>): void;
+}
+
+/** A plain HTTP request: answers and fields go on its ServerResponse. */
+export const responsePort: ClientPort<ServerResponse> = {
+  problem: (res, code, detail, options) => sendProblem(res, code, detail, options),
+  isGone: (res) => res.destroyed,
+  onGone: (res, listener) => res.once('close', listener),
+  addFields(res, fields) {
+    for (const name in fields) addResponseField(res, name, fields[name]!);
+  },
+};
+
+/** A WebSocket handshake: no ServerResponse, refusals go through the socket's sink. */
+export const upgradePort: ClientPort<ResponseSink> = {
+  problem: (sink, code, detail, options) => sink.problem(code, detail, options),
+  isGone: () => false,
+  onGone: (sink, listener) => sink.onGone(listener),
+  addFields() {},
+};
+
+export function enforceRateLimit<Client>(limit: RouteRateLimit, req: IncomingMessage, client: Client, port: ClientPort<Client>, routeName: string, observer: ProxyObserver, next: () => void): void {
   limit.check(req, routeName, observer).then(
-    (verdict) => applyVerdict(verdict, res, next),
-    (error: unknown) => sendProblem(res, 'internal', `rate limit check failed: ${(error as Error).message}`),
+    (verdict) => applyVerdict(verdict, client, port, next),
+    (error: unknown) => port.problem(client, 'internal', `rate limit check failed: ${(error as Error).message}`),
   );
 }
 
-function applyVerdict(verdict: LimitVerdict, res: ServerResponse, next: () => void): void {
+function applyVerdict<Client>(verdict: LimitVerdict, client: Client, port: ClientPort<Client>, next: () => void): void {
   if (verdict.kind !== 'allow') {
     const { code, detail, options } = refusalFor(verdict);
-    sendProblem(res, code, detail, options);
+    port.problem(client, code, detail, options);
     return;
   }
   // The client may have left while Redis answered: do not call a backend for nobody.
-  if (res.destroyed) {
+  if (port.isGone(client)) {
     verdict.refund();
     return;
   }
-  for (const name in verdict.headers) addResponseField(res, name, verdict.headers[name]!);
+  port.addFields(client, verdict.headers);
   if (verdict.waitMs <= 0) {
     next();
     return;
   }
   // Queue mode: hold the request; a client that leaves meanwhile gives its tokens back.
   let gone = false;
-  const onClose = () => {
+  port.onGone(client, () => {
     gone = true;
-  };
-  res.once('close', onClose);
+  });
   setTimeout(() => {
-    res.off('close', onClose);
-    if (gone || res.destroyed) verdict.refund();
+    if (gone || port.isGone(client)) verdict.refund();
     else next();
   }, verdict.waitMs);
+}
+
+/** How a refused request is answered: problem type, detail, Retry-After and the rate-limit fields. */
+interface Refusal {
+  code: ProblemCode;
+  detail: string;
+  options: ProblemOptions;
+}
+
+function refusalFor(verdict: Exclude<LimitVerdict, { kind: 'allow' }>): Refusal {
+  switch (verdict.kind) {
+    case 'limited': {
+      const retryAfterMs = Math.max(1, verdict.retryAfterMs);
+      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+      return {
+        code: 'client-rate-limited',
+        detail: `rate limit "${verdict.policy}" exceeded; retry in ${seconds}s`,
+        options: { headers: { ...verdict.headers, 'retry-after': String(seconds), 'retry-after-ms': String(retryAfterMs) }, extensions: { policy: verdict.policy, retryAfterMs } },
+      };
+    }
+    case 'missing-key':
+      return { code: 'client-key-missing', detail: `rate limit "${verdict.policy}" needs a client key this request does not carry`, options: { extensions: { policy: verdict.policy } } };
+    case 'unavailable':
+      return {
+        code: 'rate-limiter-unavailable',
+        detail: `rate limit "${verdict.policy}" cannot be checked: its store is unavailable`,
+        options: { headers: { 'retry-after': String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) }, extensions: { policy: verdict.policy } },
+      };
+  }
 }

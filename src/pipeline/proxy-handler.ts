@@ -12,12 +12,12 @@ import { runAggregate } from './aggregate/run.js';
 import { startMirror } from './mirror.js';
 import { isRejection, normalisePath } from '../routing/normalise.js';
 import { RequestView } from '../routing/request-view.js';
-import { sendStatic } from '../routing/respond.js';
+import { sendStatic } from './respond.js';
 import { applyHeaderOps } from '../routing/rewrite.js';
 import { matchRoute, type RouteMatch } from '../routing/route-table.js';
 import { HeaderRewriteSink } from '../exchange/delegating-sink.js';
 import { pickSplit } from '../routing/split.js';
-import { enforceRateLimit } from './limit-stage.js';
+import { enforceRateLimit, responsePort } from './limit-stage.js';
 import type { CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
 import { ProxyExchange, type ExchangeContext } from '../exchange/exchange.js';
 import { answerPoolBlocked, reportSkippedCooling, takeFallback } from '../exchange/pool-answers.js';
@@ -149,7 +149,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
 
     // 3. limits
     if (route.rateLimit) {
-      enforceRateLimit(route.rateLimit, req, res, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query, scope));
+      enforceRateLimit(route.rateLimit, req, res, responsePort, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query, scope));
       return;
     }
     act(req, res, snapshot, matched, request, target.query, scope);

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { enforceUpgradeRateLimit } from './upgrade-limit-stage.js';
+import { enforceRateLimit, upgradePort } from './limit-stage.js';
 import { isRejection, normalisePath } from '../routing/normalise.js';
 import { RequestView } from '../routing/request-view.js';
 import { applyHeaderOps } from '../routing/rewrite.js';
@@ -77,7 +77,7 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       new WebSocketExchange(sink, route, upstream, { path: forwardPath, headers, upgrade, clientHost: req.headers.host, clientSocket: socket, head }, context, tunnels).start();
     };
     // 3. limits: a handshake counts as one request of the route's rate limits
-    if (route.rateLimit) enforceUpgradeRateLimit(route.rateLimit, req, sink, route.name, context.observer, forward);
+    if (route.rateLimit) enforceRateLimit(route.rateLimit, req, sink, upgradePort, route.name, context.observer, forward);
     else forward();
   };
 }

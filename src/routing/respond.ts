@@ -1,7 +1,6 @@
 // The `respond` action: a static answer from the gateway (410 for a retired endpoint, a
-// redirect to where it moved). No upstream is called.
+// redirect to where it moved), compiled once; pipeline/respond.ts writes it. No upstream is called.
 
-import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { respondSchema } from '../config/schema/route-actions.js';
 import type { RouteParams } from './path-pattern.js';
@@ -35,11 +34,4 @@ export function compileRespond(respond: z.output<typeof respondSchema>): Compile
     };
   }
   return { status: respond.status ?? (location ? 302 : 200), headers, body, location };
-}
-
-export function sendStatic(res: ServerResponse, respond: CompiledRespond, method: string, params: RouteParams, query: string): void {
-  const headers: Record<string, string | number> = { ...respond.headers, 'content-length': respond.body?.length ?? 0 };
-  if (respond.location) headers.location = respond.location(params, query);
-  res.writeHead(respond.status, headers);
-  res.end(method === 'HEAD' ? undefined : respond.body);
 }

@@ -15,7 +15,7 @@ export interface RuntimeRegistries {
   states: BackendStateRegistry;
   dispatchers: DispatcherRegistry;
   routes: RouteStatsRegistry;
-  /** Receives breaker and health events of backends (issue 4). */
+  /** Receives breaker and health events of backends. */
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
 }

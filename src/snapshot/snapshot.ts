@@ -46,7 +46,7 @@ export interface CompiledUpstream {
   /** "backend" | "preserve" | a literal Host value. */
   readonly hostHeader: string;
   readonly cursor: RoundRobinCursor;
-  /** Breaker, health checks, retries, concurrency (issue 4); each undefined when not configured. */
+  /** Breaker, health checks, retries, concurrency; each undefined when not configured. */
   readonly resilience: UpstreamResilience;
 }
 
@@ -86,7 +86,7 @@ export interface CompiledRoute {
   readonly stats: RouteStats;
   /** Lower-case client header names dropped before forwarding (client credentials); undefined when none. */
   readonly removeHeaders: readonly string[] | undefined;
-  /** What to answer when no backend of the upstream can take the request (issue 4). */
+  /** What to answer when no backend of the upstream can take the request. */
   readonly fallback: RouteFallback | undefined;
   /** Client rate limits (absent: none, and no per-request cost). */
   readonly rateLimit?: RouteRateLimit | undefined;

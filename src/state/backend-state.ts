@@ -21,7 +21,7 @@ export class BackendState {
   requests = 0;
   throttled = 0;
   errors = 0;
-  // Resilience (issue 4); undefined / Infinity while the upstream does not configure them.
+  // Resilience; undefined / Infinity while the upstream does not configure them.
   breaker: BackendBreaker | undefined;
   health: HealthMonitor | undefined;
   queue: BackendQueue | undefined;

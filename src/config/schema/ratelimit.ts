@@ -1,4 +1,4 @@
-// Client rate limits (issue 3): the root `redis` store and the named `rateLimits` policies that
+// Client rate limits: the root `redis` store and the named `rateLimits` policies that
 // routes refer to with `rateLimit: <name>` or a list of names.
 
 import { readFileSync } from 'node:fs';

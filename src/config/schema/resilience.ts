@@ -1,4 +1,4 @@
-// Resilience settings (issue 4): per-upstream breaker, health checks, retries and concurrency
+// Resilience settings: per-upstream breaker, health checks, retries and concurrency
 // limits; per-route fallback; process-wide shutdown drain. Each upstream block is optional and
 // does nothing (and costs nothing per request) until it is present.
 
