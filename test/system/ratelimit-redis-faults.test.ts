@@ -4,11 +4,11 @@
 
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { burst, hit, limiterEvents, percentile, sleep, statusCounts, type LimiterEvents } from './helpers/ratelimit.js';
-import { startRedis, type TestRedis } from './helpers/redis.js';
-import { waitUntil } from './helpers/wait.js';
+import { closeAll, startBackend, type TestBackend } from '../helpers/backend.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { burst, hit, limiterEvents, percentile, sleep, statusCounts, type LimiterEvents } from '../helpers/ratelimit.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let redis: TestRedis;
 let backend: TestBackend;
