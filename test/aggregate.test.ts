@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { withDefaults } from '../src/snapshot/observer.js';
-import { startJsonBackend, eventually, type CountingBackend } from './helpers/aggregate.js';
+import { startJsonBackend, type CountingBackend } from './helpers/aggregate.js';
 import { startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway } from './helpers/gateway.js';
 import { perTest } from './helpers/per-test.js';
+import { waitUntil } from './helpers/wait.js';
 
 const live = perTest();
 
@@ -83,8 +84,8 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
     expect(headers['x-forwarded-for']).toBe('127.0.0.1');
   });
 
-  it('runs the parts in parallel: three 300 ms parts answer in about 300 ms, not 900', async () => {
-    const s = await services({ a: () => ({ delayMs: 300 }), b: () => ({ delayMs: 300 }), c: () => ({ delayMs: 300 }) });
+  it('runs the parts in parallel: three 600 ms parts answer in about 600 ms, not 1800', async () => {
+    const s = await services({ a: () => ({ delayMs: 600 }), b: () => ({ delayMs: 600 }), c: () => ({ delayMs: 600 }) });
     live.gateway = await startGateway(dashRoute(s, `
       parts:
         a: { upstream: a, path: /a }
@@ -94,20 +95,24 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(Object.keys((await res.json()) as object)).toEqual(['a', 'b', 'c']);
-    expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(750);
+    // every part reached its backend before the first one could answer (600 ms after it arrived)
+    const arrivals = [s.a!, s.b!, s.c!].map((backend) => backend.received[0]!.at);
+    expect(Math.max(...arrivals)).toBeLessThan(Math.min(...arrivals) + 600);
+    expect(elapsed).toBeGreaterThanOrEqual(590);
+    // one after another would take at least 1800 ms
+    expect(elapsed).toBeLessThan(1_800);
   });
 
   it('optional parts that are slow, failing, not JSON or too large: 200 with the others, those null, a spillway-partial header and a problem per part', async () => {
     const s = await services({
       users: () => ({ body: { id: 7 } }),
-      slow: () => ({ delayMs: 3_000 }),
+      slow: () => ({ delayMs: 20_000 }),
       broken: () => ({ status: 500, body: { error: 'boom' } }),
       html: () => ({ body: '<html>oops</html>', headers: { 'content-type': 'text/html' } }),
       huge: () => ({ body: { blob: 'x'.repeat(10_000) } }),
     });
     live.gateway = await startGateway(dashRoute(s, `
-      timeout: 2s
+      timeout: 8s
       maxPartBody: 4kb
       parts:
         profile: { upstream: users, path: /u, required: true }
@@ -118,7 +123,8 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 `));
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
-    expect(elapsed).toBeLessThan(1_000);
+    // the part's own 150 ms timeout ended it: neither the slow answer (20 s) nor the route's deadline (8 s)
+    expect(elapsed).toBeLessThan(5_000);
     expect(res.headers.get('spillway-partial')).toBe('recs, orders, news, feed');
     const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
     expect(body).toMatchObject({ profile: { id: 7 }, recs: null, orders: null, news: null, feed: null });
@@ -128,24 +134,25 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
     expect(body._errors.feed).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-too-large', part: 'feed' });
     expect(Object.keys(body._errors)).toEqual(['recs', 'orders', 'news', 'feed']);
     // the slow part's late answer is not waited for: its connection is closed, not left hanging
-    expect(await eventually(() => s.slow!.activeRequests() === 0)).toBe(true);
+    await waitUntil(() => s.slow!.activeRequests() === 0, { message: 'the slow backend to see its request aborted' });
   });
 
   it('a required part that fails → 502 problem+json naming the part and its cause; the others are aborted', async () => {
-    const s = await services({ users: () => ({ status: 503, body: { error: 'down' } }), slow: () => ({ delayMs: 3_000 }) });
+    const s = await services({ users: () => ({ status: 503, body: { error: 'down' } }), slow: () => ({ delayMs: 20_000 }) });
     live.gateway = await startGateway(dashRoute(s, `
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: slow, path: /r }
 `));
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
-    expect(elapsed).toBeLessThan(1_000);
+    // answered when the required part failed, not when the slow part would have answered (20 s)
+    expect(elapsed).toBeLessThan(5_000);
     expect(res.status).toBe(502);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
     const problem = (await res.json()) as Problem;
     expect(problem).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-failed', status: 502, part: 'profile', upstream: 'users' });
     expect(problem.cause).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-status', upstreamStatus: 503 });
-    expect(await eventually(() => s.slow!.activeRequests() === 0)).toBe(true);
+    await waitUntil(() => s.slow!.activeRequests() === 0, { message: 'the slow backend to see its request aborted' });
   });
 
   it('a required part that cannot be reached → 502, never 500', async () => {
@@ -168,7 +175,7 @@ routes:
   });
 
   it('the overall deadline passes before a required part answers → 504 at the deadline, and no socket is left open', async () => {
-    const s = await services({ users: () => ({ delayMs: 3_000 }), recs: () => ({ delayMs: 3_000 }), fast: () => ({}) });
+    const s = await services({ users: () => ({ delayMs: 20_000 }), recs: () => ({ delayMs: 20_000 }), fast: () => ({}) });
     live.gateway = await startGateway(dashRoute(s, `
       timeout: 300ms
       parts:
@@ -179,9 +186,10 @@ routes:
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(504);
     expect(elapsed).toBeGreaterThanOrEqual(290);
-    expect(elapsed).toBeLessThan(1_500);
+    // at the 300 ms deadline, not when the parts would answer (20 s)
+    expect(elapsed).toBeLessThan(5_000);
     expect((await res.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:aggregate-timeout', status: 504, parts: ['profile'] });
-    expect(await eventually(() => s.users!.activeRequests() === 0 && s.recs!.activeRequests() === 0)).toBe(true);
+    await waitUntil(() => s.users!.activeRequests() === 0 && s.recs!.activeRequests() === 0, { message: 'users and recs to see their requests aborted' });
     const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: Record<string, { backends: Array<{ inFlight: number }> }> };
     for (const upstream of Object.values(view.upstreams)) expect(upstream.backends[0]!.inFlight).toBe(0);
   });
@@ -200,7 +208,7 @@ routes:
     const body = (await res.json()) as { recs: unknown; _errors: Record<string, Problem> };
     expect(body.recs).toBeNull();
     expect(body._errors.recs).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-timeout' });
-    expect(await eventually(() => s.recs!.activeRequests() === 0)).toBe(true);
+    await waitUntil(() => s.recs!.activeRequests() === 0, { message: 'recs to see its request aborted' });
   });
 
   it('a part whose backend answers 429 fails over to the next backend of its pool', async () => {
@@ -241,7 +249,7 @@ describe('then: a part that needs another part\'s answer', () => {
     const s = await services({
       users: () => ({ delayMs: 100, body: { customerId: 'c 7/x', name: 'Ada' } }),
       orders: () => ({ body: { items: [{ id: 1 }] } }),
-      recs: () => ({ delayMs: 500, body: ['lamp'] }),
+      recs: () => ({ delayMs: 1_500, body: ['lamp'] }),
     });
     live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - match: { path: /api/dashboard/:userId }
@@ -255,13 +263,12 @@ describe('then: a part that needs another part\'s answer', () => {
             orders: { upstream: orders, path: "/orders?customer={profile.customerId}", select: items }
         recs: { upstream: recs, path: /recs }
 `);
-    const started = Date.now();
     const res = await fetch(`${live.gateway.url}/api/dashboard/42`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ profile: { customerId: 'c 7/x', name: 'Ada' }, orders: [{ id: 1 }], recs: ['lamp'] });
     expect(s.orders!.received[0]!.url).toBe('/orders?customer=c%207%2Fx');
-    // orders ran right after profile (~100 ms), not after the slow recs part (~500 ms)
-    expect(s.orders!.received[0]!.at - started).toBeLessThan(400);
+    // orders ran right after profile (~100 ms), before the slow recs part answered (1.5 s after it arrived)
+    expect(s.orders!.received[0]!.at).toBeLessThan(s.recs!.received[0]!.at + 1_500);
   });
 
   it('when the part it depends on fails, the dependent part is skipped (424 problem), and a missing field too', async () => {
@@ -375,9 +382,9 @@ describe('aggregate edge cases', () => {
     const req = request(`${live.gateway.url}/dash`, { agent: false });
     req.on('error', () => undefined);
     req.end();
-    expect(await eventually(() => s.a!.activeRequests() === 1 && s.b!.activeRequests() === 1)).toBe(true);
+    await waitUntil(() => s.a!.activeRequests() === 1 && s.b!.activeRequests() === 1, { message: 'both parts in flight' });
     req.destroy();
-    expect(await eventually(() => s.a!.activeRequests() === 0 && s.b!.activeRequests() === 0, 1_500)).toBe(true);
+    await waitUntil(() => s.a!.activeRequests() === 0 && s.b!.activeRequests() === 0, { message: 'both parts aborted after the client left' });
   });
 
   it('decodes gzip part answers, bounded by maxPartBody', async () => {

@@ -24,20 +24,29 @@ describe('throttled backend → immediate failover', () => {
     live.backends = [throttling, healthy];
     live.gateway = await startGateway(pool([{ url: throttling.url }, { url: healthy.url, priority: 2 }]));
 
+    const sentAt = Date.now();
     const first = await fetch(`${live.gateway.url}/v1/chat`, { method: 'POST', body: '{"q":1}' });
+    const answeredAt = Date.now();
     expect(first.status).toBe(200);
     expect(await first.json()).toMatchObject({ backend: 'healthy' });
     expect(throttling.received).toHaveLength(1);
     expect(healthy.received[0]!.body).toBe('{"q":1}');
 
-    const throttledAt = Date.now();
-    for (let i = 0; i < 5; i++) expect((await fetch(`${live.gateway.url}/v1/chat`)).status).toBe(200);
-    // the precise retry-after-ms (1.5 s) wins over the whole-second Retry-After: nothing is sent inside it
-    if (Date.now() - throttledAt < 1400) expect(throttling.received).toHaveLength(1);
+    // the precise retry-after-ms (1.5 s) wins over the whole-second Retry-After (2 s): the cooldown
+    // ends 1.5 s after the 429 arrived, which was between sending and getting the answer
+    const cooldownUntil = live.gateway.gateway.snapshot.upstreams.get('llm')!.backends[0]!.state.cooldownUntil;
+    expect(cooldownUntil).toBeGreaterThanOrEqual(sentAt + 1500);
+    expect(cooldownUntil).toBeLessThanOrEqual(answeredAt + 1500);
 
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, throttledAt + 1600 - Date.now())));
+    // nothing reaches the throttled backend before its cooldown ends, however long these take
+    for (let i = 0; i < 5; i++) expect((await fetch(`${live.gateway.url}/v1/chat`)).status).toBe(200);
+    expect(throttling.received.filter((request) => request.at < cooldownUntil)).toHaveLength(1);
+
+    // once it has ended, the throttled backend (priority 1) is used again
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, cooldownUntil + 50 - Date.now())));
     await fetch(`${live.gateway.url}/v1/chat`);
-    expect(throttling.received).toHaveLength(2);
+    expect(throttling.received.length).toBeGreaterThanOrEqual(2);
+    expect(throttling.received[1]!.at).toBeGreaterThanOrEqual(cooldownUntil);
   });
 });
 

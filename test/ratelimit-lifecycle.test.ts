@@ -67,10 +67,10 @@ routes:
     await sleep(1_100); // its hold ends: the token is refunded instead of used
     expect(live.backend.received).toHaveLength(1);
     // refunded: ~1.3 tokens now, so the next request goes at once (without the refund the
-    // bucket would hold ~0.3 and the request would wait ~700 ms)
+    // bucket would hold ~0.3 and the request would be queued for ~700 ms). The limiter's own
+    // decision says which: 'allowed' is a wait of 0, 'queued' any wait — no wall-clock bound needed
     const next = await hit(`${live.gateway.url}/x`);
     expect(next.status).toBe(200);
-    expect(next.ms).toBeLessThan(500);
     expect(events.decisions.at(-1)).toEqual({ policy: 'q', result: 'allowed' });
   });
 });

@@ -7,7 +7,8 @@ import { sha256 } from '../src/snapshot/reload.js';
 import { withDefaults } from '../src/snapshot/observer.js';
 import { closeAll, startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { startCli, writeTempConfig } from './helpers/gateway.js';
-import { eventually, LISTEN, startGatewayFromFile, steadyLoad } from './helpers/reload.js';
+import { LISTEN, startGatewayFromFile, steadyLoad } from './helpers/reload.js';
+import { waitUntil } from './helpers/wait.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {
@@ -131,7 +132,7 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     const gw = await startGatewayFromFile(`upstreams:\n  app: { backends: [ { url: ${slow.url} } ] }\nroutes:\n  - { name: app, upstream: app }\n`);
     open.push(gw);
     const inFlight = text(`${gw.url}/report`);
-    await eventually(async () => slow.received.length, (n) => n === 1);
+    await waitUntil(() => slow.received.length === 1, { message: 'the request to reach the slow backend' });
     await gw.rewrite(`upstreams:\n  app: { backends: [ { url: ${slow.url} } ] }\nroutes:\n  - { name: gone, respond: { status: 410, body: retired } }\n`);
     expect((await gw.gateway.reloader.reload('api')).result).toBe('ok');
     expect(await text(`${gw.url}/report`)).toEqual({ status: 410, body: 'retired' });
@@ -146,12 +147,12 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     open.push(gw);
     gw.gateway.reloader.watch(30);
     await gw.rewrite(`reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: orders }\n`);
-    const served = await eventually(async () => JSON.parse((await text(`${gw.url}/x`)).body).backend as string, (b) => b === 'orders');
+    const served = await waitUntil(async () => JSON.parse((await text(`${gw.url}/x`)).body).backend as string, { until: (b) => b === 'orders', message: 'the watcher to reload and route to orders' });
     expect(served).toBe('orders');
     expect(gw.gateway.reloader.last).toMatchObject({ result: 'ok', trigger: 'watch' });
 
     await gw.rewrite(`reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: [oops\n`);
-    const last = await eventually(async () => gw.gateway.reloader.last, (l) => l?.result === 'rejected');
+    const last = await waitUntil(() => gw.gateway.reloader.last, { until: (l) => l?.result === 'rejected', message: 'the invalid save to be rejected' });
     expect(last?.errors[0]).toMatch(new RegExp(`^${gw.file}:\\d+:\\d+ `));
     expect(JSON.parse((await text(`${gw.url}/x`)).body).backend).toBe('orders');
     // one save, one verdict: the watcher's repeated events for the same text are not re-counted
@@ -169,7 +170,7 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     expect(JSON.parse((await text(`${cli.url}/x`)).body).backend).toBe('legacy');
     await writeFile(file, `${LISTEN}reload: { watch: false }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: orders }\n`);
     cli.child.kill('SIGHUP');
-    const served = await eventually(async () => JSON.parse((await text(`${cli.url}/x`)).body).backend as string, (b) => b === 'orders');
+    const served = await waitUntil(async () => JSON.parse((await text(`${cli.url}/x`)).body).backend as string, { until: (b) => b === 'orders', message: 'SIGHUP to reload and route to orders' });
     expect(served).toBe('orders');
     const config = (await (await fetch(`${cli.adminUrl}/admin/config`)).json()) as Record<string, unknown>;
     expect(config).toMatchObject({ loadedBy: 'SIGHUP', reloads: { ok: 1, rejected: 0 } });

@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
 import { startGateway } from './helpers/gateway.js';
-import { ok, ordersConfig, recordingObserver, served, sleep, startSwitchable, status, until } from './helpers/resilience.js';
+import { ok, ordersConfig, recordingObserver, served, sleep, startSwitchable, status } from './helpers/resilience.js';
+import { waitUntil } from './helpers/wait.js';
 import { perTest } from './helpers/per-test.js';
 
 const live = perTest();
+
+/** Breaker state of each backend of upstream "orders", in config order. */
+function breakerStates(): Array<string | undefined> {
+  return live.gateway!.gateway.snapshot.upstreams.get('orders')!.backends.map((backend) => backend.state.breaker?.state);
+}
 
 async function get(url: string): Promise<Response> {
   const res = await fetch(url);
@@ -19,12 +25,15 @@ describe('circuit breaker per backend', () => {
     live.backends = [broken, healthy];
     const recorder = recordingObserver();
     live.gateway = await startGateway(
-      ordersConfig([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 400ms, halfOpenRequests: 2 }'),
+      ordersConfig([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 1500ms, halfOpenRequests: 2 }'),
       { observer: recorder.observer },
     );
 
     for (let i = 0; i < 10; i++) await get(`${live.gateway.url}/orders`);
-    await sleep(10);
+    await waitUntil(() => recorder.of('breaker', broken.url).length > 0, { message: 'the broken backend\'s breaker to change state' });
+    // openFor (1.5 s) runs from the trip, which happened before this point: the open phase below
+    // (10 quick requests, ~50 ms on a quiet machine) fits inside it with a wide margin
+    const trippedBy = Date.now();
     expect(recorder.of('breaker', broken.url)).toEqual(['open']);
     expect(recorder.of('breaker', healthy.url)).toEqual([]);
     const brokenCalls = served(broken);
@@ -39,7 +48,7 @@ describe('circuit breaker per backend', () => {
 
     // fixed; after openFor two trial requests succeed and the breaker closes
     broken.behaviour = ok('broken');
-    await sleep(450);
+    await sleep(trippedBy + 1550 - Date.now());
     for (let i = 0; i < 8; i++) expect((await get(`${live.gateway.url}/orders`)).status).toBe(200);
     expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'closed']);
     expect(served(broken)).toBeGreaterThanOrEqual(brokenCalls + 3);
@@ -52,7 +61,7 @@ describe('circuit breaker per backend', () => {
     const yaml = ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 30s }');
     live.gateway = await startGateway(yaml);
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
-    await sleep(10);
+    await waitUntil(() => breakerStates()[0] === 'open', { message: 'the breaker to open' });
     const before = live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker!;
     expect(before.state).toBe('open');
     const { config: next } = parseConfigText(`listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`, 'test.yaml', {});
@@ -68,9 +77,12 @@ describe('circuit breaker per backend', () => {
     const healthy = await startSwitchable('healthy');
     live.backends = [broken, healthy];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 200ms, halfOpenRequests: 1 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 1s, halfOpenRequests: 1 }'), { observer: recorder.observer });
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
-    await sleep(250);
+    await waitUntil(() => recorder.of('breaker', broken.url).includes('open'), { message: 'the breaker to open' });
+    // after openFor one trial goes to the broken backend and fails; the 4 requests (~20 ms on a
+    // quiet machine) all fall inside the second 1 s open period, so no second trial is made
+    await sleep(1050);
     for (let i = 0; i < 4; i++) await get(`${live.gateway.url}/x`);
     expect(recorder.of('breaker', broken.url)).toEqual(['open', 'half-open', 'open']);
   });
@@ -110,7 +122,7 @@ describe('circuit breaker per backend', () => {
     live.gateway = await startGateway(ordersConfig([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
     expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
     expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
-    await sleep(10);
+    await waitUntil(() => recorder.of('breaker', slow.url).length > 0, { message: 'the slow backend\'s breaker to change state' });
     expect(recorder.of('breaker', slow.url)).toEqual(['open']);
   });
 });
@@ -122,7 +134,7 @@ describe('nothing can serve', () => {
     live.backends = [a, b];
     live.gateway = await startGateway(ordersConfig([a.url, b.url], '    breaker: { minRequests: 2, openFor: 5s }'));
     for (let i = 0; i < 4; i++) await get(`${live.gateway.url}/x`);
-    await sleep(10);
+    await waitUntil(() => breakerStates().every((state) => state === 'open'), { message: 'both breakers open' });
     const calls = served(a) + served(b);
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(503);
@@ -140,7 +152,7 @@ describe('nothing can serve', () => {
       ordersConfig([a.url], '    breaker: { minRequests: 1, openFor: 5s }', '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }'),
     );
     await get(`${live.gateway.url}/x`);
-    await sleep(10);
+    await waitUntil(() => breakerStates()[0] === 'open', { message: 'the breaker to open' });
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
@@ -163,7 +175,7 @@ routes:
     fallback: { upstream: spare }
 `);
     await get(`${live.gateway.url}/x`);
-    await sleep(10);
+    await waitUntil(() => breakerStates()[0] === 'open', { message: 'the breaker to open' });
     const res = await fetch(`${live.gateway.url}/x`, { method: 'POST', body: 'payload' });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ backend: 'spare' });
@@ -179,7 +191,7 @@ describe('active health checks', () => {
     a.health = status(503);
     const recorder = recordingObserver();
     live.gateway = await startGateway(ordersConfig([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
-    await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
+    await waitUntil(() => recorder.of('health', a.url).includes('unhealthy'), { timeout: 3000, message: 'a unhealthy' });
     const before = served(a);
     for (let i = 0; i < 10; i++) expect((await get(`${live.gateway.url}/x`)).status).toBe(200);
     expect(served(a)).toBe(before);
@@ -188,7 +200,7 @@ describe('active health checks', () => {
     expect(view.upstreams.orders.backends[0]).toMatchObject({ state: 'unhealthy', health: { healthy: false } });
 
     a.health = ok('a');
-    await until(() => recorder.of('health', a.url).includes('healthy'), 3000, 'a healthy');
+    await waitUntil(() => recorder.of('health', a.url).includes('healthy'), { timeout: 3000, message: 'a healthy' });
     for (let i = 0; i < 10; i++) await get(`${live.gateway.url}/x`);
     expect(served(a)).toBeGreaterThan(before);
     expect(recorder.of('health', b.url)).toEqual([]);
@@ -209,7 +221,7 @@ describe('active health checks', () => {
 routes:
   - upstream: orders
 `, { observer: recorder.observer });
-    await until(() => a.received.filter((r) => r.url === '/health').length >= 3, 3000, 'probes');
+    await waitUntil(() => a.received.filter((r) => r.url === '/health').length >= 3, { timeout: 3000, message: 'probes' });
     expect(recorder.of('health')).toEqual([]);
     expect(a.received.find((r) => r.url === '/health')!.headers['user-agent']).toBe('spillway-health-check');
   });
@@ -220,7 +232,7 @@ routes:
     a.health = (_req, res) => void setTimeout(() => res.end('late'), 300);
     const recorder = recordingObserver();
     live.gateway = await startGateway(ordersConfig([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
-    await until(() => recorder.of('health', a.url).includes('unhealthy'), 3000, 'a unhealthy');
+    await waitUntil(() => recorder.of('health', a.url).includes('unhealthy'), { timeout: 3000, message: 'a unhealthy' });
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ type: 'urn:spillway:problem:all-backends-unavailable' });
@@ -236,9 +248,9 @@ routes:
       { observer: recorder.observer },
     );
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
-    await until(() => recorder.of('breaker', a.url).includes('open'), 1000, 'open');
+    await waitUntil(() => recorder.of('breaker', a.url).includes('open'), { timeout: 1000, message: 'open' });
     a.behaviour = ok('a');
-    await until(() => recorder.of('breaker', a.url).includes('closed'), 2000, 'closed by probes');
+    await waitUntil(() => recorder.of('breaker', a.url).includes('closed'), { timeout: 2000, message: 'closed by probes' });
     expect(recorder.of('breaker', a.url)).toEqual(['open', 'closed']);
   });
 });

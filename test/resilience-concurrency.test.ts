@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { startGateway } from './helpers/gateway.js';
-import { delayed, ok, recordingObserver, served, startSwitchable, until } from './helpers/resilience.js';
+import { delayed, ok, recordingObserver, served, startSwitchable } from './helpers/resilience.js';
+import { waitUntil } from './helpers/wait.js';
 import { perTest } from './helpers/per-test.js';
 
 const live = perTest();
@@ -64,7 +65,7 @@ describe('concurrency limit per backend', () => {
     let maxQueued = 0;
     const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, state.queued)), 5);
     const burst = fire(`${live.gateway.url}/x`, 60);
-    await until(() => state.queued > 0, 2000, 'queue');
+    await waitUntil(() => state.queued > 0, { timeout: 2000, message: 'queue' });
     const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ inFlight: number; queued: number; maxConcurrent: number }> } } };
     expect(view.upstreams.orders.backends[0]).toMatchObject({ inFlight: 1, maxConcurrent: 1 });
     expect(view.upstreams.orders.backends[0]!.queued).toBeLessThanOrEqual(5);
@@ -94,13 +95,13 @@ describe('concurrency limit per backend', () => {
     live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 1, queue: 5, maxWait: 2s }'));
     const state = live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state;
     const first = fetch(`${live.gateway.url}/x`);
-    await until(() => state.inFlight === 1, 2000, 'in flight');
+    await waitUntil(() => state.inFlight === 1, { timeout: 2000, message: 'in flight' });
     const controller = new AbortController();
     const waiting = fetch(`${live.gateway.url}/x`, { signal: controller.signal }).catch(() => 'aborted');
-    await until(() => state.queued === 1, 2000, 'queued');
+    await waitUntil(() => state.queued === 1, { timeout: 2000, message: 'queued' });
     controller.abort();
     expect(await waiting).toBe('aborted');
-    await until(() => state.queued === 0, 2000, 'left the queue');
+    await waitUntil(() => state.queued === 0, { timeout: 2000, message: 'left the queue' });
     expect((await first).status).toBe(200);
     expect(served(slow)).toBe(1);
   });

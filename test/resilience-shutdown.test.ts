@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, type TestBackend } from './helpers/backend.js';
 import { startCli, writeTempConfig, type CliGateway } from './helpers/gateway.js';
 import { httpRequest } from './helpers/http.js';
-import { delayed, ok, served, startSwitchable, until } from './helpers/resilience.js';
+import { delayed, ok, served, startSwitchable } from './helpers/resilience.js';
+import { waitUntil } from './helpers/wait.js';
 
 let clis: CliGateway[] = [];
 let backends: TestBackend[] = [];
@@ -41,9 +42,9 @@ describe('graceful shutdown', () => {
     backends = [slow];
     const cli = await gatewayFor(slow);
     const inFlight = Array.from({ length: 6 }, () => httpRequest(`${cli.url}/work`));
-    await until(() => served(slow) === 6, 10_000, 'requests in flight');
+    await waitUntil(() => served(slow) === 6, { timeout: 10_000, message: 'requests in flight' });
     const exited = cli.stop('SIGTERM');
-    await until(() => refused(`${cli.url}/late`), 10_000, 'new connections refused');
+    await waitUntil(() => refused(`${cli.url}/late`), { timeout: 10_000, message: 'new connections refused' });
     const responses = await Promise.all(inFlight);
     expect(responses.map((r) => r.status)).toEqual(Array(6).fill(200));
     expect(await exited).toBe(0);
@@ -54,7 +55,7 @@ describe('graceful shutdown', () => {
     backends = [slow];
     const cli = await gatewayFor(slow);
     const pending = httpRequest(`${cli.url}/work`);
-    await until(() => served(slow) === 1, 10_000, 'request in flight');
+    await waitUntil(() => served(slow) === 1, { timeout: 10_000, message: 'request in flight' });
     const exited = cli.stop('SIGINT');
     expect((await pending).status).toBe(200);
     expect(await exited).toBe(0);
@@ -86,11 +87,11 @@ describe('graceful shutdown', () => {
     const workers = Array.from({ length: 4 }, async () => {
       while (running) statuses.push(await send());
     });
-    await until(() => statuses.length >= 10, 10_000, 'load before the restart');
+    await waitUntil(() => statuses.length >= 10, { timeout: 10_000, message: 'load before the restart' });
     const exited = oldGateway.stop('SIGTERM');
     const before = statuses.length;
     await exited;
-    await until(() => statuses.length >= before + 10, 10_000, 'load after the restart');
+    await waitUntil(() => statuses.length >= before + 10, { timeout: 10_000, message: 'load after the restart' });
     running = false;
     await Promise.all(workers);
     expect(await exited).toBe(0);
@@ -106,7 +107,7 @@ describe('graceful shutdown', () => {
       (r) => r.status,
       () => 'cut',
     );
-    await until(() => served(stuck) === 1, 10_000, 'request in flight');
+    await waitUntil(() => served(stuck) === 1, { timeout: 10_000, message: 'request in flight' });
     const started = Date.now();
     expect(await cli.stop('SIGTERM')).toBe(0);
     expect(Date.now() - started).toBeLessThan(3000);

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startBackend, startStaticBackend, type TestBackend } from './helpers/backend.js';
 import { ROOT, startGateway } from './helpers/gateway.js';
-import { eventually, startGatewayFromFile } from './helpers/reload.js';
+import { startGatewayFromFile } from './helpers/reload.js';
+import { waitUntil } from './helpers/wait.js';
 import { dashboardYaml, Scrape, scrape, startHeldBackend } from './helpers/telemetry.js';
 import { perTest } from './helpers/per-test.js';
 
@@ -139,7 +140,12 @@ describe('GET /metrics after scripted traffic', () => {
     await (await fetch(`${g.url}/random-${Math.random()}`)).arrayBuffer();
     const text = (await scrape(g.adminUrl)).text;
     expect(text).not.toMatch(/item-|user=|random-|u1\b|k1\b/);
-    expect(new Scrape(text)).toBeDefined();
+    // the 21 requests are still all counted, under the route's name (or "(unmatched)") only:
+    // one series per route, method and status class, not one per path
+    expect(new Scrape(text).all('spillway_requests_total')).toEqual({
+      '{method="GET",route="chat",status_class="2xx"}': 20,
+      '{method="GET",route="(unmatched)",status_class="4xx"}': 1,
+    });
   });
 
   it('in-flight gauge counts requests the backend is still answering', async () => {
@@ -147,7 +153,7 @@ describe('GET /metrics after scripted traffic', () => {
     live.backends = [slow];
     live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - { name: app, upstream: app }\n`);
     const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`)];
-    while (slow.received.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitUntil(() => slow.received.length === 2, { interval: 5, message: 'both requests at the held backend' });
     expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(2);
     release();
     await Promise.all(pending.map(async (p) => (await p).text()));
@@ -223,7 +229,7 @@ routes:
     await fileGateway.rewrite('routes: [');
     expect((await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST' })).status).toBe(422);
 
-    const m = await eventually(() => scrape(fileGateway.adminUrl), (s) => (s.value('spillway_mirror_comparisons_total', { route: 'all', result: 'match' }) ?? 0) >= 1);
+    const m = await waitUntil(() => scrape(fileGateway.adminUrl), { until: (s) => (s.value('spillway_mirror_comparisons_total', { route: 'all', result: 'match' }) ?? 0) >= 1, message: 'a mirror comparison in /metrics' });
     expect(m.all('spillway_config_reloads_total')).toEqual({ '{result="ok"}': 1, '{result="rejected"}': 1 });
     expect(m.all('spillway_mirror_comparisons_total')).toEqual({ '{result="match",route="all"}': 1 });
     // the shadow's attempt is counted as an attempt on its upstream, not as the client's failover
@@ -275,7 +281,7 @@ routes:
   - { name: app, upstream: app }
 `);
     const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`), fetch(`${live.gateway.url}/c`)];
-    await eventually(() => scrape(live.gateway!.adminUrl), (s) => s.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url }) === 2);
+    await waitUntil(() => scrape(live.gateway!.adminUrl), { until: (s) => s.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url }) === 2, message: 'queue depth 2 in /metrics' });
     const m = await scrape(live.gateway.adminUrl);
     expect(m.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url })).toBe(2);
     expect(m.value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(1);
@@ -346,7 +352,7 @@ routes:
 `);
     expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(1);
     failing = true;
-    const m = await eventually(() => scrape(live.gateway!.adminUrl), (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0);
+    const m = await waitUntil(() => scrape(live.gateway!.adminUrl), { until: (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0, message: 'the backend unhealthy in /metrics' });
     expect(m.value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(0);
     expect(m.all('spillway_health_changes_total')).toEqual({ [`{backend="${app.url}",healthy="false",upstream="app"}`]: 1 });
     expect(live.gateway.logs.events('backend.health')[0]).toMatchObject({ level: 30, msg: 'backend unhealthy', upstream: 'app', backend: app.url, healthy: false });

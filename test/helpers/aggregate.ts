@@ -47,13 +47,3 @@ function countConnections(server: Server): () => number {
   });
   return () => open;
 }
-
-/** Polls `probe` until it is true or `timeoutMs` passes; returns the last result. */
-export async function eventually(probe: () => boolean, timeoutMs = 2_000): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (probe()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return probe();
-}

@@ -3,6 +3,7 @@
 import { SignJWT } from 'jose';
 import type { LimiterResult } from '../../src/core/events.js';
 import { withDefaults, type ProxyObserver } from '../../src/snapshot/observer.js';
+import { waitUntil } from './wait.js';
 
 export interface Hit {
   status: number;
@@ -64,7 +65,7 @@ export function signHs256(claims: Record<string, unknown>, secret: string, expir
   return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from './wait.js';
 
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -93,12 +94,8 @@ export async function startRedisCluster(): Promise<{ port: number; stop(): Promi
   admin.on('error', () => undefined);
   try {
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    for (let i = 0; i < 100; i++) {
-      const info = String(await admin.call('CLUSTER', 'INFO'));
-      if (info.includes('cluster_state:ok')) return { port, stop };
-      await sleep(50);
-    }
-    throw new Error('cluster did not become ready');
+    await waitUntil(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), { interval: 50, message: `redis cluster on port ${port} to report cluster_state:ok` });
+    return { port, stop };
   } catch (error) {
     await stop();
     throw error;

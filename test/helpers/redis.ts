@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { connect } from 'node:net';
+import { waitUntil } from './wait.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,11 +47,7 @@ export async function startRedis(): Promise<TestRedis> {
   let child: ChildProcess | undefined;
   const launch = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      if (await ping(port)) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error(`redis-server did not start on port ${port}`);
+    await waitUntil(() => ping(port), { interval: 50, message: `redis-server to answer PING on port ${port}` });
   };
   const kill = async () => {
     if (!child || child.exitCode !== null) return;

@@ -62,12 +62,3 @@ export function steadyLoad(base: string, paths: string[], workers = 4): SteadyLo
     },
   };
 }
-
-export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 4000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}

@@ -60,16 +60,7 @@ export function recordingObserver(): { observer: ProxyObserver; events: Recorded
   };
 }
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `check` is true (or fails after `ms`). */
-export async function until(check: () => boolean | Promise<boolean>, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+export { sleep } from './wait.js';
 
 /** `workers` loops sending GETs until `stop()` resolves; returns every status seen (0 = network error). */
 export async function steadyLoad(url: string, workers: number, stop: Promise<unknown>): Promise<number[]> {

@@ -5,6 +5,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type Readabl
 import { createRequestTracer } from '../../src/telemetry/otel-tracer.js';
 import type { RequestTracer } from '../../src/telemetry/tracing.js';
 import { startBackend, type TestBackend } from './backend.js';
+import { waitUntil } from './wait.js';
 
 /** One scrape: series keyed as `name{label="value",...}` with labels sorted by name. */
 export class Scrape {
@@ -62,13 +63,8 @@ export function inMemoryTracer(): TestTracer {
   return {
     tracer,
     exporter,
-    async spans(count, timeoutMs = 3000) {
-      const deadline = Date.now() + timeoutMs;
-      while (exporter.getFinishedSpans().length < count) {
-        if (Date.now() > deadline) throw new Error(`expected ${count} spans, got ${exporter.getFinishedSpans().length}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-      return exporter.getFinishedSpans();
+    async spans(count, timeoutMs = 5000) {
+      return waitUntil(() => exporter.getFinishedSpans(), { timeout: timeoutMs, interval: 10, until: (spans) => spans.length >= count, message: `${count} finished spans` });
     },
     shutdown: () => provider.shutdown(),
   };

@@ -4,10 +4,11 @@
 
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { burst, hit, limiterEvents, percentile, sleep, statusCounts, type LimiterEvents } from './helpers/ratelimit.js';
-import { startRedis, type TestRedis } from './helpers/redis.js';
+import { closeAll, startBackend, type TestBackend } from '../helpers/backend.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { burst, hit, limiterEvents, percentile, sleep, statusCounts, type LimiterEvents } from '../helpers/ratelimit.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let redis: TestRedis;
 let backend: TestBackend;
@@ -99,7 +100,7 @@ describe.each(['open', 'closed', 'local'] as const)('Redis killed mid-load, onRe
     await redis.restart();
     const restartedAt = performance.now();
     // wait for the limiter to say it is back on Redis
-    while (!events.degraded.some((e) => !e.degraded) && performance.now() - restartedAt < 3_000) await sleep(20);
+    await waitUntil(() => events.degraded.some((e) => !e.degraded), { timeout: 5_000, message: 'the limiter to report it is back on Redis' });
     const recoveredAt = performance.now();
     await sleep(400);
     await load.stop();
@@ -159,12 +160,14 @@ describe('Redis hanging', () => {
       expect(events.degraded[0]).toMatchObject({ degraded: true });
       expect(events.degraded[0]!.reason).toMatch(/timed out/i);
       await client.client('UNPAUSE');
-      const until = performance.now() + 2_000;
-      while (!events.degraded.some((e) => !e.degraded) && performance.now() < until) {
-        await hit(`${gw.url}/x`);
-        await sleep(50);
-      }
-      expect(events.degraded.some((e) => !e.degraded)).toBe(true);
+      // traffic lets the limiter notice that Redis answers again
+      await waitUntil(
+        async () => {
+          await hit(`${gw.url}/x`);
+          return events.degraded.some((e) => !e.degraded);
+        },
+        { interval: 50, message: 'the limiter to report it is back on Redis' },
+      );
     } finally {
       client.disconnect();
     }
@@ -196,12 +199,7 @@ routes:
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(JSON.parse(refused.body)).toMatchObject({ type: 'urn:spillway:problem:rate-limiter-unavailable', policy: 'global' });
     await redis.restart();
-    const until = performance.now() + 3_000;
-    let status = 503;
-    while (status === 503 && performance.now() < until) {
-      status = (await hit(`${gateway.url}/x`)).status;
-      if (status === 503) await sleep(50);
-    }
+    const status = await waitUntil(async () => (await hit(`${gateway!.url}/x`)).status, { until: (s) => s !== 503, interval: 50, message: 'an answer other than 503 after Redis restarted' });
     expect(status).toBe(200);
   });
 });

@@ -3,9 +3,9 @@
 
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBackend, type TestBackend } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { hit, limiterEvents, startRedisCluster } from './helpers/ratelimit.js';
+import { startBackend, type TestBackend } from '../helpers/backend.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { hit, limiterEvents, startRedisCluster } from '../helpers/ratelimit.js';
 
 let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
 let backend: TestBackend;
