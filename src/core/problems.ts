@@ -41,6 +41,12 @@ export type ProblemCode = keyof typeof PROBLEM_TYPES;
 
 export const PROBLEM_TYPE_PREFIX = 'urn:spillway:problem:';
 
+/** Extra headers and body members of a problem answer. */
+export interface ProblemOptions {
+  headers?: Record<string, string>;
+  extensions?: Record<string, unknown>;
+}
+
 export interface ProblemDetails {
   type: string;
   title: string;

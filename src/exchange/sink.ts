@@ -3,12 +3,9 @@
 // gets the same selection, cooldown and failover logic.
 
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { sendProblem, type ProblemCode } from '../core/problems.js';
+import { sendProblem, type ProblemCode, type ProblemOptions } from '../core/problems.js';
 
-export interface ProblemOptions {
-  headers?: Record<string, string>;
-  extensions?: Record<string, unknown>;
-}
+export type { ProblemOptions };
 
 export interface ResponseSink {
   /** True once start() was called: no retry, no problem response after this. */

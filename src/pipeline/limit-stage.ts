@@ -5,6 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendProblem, type ProblemCode } from '../core/problems.js';
+import { refusalFor } from '../ratelimit/refusal.js';
 import type { LimitVerdict, RouteRateLimit } from '../ratelimit/route-limit.js';
 import { addResponseField } from '../exchange/gateway-response.js';
 import type { ProblemOptions, ResponseSink } from '../exchange/sink.js';
@@ -69,33 +70,4 @@ function applyVerdict<Client>(verdict: LimitVerdict, client: Client, port: Clien
     if (gone || port.isGone(client)) verdict.refund();
     else next();
   }, verdict.waitMs);
-}
-
-/** How a refused request is answered: problem type, detail, Retry-After and the rate-limit fields. */
-interface Refusal {
-  code: ProblemCode;
-  detail: string;
-  options: ProblemOptions;
-}
-
-function refusalFor(verdict: Exclude<LimitVerdict, { kind: 'allow' }>): Refusal {
-  switch (verdict.kind) {
-    case 'limited': {
-      const retryAfterMs = Math.max(1, verdict.retryAfterMs);
-      const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
-      return {
-        code: 'client-rate-limited',
-        detail: `rate limit "${verdict.policy}" exceeded; retry in ${seconds}s`,
-        options: { headers: { ...verdict.headers, 'retry-after': String(seconds), 'retry-after-ms': String(retryAfterMs) }, extensions: { policy: verdict.policy, retryAfterMs } },
-      };
-    }
-    case 'missing-key':
-      return { code: 'client-key-missing', detail: `rate limit "${verdict.policy}" needs a client key this request does not carry`, options: { extensions: { policy: verdict.policy } } };
-    case 'unavailable':
-      return {
-        code: 'rate-limiter-unavailable',
-        detail: `rate limit "${verdict.policy}" cannot be checked: its store is unavailable`,
-        options: { headers: { 'retry-after': String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) }, extensions: { policy: verdict.policy } },
-      };
-  }
 }

@@ -43,7 +43,9 @@ export function parseRetryAfter(text: string, now: number): number | undefined {
   if (seconds !== undefined) return seconds;
   // An HTTP-date always names a weekday or month; refuse bare numbers-with-junk that Date.parse accepts.
   if (!/[a-z]{3}/i.test(text) || text.length > 64) return undefined;
-  const at = Date.parse(text);
+  // Every HTTP-date is UTC (RFC 9110 §5.6.7); the obsolete asctime form names no zone, and
+  // Date.parse would read it in the host's local time.
+  const at = Date.parse(/\b(GMT|UTC|UT)\b|[+-]\d{4}$/i.test(text) ? text : `${text} GMT`);
   if (!Number.isFinite(at)) return undefined;
   return Math.max(0, at - now);
 }

@@ -46,5 +46,7 @@ export function budgetAllows(policy: RetryPolicy, backends: readonly BudgetedBac
     inFlight += backend.state.inFlight;
     retries += backend.state.retriesInFlight;
   }
-  return retries < Math.max(policy.minRetries, policy.budget * inFlight);
+  // One more retry must fit: retries + 1 ≤ the allowance (a hair of tolerance for float noise,
+  // so 7% of 100 allows 7, not 8).
+  return retries + 1 <= Math.max(policy.minRetries, policy.budget * inFlight) + 1e-9;
 }

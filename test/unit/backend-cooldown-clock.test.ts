@@ -4,10 +4,10 @@
 // instant, and time moves only when a test moves it.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { throttleCooldown } from '../../src/upstream/cooldown.js';
-import { BackendState, BackendStateRegistry, backendId } from '../../src/upstream/backend-state.js';
-import { parseRetryAfter, readRetryHint } from '../../src/upstream/retry-hints.js';
-import type { ThrottlePolicy } from '../../src/runtime/snapshot.js';
+import { throttleCooldown } from '../../src/resilience/cooldown.js';
+import { BackendState, BackendStateRegistry, backendId } from '../../src/state/backend-state.js';
+import { parseRetryAfter, readRetryHint } from '../../src/resilience/retry-hints.js';
+import type { ThrottlePolicy } from '../../src/resilience/cooldown.js';
 
 const T0 = Date.parse('2026-11-23T10:00:00.000Z');
 

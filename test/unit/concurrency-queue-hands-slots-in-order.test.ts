@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackendQueue, type QueueWaiter } from '../../src/resilience/concurrency.js';
 import type { ConcurrencyPolicy } from '../../src/resilience/policy.js';
-import { BackendState } from '../../src/upstream/backend-state.js';
+import { BackendState } from '../../src/state/backend-state.js';
 
 const log: string[] = [];
 

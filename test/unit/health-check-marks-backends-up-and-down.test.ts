@@ -34,7 +34,7 @@ let monitors: HealthMonitor[] = [];
 function monitor(answers: Array<number | Error | 'hang'>, overrides: Partial<HealthCheckPolicy> = {}) {
   const backend = fakeBackend(answers);
   const events: string[] = [];
-  const m = new HealthMonitor(healthPolicy(overrides), { dispatcher: backend.dispatcher, authority: 'api.internal:8080' }, (passed, changed) => {
+  const m = new HealthMonitor(healthPolicy(overrides), { dispatcher: backend.dispatcher, headers: { host: 'api.internal:8080', 'user-agent': 'spillway-health-check' } }, (passed, changed) => {
     events.push(`${passed ? 'pass' : 'fail'}${changed ? ` → ${m.healthy ? 'healthy' : 'unhealthy'}` : ''}`);
   });
   monitors.push(m);

@@ -3,10 +3,11 @@
 // budgetAllows() answers "may one more retry start now?" from the live counters of every backend.
 
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, budgetAllows, failureKind, isIdempotent, retryAllowed } from '../../src/resilience/retry.js';
+import { classifyFailure } from '../../src/core/failure.js';
+import { backoffDelay, budgetAllows, isIdempotent, retryAllowed } from '../../src/resilience/retry.js';
 import type { RetryPolicy } from '../../src/resilience/policy.js';
-import { BackendState } from '../../src/upstream/backend-state.js';
-import type { SelectableBackend } from '../../src/upstream/select.js';
+import { BackendState } from '../../src/state/backend-state.js';
+import type { SelectableBackend } from '../../src/balance/select.js';
 
 function retryPolicy(overrides: Partial<RetryPolicy> = {}): RetryPolicy {
   return {
@@ -137,7 +138,7 @@ describe('what may be retried at all', () => {
     ['UND_ERR_BODY_TIMEOUT', 'other'],
     [undefined, 'other'],
   ])('error code %s is a %s failure', (code, kind) => {
-    expect(failureKind(code)).toBe(kind);
+    expect(classifyFailure({ code }).kind).toBe(kind);
   });
 
   it('a refused connection is retried even for POST; a reset, a timeout or a status only when idempotent', () => {
