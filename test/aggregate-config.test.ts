@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
 import { issuesOf, expectCheckPasses } from './helpers/config.js';
 
-
 const UPSTREAMS = `upstreams:
   users: { backends: [{ url: "http://127.0.0.1:9001" }] }
   orders: { backends: [{ url: "http://127.0.0.1:9002" }] }
@@ -10,12 +9,16 @@ const UPSTREAMS = `upstreams:
 
 describe('aggregate config', () => {
   it('fills the documented defaults', () => {
-    const { config } = parseConfigText(`${UPSTREAMS}routes:
+    const { config } = parseConfigText(
+      `${UPSTREAMS}routes:
   - match: { path: /api/dashboard/:userId }
     aggregate:
       parts:
         profile: { upstream: users, path: "/users/{userId}" }
-`, 'gateway.yaml', {});
+`,
+      'gateway.yaml',
+      {},
+    );
     const aggregate = config.routes[0]!.aggregate!;
     expect(aggregate).toMatchObject({ timeout: 5_000, merge: 'object', maxPartBody: 1_048_576 });
     expect(aggregate.headers).toBeUndefined();
@@ -97,16 +100,17 @@ describe('aggregate config', () => {
       parts:
         p: { upstream: users, path: /x, select: "data..items" }
 `);
-    expect(issues.map((issue) => issue.message)).toEqual(expect.arrayContaining([
-      'an aggregate needs at least one part',
-      'select is a dotted field path like "data.items"',
-    ]));
-    expect(issuesOf(`${UPSTREAMS}routes:
+    expect(issues.map((issue) => issue.message)).toEqual(
+      expect.arrayContaining(['an aggregate needs at least one part', 'select is a dotted field path like "data.items"']),
+    );
+    expect(
+      issuesOf(`${UPSTREAMS}routes:
   - match: { path: /a }
     aggregate:
       parts:
         _errors: { upstream: users, path: /y }
-`).map((issue) => issue.message)).toEqual(['"_errors" is where the answer lists failed parts; choose another part name']);
+`).map((issue) => issue.message),
+    ).toEqual(['"_errors" is where the answer lists failed parts; choose another part name']);
   });
 
   it('config/aggregate.yaml passes spillway check', async () => {

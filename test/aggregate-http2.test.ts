@@ -14,7 +14,8 @@ describe('aggregate over an HTTP/2 listener', () => {
     const users = await startJsonBackend(() => ({ body: { id: 1 } }), 'users');
     const broken = await startJsonBackend(() => ({ status: 500 }), 'broken');
     live.backends = [users, broken];
-    live.gateway = await startGateway(`listen: { host: 127.0.0.1, port: 0, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }, http2: true }
+    live.gateway =
+      await startGateway(`listen: { host: 127.0.0.1, port: 0, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} }, http2: true }
 admin: { host: 127.0.0.1, port: 0 }
 upstreams:
   users: { backends: [{ url: ${users.url} }] }

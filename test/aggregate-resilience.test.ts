@@ -11,7 +11,7 @@ interface Problem {
   [key: string]: unknown;
 }
 
-describe('aggregate parts get the upstream\'s resilience features', () => {
+describe("aggregate parts get the upstream's resilience features", () => {
   it('a part whose backend answers 502 is retried on another backend of its pool', async () => {
     const flaky = await startJsonBackend(() => ({ status: 502, body: { error: 'bad gateway' } }), 'flaky');
     const good = await startJsonBackend(() => ({ body: { from: 'good' } }), 'good');
@@ -56,7 +56,10 @@ routes:
     for (let i = 0; i < 2; i++) {
       const res = await fetch(`${live.gateway.url}/opt`);
       expect(res.status).toBe(200);
-      expect(((await res.json()) as { _errors: Record<string, Problem> })._errors.recs).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-status', upstreamStatus: 500 });
+      expect(((await res.json()) as { _errors: Record<string, Problem> })._errors.recs).toMatchObject({
+        type: 'urn:spillway:problem:aggregate-part-status',
+        upstreamStatus: 500,
+      });
     }
     expect(failing.received).toHaveLength(2);
 

@@ -63,7 +63,12 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         recs:    { upstream: recs,   path: "/recs/{userId}", select: data.items }
 `);
     const res = await fetch(`${live.gateway.url}/api/dashboard/a%20b%2Bc?region=eu%26west`, {
-      headers: { authorization: 'Bearer t0k', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', cookie: 'session=secret', 'x-request-id': 'req-1' },
+      headers: {
+        authorization: 'Bearer t0k',
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        cookie: 'session=secret',
+        'x-request-id': 'req-1',
+      },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/json');
@@ -86,12 +91,17 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('runs the parts in parallel: three 600 ms parts answer in about 600 ms, not 1800', async () => {
     const s = await services({ a: () => ({ delayMs: 600 }), b: () => ({ delayMs: 600 }), c: () => ({ delayMs: 600 }) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       parts:
         a: { upstream: a, path: /a }
         b: { upstream: b, path: /b }
         c: { upstream: c, path: /c }
-`));
+`,
+      ),
+    );
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(Object.keys((await res.json()) as object)).toEqual(['a', 'b', 'c']);
@@ -111,7 +121,10 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
       html: () => ({ body: '<html>oops</html>', headers: { 'content-type': 'text/html' } }),
       huge: () => ({ body: { blob: 'x'.repeat(10_000) } }),
     });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       timeout: 8s
       maxPartBody: 4kb
       parts:
@@ -120,7 +133,9 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
         orders:  { upstream: broken, path: /o }
         news:    { upstream: html, path: /n }
         feed:    { upstream: huge, path: /f }
-`));
+`,
+      ),
+    );
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     // the part's own 150 ms timeout ended it: neither the slow answer (20 s) nor the route's deadline (8 s)
@@ -128,8 +143,18 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
     expect(res.headers.get('spillway-partial')).toBe('recs, orders, news, feed');
     const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
     expect(body).toMatchObject({ profile: { id: 7 }, recs: null, orders: null, news: null, feed: null });
-    expect(body._errors.recs).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-timeout', status: 504, part: 'recs', upstream: 'slow' });
-    expect(body._errors.orders).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-status', status: 502, upstreamStatus: 500, part: 'orders' });
+    expect(body._errors.recs).toMatchObject({
+      type: 'urn:spillway:problem:aggregate-part-timeout',
+      status: 504,
+      part: 'recs',
+      upstream: 'slow',
+    });
+    expect(body._errors.orders).toMatchObject({
+      type: 'urn:spillway:problem:aggregate-part-status',
+      status: 502,
+      upstreamStatus: 500,
+      part: 'orders',
+    });
     expect(body._errors.news).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-invalid-body', part: 'news' });
     expect(body._errors.feed).toMatchObject({ type: 'urn:spillway:problem:aggregate-part-too-large', part: 'feed' });
     expect(Object.keys(body._errors)).toEqual(['recs', 'orders', 'news', 'feed']);
@@ -139,11 +164,16 @@ describe('fan-out: one request, several backend calls, one merged answer', () =>
 
   it('a required part that fails → 502 problem+json naming the part and its cause; the others are aborted', async () => {
     const s = await services({ users: () => ({ status: 503, body: { error: 'down' } }), slow: () => ({ delayMs: 20_000 }) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: slow, path: /r }
-`));
+`,
+      ),
+    );
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     // answered when the required part failed, not when the slow part would have answered (20 s)
     expect(elapsed).toBeLessThan(5_000);
@@ -176,32 +206,50 @@ routes:
 
   it('the overall deadline passes before a required part answers → 504 at the deadline, and no socket is left open', async () => {
     const s = await services({ users: () => ({ delayMs: 20_000 }), recs: () => ({ delayMs: 20_000 }), fast: () => ({}) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       timeout: 300ms
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
         quick:   { upstream: fast, path: /q }
-`));
+`,
+      ),
+    );
     const { res, elapsed } = await timedFetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(504);
     expect(elapsed).toBeGreaterThanOrEqual(290);
     // at the 300 ms deadline, not when the parts would answer (20 s)
     expect(elapsed).toBeLessThan(5_000);
-    expect((await res.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:aggregate-timeout', status: 504, parts: ['profile'] });
-    await waitUntil(() => s.users!.activeRequests() === 0 && s.recs!.activeRequests() === 0, { message: 'users and recs to see their requests aborted' });
-    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: Record<string, { backends: Array<{ inFlight: number }> }> };
+    expect((await res.json()) as Problem).toMatchObject({
+      type: 'urn:spillway:problem:aggregate-timeout',
+      status: 504,
+      parts: ['profile'],
+    });
+    await waitUntil(() => s.users!.activeRequests() === 0 && s.recs!.activeRequests() === 0, {
+      message: 'users and recs to see their requests aborted',
+    });
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: Record<string, { backends: Array<{ inFlight: number }> }>;
+    };
     for (const upstream of Object.values(view.upstreams)) expect(upstream.backends[0]!.inFlight).toBe(0);
   });
 
   it('the deadline with only optional parts missing → 200 partial with those parts timed out', async () => {
     const s = await services({ users: () => ({ body: { id: 1 } }), recs: () => ({ delayMs: 3_000 }) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       timeout: 250ms
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
-`));
+`,
+      ),
+    );
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(res.headers.get('spillway-partial')).toBe('recs');
@@ -215,11 +263,16 @@ routes:
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '5000' });
     live.backends.push(throttling);
     const s = await services({ spare: () => ({ body: { from: 'spare' } }), users: () => ({ body: { id: 1 } }) });
-    live.gateway = await startGateway(dashRoute({ recs: [throttling, s.spare!], users: s.users! }, `
+    live.gateway = await startGateway(
+      dashRoute(
+        { recs: [throttling, s.spare!], users: s.users! },
+        `
       parts:
         profile: { upstream: users, path: /u, required: true }
         recs:    { upstream: recs, path: /r }
-`));
+`,
+      ),
+    );
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ profile: { id: 1 }, recs: { from: 'spare' } });
@@ -233,18 +286,27 @@ routes:
   it('a required part whose whole pool is cooling down → 429 with Retry-After', async () => {
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '5000' });
     live.backends.push(throttling);
-    live.gateway = await startGateway(dashRoute({ users: throttling }, `
+    live.gateway = await startGateway(
+      dashRoute(
+        { users: throttling },
+        `
       parts:
         profile: { upstream: users, path: /u, required: true }
-`));
+`,
+      ),
+    );
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect((await res.json()) as Problem).toMatchObject({ type: 'urn:spillway:problem:all-backends-throttled', part: 'profile', upstream: 'users' });
+    expect((await res.json()) as Problem).toMatchObject({
+      type: 'urn:spillway:problem:all-backends-throttled',
+      part: 'profile',
+      upstream: 'users',
+    });
   });
 });
 
-describe('then: a part that needs another part\'s answer', () => {
+describe("then: a part that needs another part's answer", () => {
   it('starts as soon as its input arrives, with the value URL-encoded, while slower parts still run', async () => {
     const s = await services({
       users: () => ({ delayMs: 100, body: { customerId: 'c 7/x', name: 'Ada' } }),
@@ -273,7 +335,10 @@ describe('then: a part that needs another part\'s answer', () => {
 
   it('when the part it depends on fails, the dependent part is skipped (424 problem), and a missing field too', async () => {
     const s = await services({ users: () => ({ status: 404, body: {} }), other: () => ({ body: { nothing: true } }), orders: () => ({}) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       parts:
         profile:
           upstream: users
@@ -285,7 +350,9 @@ describe('then: a part that needs another part\'s answer', () => {
           path: /a
           then:
             invoices: { upstream: orders, path: "/invoices/{account.customerId}" }
-`));
+`,
+      ),
+    );
     const res = await fetch(`${live.gateway.url}/dash`);
     expect(res.status).toBe(200);
     expect(res.headers.get('spillway-partial')).toBe('profile, orders, invoices');
@@ -298,7 +365,7 @@ describe('then: a part that needs another part\'s answer', () => {
 });
 
 describe('merge modes, select, inputs, telemetry', () => {
-  it('merge: deep merges the parts\' objects; select picks a field', async () => {
+  it("merge: deep merges the parts' objects; select picks a field", async () => {
     const s = await services({
       users: () => ({ body: { user: { id: 1, name: 'Ada' }, flags: { beta: true } } }),
       prefs: () => ({ body: { data: { user: { theme: 'dark' }, flags: { beta: false, new: 1 } } } }),
@@ -347,14 +414,24 @@ describe('merge modes, select, inputs, telemetry', () => {
       aggregateResponse: (_route, partial, status) => responses.push([partial, status]),
     });
     const s = await services({ users: () => ({}), slow: () => ({ delayMs: 2_000 }), broken: () => ({ status: 500 }) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       parts:
         profile: { upstream: users, path: /u }
         recs:    { upstream: slow, path: /r, timeout: 100ms }
         orders:  { upstream: broken, path: /o }
-`), { observer });
+`,
+      ),
+      { observer },
+    );
     expect((await fetch(`${live.gateway.url}/dash`)).status).toBe(200);
-    expect(parts.sort()).toEqual([['orders', 'error'], ['profile', 'ok'], ['recs', 'timeout']]);
+    expect(parts.sort()).toEqual([
+      ['orders', 'error'],
+      ['profile', 'ok'],
+      ['recs', 'timeout'],
+    ]);
     expect(responses).toEqual([[true, 200]]);
   });
 
@@ -373,18 +450,25 @@ describe('merge modes, select, inputs, telemetry', () => {
 describe('aggregate edge cases', () => {
   it('a client that goes away aborts every part still in flight', async () => {
     const s = await services({ a: () => ({ delayMs: 3_000 }), b: () => ({ delayMs: 3_000 }) });
-    live.gateway = await startGateway(dashRoute(s, `
+    live.gateway = await startGateway(
+      dashRoute(
+        s,
+        `
       parts:
         a: { upstream: a, path: /a, required: true }
         b: { upstream: b, path: /b }
-`));
+`,
+      ),
+    );
     const { request } = await import('node:http');
     const req = request(`${live.gateway.url}/dash`, { agent: false });
     req.on('error', () => undefined);
     req.end();
     await waitUntil(() => s.a!.activeRequests() === 1 && s.b!.activeRequests() === 1, { message: 'both parts in flight' });
     req.destroy();
-    await waitUntil(() => s.a!.activeRequests() === 0 && s.b!.activeRequests() === 0, { message: 'both parts aborted after the client left' });
+    await waitUntil(() => s.a!.activeRequests() === 0 && s.b!.activeRequests() === 0, {
+      message: 'both parts aborted after the client left',
+    });
   });
 
   it('decodes gzip part answers, bounded by maxPartBody', async () => {
@@ -397,12 +481,17 @@ describe('aggregate edge cases', () => {
       res.end(req.url === '/small' ? small : bomb);
     }, 'zipped');
     live.backends.push(zipped);
-    live.gateway = await startGateway(dashRoute({ ...s, zipped }, `
+    live.gateway = await startGateway(
+      dashRoute(
+        { ...s, zipped },
+        `
       maxPartBody: 64kb
       parts:
         small: { upstream: zipped, path: /small }
         bomb:  { upstream: zipped, path: /bomb }
-`));
+`,
+      ),
+    );
     const res = await fetch(`${live.gateway.url}/dash`);
     const body = (await res.json()) as Record<string, unknown> & { _errors: Record<string, Problem> };
     expect(body.small).toEqual({ ok: true });
@@ -438,7 +527,7 @@ describe('aggregate edge cases', () => {
     expect((await fetch(`${live.gateway.url}/opt`)).status).toBe(200);
   });
 
-  it('GET /admin/routes shows the aggregate\'s parts and the calls per upstream', async () => {
+  it("GET /admin/routes shows the aggregate's parts and the calls per upstream", async () => {
     const s = await services({ users: () => ({}), recs: () => ({}) });
     live.gateway = await startGateway(`${upstreamsYaml(s)}routes:
   - name: dashboard
@@ -455,7 +544,10 @@ describe('aggregate edge cases', () => {
       action: 'aggregate',
       requests: 1,
       upstreams: { users: 1, recs: 1 },
-      parts: [{ name: 'profile', upstream: 'users', required: true }, { name: 'recs', upstream: 'recs', required: false }],
+      parts: [
+        { name: 'profile', upstream: 'users', required: true },
+        { name: 'recs', upstream: 'recs', required: false },
+      ],
     });
   });
 });

@@ -14,6 +14,7 @@ describe('config/azure-openai.yaml', () => {
     // empty counts as unset
     const result = await runCli(['check', '--config', file], { EASTUS_KEY: '', WESTUS_KEY: '', OPENAI_KEY: '' });
     expect(result.code).toBe(1);
-    for (const name of ['EASTUS_KEY', 'WESTUS_KEY', 'OPENAI_KEY']) expect(result.stderr).toContain(`environment variable ${name} is not set`);
+    for (const name of ['EASTUS_KEY', 'WESTUS_KEY', 'OPENAI_KEY'])
+      expect(result.stderr).toContain(`environment variable ${name} is not set`);
   });
 });

@@ -66,7 +66,7 @@ const clientCall = (url: string) =>
   });
 
 describe('per-backend credentials and deployment paths', () => {
-  it('each backend receives its own key and deployment path; the client\'s key never arrives', async () => {
+  it("each backend receives its own key and deployment path; the client's key never arrives", async () => {
     withKeys();
     const host = await azureHost(new Set());
     const openai = await startBackend();
@@ -125,7 +125,9 @@ describe('per-backend credentials and deployment paths', () => {
     expect(host.received.map((r) => r.url.split('/')[3])).toEqual(['gpt-4o-eastus', 'gpt-4o-westus', 'gpt-4o-westus']);
     expect(openai.received).toHaveLength(0);
 
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: Record<string, { backends: Array<Record<string, unknown>> }> };
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: Record<string, { backends: Array<Record<string, unknown>> }>;
+    };
     const [east, west] = view.upstreams['azure-gpt4o']!.backends;
     expect(east).toMatchObject({ state: 'cooling', throttled: 1 });
     expect(west).toMatchObject({ state: 'ready', throttled: 0, requests: 2 });
@@ -145,7 +147,9 @@ describe('per-backend credentials and deployment paths', () => {
     gateway = await startGateway(azureYaml(host.url, deadUrl).replace('priority: 2', 'priority: 1'), { random: () => 0 });
     // a throttled attempt (logged cooldown), a served one, and a failing one (dead provider → 502)
     await clientCall(gateway.url);
-    gateway.gateway.states.get(`azure-gpt4o ${host.url}/openai/deployments/gpt-4o-westus`).coolDownUntil(Date.now() + 60_000, 'test', 'x', Date.now());
+    gateway.gateway.states
+      .get(`azure-gpt4o ${host.url}/openai/deployments/gpt-4o-westus`)
+      .coolDownUntil(Date.now() + 60_000, 'test', 'x', Date.now());
     const failing = await clientCall(gateway.url);
     expect(failing.status).toBe(502);
     const problem = await failing.text();
@@ -219,8 +223,13 @@ routes:
 `);
     const res = await fetch(`${gateway.url}/chat/completions`, { method: 'POST', body: '{}' });
     expect(await res.text()).toBe('Bearer key-b');
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { openai: { backends: Array<Record<string, unknown>> } } };
-    expect(view.upstreams.openai.backends.map((b) => [b.name, b.state])).toEqual([['org-a', 'cooling'], ['org-b', 'ready']]);
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { openai: { backends: Array<Record<string, unknown>> } };
+    };
+    expect(view.upstreams.openai.backends.map((b) => [b.name, b.state])).toEqual([
+      ['org-a', 'cooling'],
+      ['org-b', 'ready'],
+    ]);
   });
 });
 
@@ -236,33 +245,51 @@ describe('credential config checks', () => {
   };
 
   it('refuses gateway-managed and malformed header names, and never quotes a bad value', () => {
-    const issues = issuesOf(`upstreams:
+    const issues = issuesOf(
+      `upstreams:
   app:
     backends:
       - url: http://127.0.0.1:1
         headers: { host: x, "bad name": y, api-key: "\${KEY}" }
 routes:
   - upstream: app
-`, { KEY: 'line1\nsecret-line2' });
+`,
+      { KEY: 'line1\nsecret-line2' },
+    );
     const messages = issues.map((issue) => `${issue.path}: ${issue.message}`);
-    expect(messages).toEqual(expect.arrayContaining([
-      expect.stringContaining('managed by the gateway'),
-      expect.stringContaining('not a valid header name'),
-      expect.stringContaining('line break, control or non-Latin-1 character (value not shown)'),
-    ]));
+    expect(messages).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('managed by the gateway'),
+        expect.stringContaining('not a valid header name'),
+        expect.stringContaining('line break, control or non-Latin-1 character (value not shown)'),
+      ]),
+    );
     expect(JSON.stringify(issues)).not.toContain('secret-line2');
-    const emoji = issuesOf(`upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:1, headers: { x-key: "\${KEY}" } } ]\nroutes:\n  - upstream: app\n`, { KEY: 'key-\u{1F600}' });
-    expect(emoji).toEqual([expect.objectContaining({ path: 'upstreams.app.backends[0].headers.x-key', message: expect.stringContaining('value not shown') })]);
+    const emoji = issuesOf(
+      `upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:1, headers: { x-key: "\${KEY}" } } ]\nroutes:\n  - upstream: app\n`,
+      { KEY: 'key-\u{1F600}' },
+    );
+    expect(emoji).toEqual([
+      expect.objectContaining({ path: 'upstreams.app.backends[0].headers.x-key', message: expect.stringContaining('value not shown') }),
+    ]);
   });
 
   it('a missing key variable is named, with its line', () => {
-    const issues = issuesOf(`upstreams:\n  app:\n    backends:\n      - { url: http://127.0.0.1:1, headers: { api-key: "\${EASTUS_KEY}" } }\nroutes:\n  - upstream: app\n`);
-    expect(issues).toEqual([expect.objectContaining({ line: 4, message: expect.stringContaining('environment variable EASTUS_KEY is not set') })]);
+    const issues = issuesOf(
+      `upstreams:\n  app:\n    backends:\n      - { url: http://127.0.0.1:1, headers: { api-key: "\${EASTUS_KEY}" } }\nroutes:\n  - upstream: app\n`,
+    );
+    expect(issues).toEqual([
+      expect.objectContaining({ line: 4, message: expect.stringContaining('environment variable EASTUS_KEY is not set') }),
+    ]);
   });
 
   it('names a duplicate backend name', () => {
-    const issues = issuesOf(`upstreams:\n  app:\n    backends:\n      - { name: a, url: http://127.0.0.1:1 }\n      - { name: a, url: http://127.0.0.1:2 }\nroutes:\n  - upstream: app\n`);
-    expect(issues).toEqual([expect.objectContaining({ line: 5, path: 'upstreams.app.backends[1].name', message: 'backend name "a" is used twice' })]);
+    const issues = issuesOf(
+      `upstreams:\n  app:\n    backends:\n      - { name: a, url: http://127.0.0.1:1 }\n      - { name: a, url: http://127.0.0.1:2 }\nroutes:\n  - upstream: app\n`,
+    );
+    expect(issues).toEqual([
+      expect.objectContaining({ line: 5, path: 'upstreams.app.backends[1].name', message: 'backend name "a" is used twice' }),
+    ]);
   });
 
   it('spillway check prints no secret', async () => {
@@ -273,7 +300,7 @@ routes:
   });
 });
 
-describe('the issue\'s sketch, over HTTPS', () => {
+describe("the issue's sketch, over HTTPS", () => {
   it('two Azure regions and OpenAI behind one route: verified TLS, own keys and deployment paths, failover on 429', async () => {
     const ca = await makeCa();
     const cert = await makeServerCert(ca);
@@ -288,7 +315,8 @@ describe('the issue\'s sketch, over HTTPS', () => {
     const openai = await startTlsBackend(cert, region(false));
     cleanupTls = [east, west, openai];
     withKeys();
-    gateway = await startGateway(`upstreams:
+    gateway = await startGateway(
+      `upstreams:
   azure-gpt4o:
     backends:
       - url: ${east.url}/openai/deployments/gpt-4o-eastus
@@ -306,8 +334,14 @@ routes:
     upstream: azure-gpt4o
     rewrite: { stripPrefix: /openai/deployments/gpt-4o }
     removeHeaders: [api-key]
-`, { random: () => 0 });
-    const res = await fetch(`${gateway.url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`, { method: 'POST', headers: { 'api-key': CLIENT_KEY }, body: '{}' });
+`,
+      { random: () => 0 },
+    );
+    const res = await fetch(`${gateway.url}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21`, {
+      method: 'POST',
+      headers: { 'api-key': CLIENT_KEY },
+      body: '{}',
+    });
     expect(res.status).toBe(200);
     expect(calls).toEqual([
       { url: '/openai/deployments/gpt-4o-eastus/chat/completions?api-version=2024-10-21', key: KEYS.EASTUS_KEY, auth: undefined },

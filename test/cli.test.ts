@@ -33,7 +33,9 @@ routes:
 
     const res = await fetch(`${cli.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
     expect(res.status).toBe(200);
-    const view = (await (await fetch(`${cli.adminUrl}/admin/upstreams`)).json()) as { upstreams: { llm: { backends: Array<Record<string, unknown>> } } };
+    const view = (await (await fetch(`${cli.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { llm: { backends: Array<Record<string, unknown>> } };
+    };
     expect(view.upstreams.llm.backends[0]).toMatchObject({ url: busy.url, state: 'cooling', throttled: 1, requests: 1 });
     expect(view.upstreams.llm.backends[1]).toMatchObject({ url: ok.url, state: 'ready', requests: 1, inFlight: 0 });
     expect(cli.lines.some((line) => line.event === 'backend.cooldown' && line.source === 'retry-after-ms')).toBe(true);
@@ -47,7 +49,9 @@ routes:
       res.end('done');
     });
     backends = [slow];
-    const file = await writeTempConfig(`listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nupstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - upstream: app\n`);
+    const file = await writeTempConfig(
+      `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\nupstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - upstream: app\n`,
+    );
     cli = await startCli(file);
     const pending = fetch(`${cli.url}/work`);
     await new Promise((resolve) => setTimeout(resolve, 150));
@@ -68,7 +72,9 @@ routes:
   it('exits 1 with a clear log line when the port is taken', async () => {
     const taken = await startBackend();
     backends = [taken];
-    const file = await writeTempConfig(`listen: { host: 127.0.0.1, port: ${taken.port} }\nadmin: { host: 127.0.0.1, port: 0 }\nupstreams:\n  app:\n    backends: [ { url: ${taken.url} } ]\nroutes:\n  - upstream: app\n`);
+    const file = await writeTempConfig(
+      `listen: { host: 127.0.0.1, port: ${taken.port} }\nadmin: { host: 127.0.0.1, port: 0 }\nupstreams:\n  app:\n    backends: [ { url: ${taken.url} } ]\nroutes:\n  - upstream: app\n`,
+    );
     const result = await runCli(['--config', file]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('EADDRINUSE');

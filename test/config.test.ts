@@ -7,7 +7,6 @@ import { parseDuration, parseSize } from '../src/config/units.js';
 import { ROOT, runCli, writeTempConfig } from './helpers/gateway.js';
 import { issuesOf, expectCheckPasses } from './helpers/config.js';
 
-
 const VALID = `upstreams:
   llm:
     backends:
@@ -90,7 +89,11 @@ routes:
 routes:
   - upstream: other
 `);
-    expect(issues.map((issue) => issue.path).sort()).toEqual(['routes[0].upstream', 'upstreams.llm.backends[1].url', 'upstreams.llm.throttle.minCooldown']);
+    expect(issues.map((issue) => issue.path).sort()).toEqual([
+      'routes[0].upstream',
+      'upstreams.llm.backends[1].url',
+      'upstreams.llm.throttle.minCooldown',
+    ]);
     expect(issues.find((issue) => issue.path === 'routes[0].upstream')!.message).toContain('unknown upstream "other"');
   });
 
@@ -111,7 +114,9 @@ routes:
   });
 
   it('${...} works unquoted inside flow maps, never parses a value as YAML, and $${ escapes', () => {
-    const yaml = VALID.replace('http://127.0.0.1:9002', '${SECOND}').replace('routes:', '# a comment mentioning ${UNSET_IN_COMMENT}\nroutes:').replace('/v1/', () => '"/v1/$${literal}"');
+    const yaml = VALID.replace('http://127.0.0.1:9002', '${SECOND}')
+      .replace('routes:', '# a comment mentioning ${UNSET_IN_COMMENT}\nroutes:')
+      .replace('/v1/', () => '"/v1/$${literal}"');
     const { config } = parseConfigText(yaml, 'g.yaml', { SECOND: 'http://b:1/x,{y}: z' });
     expect(config.upstreams.llm!.backends[1]!.url).toBe('http://b:1/x,{y}: z');
     expect(config.routes[0]!.match.path).toBe('/v1/${literal}');

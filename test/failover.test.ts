@@ -56,7 +56,13 @@ describe('priority and weights through the gateway', () => {
     const b = await startBackend(undefined, 'b');
     const c = await startBackend(undefined, 'c');
     live.backends = [a, b, c];
-    live.gateway = await startGateway(pool([{ url: a.url, weight: 3 }, { url: b.url, weight: 1 }, { url: c.url, priority: 2 }]));
+    live.gateway = await startGateway(
+      pool([
+        { url: a.url, weight: 3 },
+        { url: b.url, weight: 1 },
+        { url: c.url, priority: 2 },
+      ]),
+    );
     for (let i = 0; i < 400; i++) await (await fetch(`${live.gateway.url}/v1/x`)).arrayBuffer();
     expect(c.received).toHaveLength(0);
     expect(a.received.length + b.received.length).toBe(400);
@@ -90,7 +96,9 @@ describe('every backend throttled', () => {
     expect(a.received).toHaveLength(1);
     expect(b.received).toHaveLength(1);
 
-    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { llm: { backends: Array<{ state: string; lastCooldown: { source: string } }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { llm: { backends: Array<{ state: string; lastCooldown: { source: string } }> } };
+    };
     expect(view.upstreams.llm.backends.map((backend) => backend.state)).toEqual(['cooling', 'cooling']);
     expect(view.upstreams.llm.backends.map((backend) => backend.lastCooldown.source)).toEqual(['retry-after-ms', 'retry-after']);
   });
@@ -160,7 +168,9 @@ describe('failover limits and statuses', () => {
     const b = await startStaticBackend(429, { 'retry-after-ms': '5000' }, '{"from":"b"}');
     const c = await startBackend(undefined, 'c');
     live.backends = [a, b, c];
-    live.gateway = await startGateway(pool([{ url: a.url }, { url: b.url, priority: 2 }, { url: c.url, priority: 3 }], '    failover: { maxAttempts: 2 }'));
+    live.gateway = await startGateway(
+      pool([{ url: a.url }, { url: b.url, priority: 2 }, { url: c.url, priority: 3 }], '    failover: { maxAttempts: 2 }'),
+    );
     const res = await fetch(`${live.gateway.url}/v1/x`);
     expect(res.status).toBe(429);
     expect(await res.text()).toBe('{"from":"b"}');

@@ -54,7 +54,11 @@ routes:
   - upstream: rt
 `;
 
-function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+function h2Request(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
     const stream = session.request(headers);
     let status = 0;
@@ -81,7 +85,7 @@ describe('TLS on the listener', () => {
     expect(await res.json()).toMatchObject({ url: '/v1/models' });
     expect(backend.received[0]!.headers['x-forwarded-proto']).toBe('https');
     // plain HTTP to the TLS port is not served
-    await expect(fetch(gateway.url.replace('https:', 'http:') + '/v1/models')).rejects.toThrow();
+    await expect(fetch(`${gateway.url.replace('https:', 'http:')}/v1/models`)).rejects.toThrow();
     // a client that does not trust the CA refuses the certificate
     await expect(fetch(`${gateway.url}/v1/models`)).rejects.toThrow();
   });
@@ -185,8 +189,13 @@ routes:
     const other = await makeCa('untrusted');
     const tlsBackend = await startTlsBackend(await makeServerCert(other));
     try {
-      gateway = await startGateway(`upstreams:\n  rt:\n    tls: { ca: ${ca.certFile} }\n    backends: [ { url: ${tlsBackend.url} } ]\nroutes:\n  - upstream: rt\n`);
-      const refusal = (await openClient(`${gateway.url.replace('http:', 'ws:')}/x`).catch((error: unknown) => error)) as { status: number; body: string };
+      gateway = await startGateway(
+        `upstreams:\n  rt:\n    tls: { ca: ${ca.certFile} }\n    backends: [ { url: ${tlsBackend.url} } ]\nroutes:\n  - upstream: rt\n`,
+      );
+      const refusal = (await openClient(`${gateway.url.replace('http:', 'ws:')}/x`).catch((error: unknown) => error)) as {
+        status: number;
+        body: string;
+      };
       expect(refusal.status).toBe(502);
       expect(JSON.parse(refusal.body)).toMatchObject({ type: 'urn:spillway:problem:upstream-tls-error' });
       expect(gateway.logs.events('backend.tls_error')).toHaveLength(1);
@@ -197,20 +206,27 @@ routes:
 });
 
 describe('listener TLS config checks', () => {
-  const withListen = (listen: string) => `listen: { port: 0, ${listen} }\nupstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:1 } ]\nroutes:\n  - upstream: app\n`;
+  const withListen = (listen: string) =>
+    `listen: { port: 0, ${listen} }\nupstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:1 } ]\nroutes:\n  - upstream: app\n`;
 
   it('http2 needs tls', () => {
-    expect(issuesIfAny(withListen('http2: true'))).toEqual([expect.objectContaining({ line: 1, path: 'listen.http2', message: 'http2 needs listen.tls (clients negotiate HTTP/2 over TLS)' })]);
+    expect(issuesIfAny(withListen('http2: true'))).toEqual([
+      expect.objectContaining({ line: 1, path: 'listen.http2', message: 'http2 needs listen.tls (clients negotiate HTTP/2 over TLS)' }),
+    ]);
   });
 
   it('names missing files and a key that does not belong to the certificate', async () => {
     const missing = issuesIfAny(withListen(`tls: { cert: /nope/cert.pem, key: ${cert.keyFile} }`));
-    expect(missing).toEqual([expect.objectContaining({ path: 'listen.tls.cert', message: 'cannot read "/nope/cert.pem": file not found' })]);
+    expect(missing).toEqual([
+      expect.objectContaining({ path: 'listen.tls.cert', message: 'cannot read "/nope/cert.pem": file not found' }),
+    ]);
     const swapped = issuesIfAny(withListen(`tls: { cert: ${cert.certFile}, key: ${cert.certFile} }`));
     expect(swapped[0]).toMatchObject({ path: 'listen.tls.key' });
     expect(swapped[0]!.message).toContain('holds no PEM private key');
     const stranger = await makeServerCert(ca);
     const mismatch = issuesIfAny(withListen(`tls: { cert: ${cert.certFile}, key: ${stranger.keyFile} }`));
-    expect(mismatch).toEqual([expect.objectContaining({ path: 'listen.tls.key', message: expect.stringContaining('does not belong to the certificate') })]);
+    expect(mismatch).toEqual([
+      expect.objectContaining({ path: 'listen.tls.key', message: expect.stringContaining('does not belong to the certificate') }),
+    ]);
   });
 });

@@ -73,8 +73,12 @@ afterAll(async () => {
 
 describe('the package (npm pack)', () => {
   it('ships the compiled CLI, the library entry, the configs and the README — no sources, tests or tooling', () => {
-    expect(packed).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/cli/main.js', 'dist/index.js', 'config/schema.json', 'config/demo.yaml']));
-    const unexpected = packed.filter((path) => !/^(dist|config|docs)\//.test(path) && !['package.json', 'README.md', 'LICENSE'].includes(path));
+    expect(packed).toEqual(
+      expect.arrayContaining(['package.json', 'README.md', 'dist/cli/main.js', 'dist/index.js', 'config/schema.json', 'config/demo.yaml']),
+    );
+    const unexpected = packed.filter(
+      (path) => !/^(dist|config|docs)\//.test(path) && !['package.json', 'README.md', 'LICENSE'].includes(path),
+    );
     expect(unexpected).toEqual([]);
     expect(packed.filter((path) => /\.test\.|(^|\/)(test|bench|src|node_modules)\//.test(path))).toEqual([]);
   });
@@ -133,11 +137,16 @@ describe('the packed CLI with production dependencies only', () => {
     }
     expect(existsSync(join(dir, 'node_modules', 'vitest'))).toBe(false);
     expect(existsSync(join(dir, 'node_modules', 'typescript'))).toBe(false);
-    for (const name of Object.keys(pkg.dependencies ?? {})) expect(existsSync(join(dir, 'node_modules', name, 'package.json')), name).toBe(true);
+    for (const name of Object.keys(pkg.dependencies ?? {}))
+      expect(existsSync(join(dir, 'node_modules', name, 'package.json')), name).toBe(true);
   }, 60_000);
 
   it('validates the shipped demo config with `check`', async () => {
-    const result = await run(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), 'check', '--config', join(dir, 'config', 'demo.yaml')], { cwd: dir, timeoutMs: 20_000 });
+    const result = await run(
+      process.execPath,
+      [join(dir, 'dist', 'cli', 'main.js'), 'check', '--config', join(dir, 'config', 'demo.yaml')],
+      { cwd: dir, timeoutMs: 20_000 },
+    );
     expect(result.output).not.toMatch(/Cannot find (module|package)/);
     expect(result.code).toBe(0);
   });

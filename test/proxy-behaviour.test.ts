@@ -38,12 +38,20 @@ function rawRequest(url: string, bytes: string): Promise<string> {
 describe('forwarding', () => {
   it('keeps path and query, strips hop-by-hop headers, sets X-Forwarded-*', async () => {
     const app = await startBackend((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain', connection: 'keep-alive, x-internal', 'x-internal': 'secret', 'keep-alive': 'timeout=5', 'x-ok': '1' });
+      res.writeHead(200, {
+        'content-type': 'text/plain',
+        connection: 'keep-alive, x-internal',
+        'x-internal': 'secret',
+        'keep-alive': 'timeout=5',
+        'x-ok': '1',
+      });
       res.end('ok');
     });
     live.backends = [app];
     live.gateway = await startGateway(single(app.url));
-    const res = await httpRequest(`${live.gateway.url}/a/b%20c?x=1&y=%2F`, { headers: { connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', 'x-keep': '2', 'x-forwarded-for': '203.0.113.9', te: 'trailers' } });
+    const res = await httpRequest(`${live.gateway.url}/a/b%20c?x=1&y=%2F`, {
+      headers: { connection: 'keep-alive, x-drop-me', 'x-drop-me': '1', 'x-keep': '2', 'x-forwarded-for': '203.0.113.9', te: 'trailers' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers['x-ok']).toBe('1');
     expect(res.headers['x-internal']).toBeUndefined();
@@ -93,7 +101,9 @@ describe('forwarding', () => {
   it('methods restrict a route', async () => {
     const app = await startBackend();
     live.backends = [app];
-    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - match: { path: /, methods: [get] }\n    upstream: app\n`);
+    live.gateway = await startGateway(
+      `upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - match: { path: /, methods: [get] }\n    upstream: app\n`,
+    );
     expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
     expect((await fetch(`${live.gateway.url}/x`, { method: 'DELETE' })).status).toBe(404);
   });
@@ -193,8 +203,12 @@ describe('bad requests', () => {
     live.backends = [app];
     live.gateway = await startGateway(single(app.url));
     expect(await rawRequest(live.gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nBad Header: y\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
-    expect(await rawRequest(live.gateway.url, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 431/);
-    expect(await rawRequest(live.gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
+    expect(await rawRequest(live.gateway.url, `GET /x HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 431/,
+    );
+    expect(
+      await rawRequest(live.gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
+    ).toMatch(/^HTTP\/1\.1 400/);
     expect(await rawRequest(live.gateway.url, 'GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1\.1 400/);
     expect((await fetch(`${live.gateway.url}/still-up`)).status).toBe(200);
   });

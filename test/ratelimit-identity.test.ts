@@ -1,7 +1,6 @@
 // Who is the client? header keys, ip (X-Forwarded-For only from trusted proxies), verified JWT
 // claims, route, combinations — and what happens without a key. Plus config validation.
 
-
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
@@ -47,7 +46,7 @@ describe('missing key', () => {
     expect(live.backend!.received).toHaveLength(0);
   });
 
-  it('ip: requests without the key share their address\'s bucket', async () => {
+  it("ip: requests without the key share their address's bucket", async () => {
     const url = await start('    key: header:x-api-key\n    capacity: 2\n    refill: 1/h\n    missingKey: ip');
     expect(await passes(url, {}, 4)).toBe(2);
     expect(await passes(url, { 'x-api-key': 'k' }, 4)).toBe(2);
@@ -99,7 +98,10 @@ describe('jwt key', () => {
     // alice's payload with a fresh sub but alice's signature: tampered
     const [h, , s] = alice.split('.');
     expect((await hit(`${url}/x`, { authorization: `Bearer ${h}.${b64({ sub: 'eve' })}.${s}` })).status).toBe(401);
-    const expired = await new SignJWT({ sub: 'frank' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(new TextEncoder().encode(secret));
+    const expired = await new SignJWT({ sub: 'frank' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      .sign(new TextEncoder().encode(secret));
     expect((await hit(`${url}/x`, { authorization: `Bearer ${expired}` })).status).toBe(401);
     expect((await hit(`${url}/x`, { authorization: 'Bearer garbage' })).status).toBe(401);
   });
@@ -131,7 +133,9 @@ describe('jwt key', () => {
     expect(await passes(url, { authorization: `Bearer ${await sign(privateKey, 'acme')}` })).toBe(1);
     expect(await passes(url, { authorization: `Bearer ${await sign(privateKey, 'globex')}` })).toBe(1);
     expect((await hit(`${url}/x`, { authorization: `Bearer ${await sign(other.privateKey, 'initech')}` })).status).toBe(401);
-    expect((await hit(`${url}/x`, { authorization: `Bearer ${await sign(privateKey, 'initech', 'https://evil.example')}` })).status).toBe(401);
+    expect((await hit(`${url}/x`, { authorization: `Bearer ${await sign(privateKey, 'initech', 'https://evil.example')}` })).status).toBe(
+      401,
+    );
   });
 });
 
@@ -148,10 +152,11 @@ routes:
   - { name: b, match: { path: /b }, upstream: app, rateLimit: p }
 `);
     const send = async (path: string, key: string) => (await hit(`${live.gateway!.url}${path}`, { 'x-api-key': key })).status;
-    expect([await send('/a', 'k'), await send('/a', 'k'), await send('/b', 'k'), await send('/a', 'j'), await send('/b', 'k')]).toEqual([200, 429, 200, 200, 429]);
+    expect([await send('/a', 'k'), await send('/a', 'k'), await send('/b', 'k'), await send('/a', 'j'), await send('/b', 'k')]).toEqual([
+      200, 429, 200, 200, 429,
+    ]);
   });
 });
-
 
 describe('config', () => {
   const base = (rest: string) => `upstreams:
@@ -160,7 +165,8 @@ describe('config', () => {
 ${rest}`;
 
   it('bad rate-limit config is reported at file:line:col, never a crash', () => {
-    const issues = issuesOf(base(`rateLimits:
+    const issues = issuesOf(
+      base(`rateLimits:
   p:
     key: header:x-api-key
     capacity: 10
@@ -178,22 +184,27 @@ routes:
   - match: { path: / }
     upstream: app
     rateLimit: [p, nope]
-`));
+`),
+    );
     const text = issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`);
-    expect(text).toEqual(expect.arrayContaining([
-      expect.stringMatching(/^8:13 rateLimits\.p\.refill: expected a rate like "10\/s"/),
-      expect.stringMatching(/^10:10 rateLimits\.q\.key: a key is "header:<name>"/),
-      expect.stringMatching(/rateLimits\.r\.jwt: a jwt:<claim> key needs jwt.secret or jwt.jwks/),
-      expect.stringMatching(/rateLimits\.r\.cost: cost 2 is larger than capacity 1/),
-    ]));
-    const refs = issuesOf(base(`rateLimits:
+    expect(text).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^8:13 rateLimits\.p\.refill: expected a rate like "10\/s"/),
+        expect.stringMatching(/^10:10 rateLimits\.q\.key: a key is "header:<name>"/),
+        expect.stringMatching(/rateLimits\.r\.jwt: a jwt:<claim> key needs jwt.secret or jwt.jwks/),
+        expect.stringMatching(/rateLimits\.r\.cost: cost 2 is larger than capacity 1/),
+      ]),
+    );
+    const refs = issuesOf(
+      base(`rateLimits:
   p: { key: route, capacity: 1, refill: 1/s }
 routes:
   - match: { path: / }
     upstream: app
     rateLimit: [p, nope]
   - { match: { path: /x }, upstream: app, rateLimit: other }
-`)).map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`);
+`),
+    ).map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`);
     expect(refs).toEqual([
       '9:20 routes[0].rateLimit[1]: unknown rate limit policy "nope" (defined: p)',
       '10:54 routes[1].rateLimit: unknown rate limit policy "other" (defined: p)',
@@ -201,18 +212,22 @@ routes:
   });
 
   it('redis needs url or cluster; queue mode needs maxWait; a JWKS file must exist', () => {
-    const issues = issuesOf(base(`redis: { keyPrefix: "x:" }
+    const issues = issuesOf(
+      base(`redis: { keyPrefix: "x:" }
 rateLimits:
   p: { key: route, capacity: 1, refill: 1/s, mode: queue }
   j: { key: jwt:sub, capacity: 1, refill: 1/s, jwt: { jwks: /nonexistent/jwks.json } }
 routes:
   - { match: { path: / }, upstream: app, rateLimit: p }
-`)).map((i) => `${i.path}: ${i.message}`);
-    expect(issues).toEqual(expect.arrayContaining([
-      'redis: set exactly one of redis.url and redis.cluster',
-      'rateLimits.p.maxWait: mode: queue needs a maxWait, like "2s"',
-      expect.stringMatching(/^rateLimits\.j\.jwt\.jwks: cannot read JWKS file/),
-    ]));
+`),
+    ).map((i) => `${i.path}: ${i.message}`);
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'redis: set exactly one of redis.url and redis.cluster',
+        'rateLimits.p.maxWait: mode: queue needs a maxWait, like "2s"',
+        expect.stringMatching(/^rateLimits\.j\.jwt\.jwks: cannot read JWKS file/),
+      ]),
+    );
   });
 
   it('config/rate-limits.yaml passes `spillway check`', async () => {
@@ -225,4 +240,3 @@ routes:
     expect(config.routes[0]!.rateLimit).toBeUndefined();
   });
 });
-

@@ -96,7 +96,8 @@ rateLimits:
 routes:
   - { match: { path: / }, upstream: app, rateLimit: per-user }
 `);
-    const token = (sub: string, key = privateKey) => new SignJWT({ sub }).setProtectedHeader({ alg: 'RS256', kid: 'r1' }).setAudience('spillway').setExpirationTime('5m').sign(key);
+    const token = (sub: string, key = privateKey) =>
+      new SignJWT({ sub }).setProtectedHeader({ alg: 'RS256', kid: 'r1' }).setAudience('spillway').setExpirationTime('5m').sign(key);
     const auth = async (sub: string) => ({ authorization: `Bearer ${await token(sub)}` });
     expect((await hit(`${live.gateway.url}/x`, await auth('ann'))).status).toBe(200);
     expect((await hit(`${live.gateway.url}/x`, await auth('ann'))).status).toBe(429);

@@ -62,7 +62,8 @@ describe('token bucket: burst, refill, cost', () => {
   it('refills at the configured rate', async () => {
     const gw = await start(policy('per-key', 'header:x-api-key', 2, '2/s'), 'per-key');
     // concurrent sends land within a few ms of each other: well under a token's 500 ms
-    const send = async (n: number) => statusCounts(await Promise.all(Array.from({ length: n }, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }))));
+    const send = async (n: number) =>
+      statusCounts(await Promise.all(Array.from({ length: n }, () => hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' }))));
     expect(await send(3)).toEqual({ 200: 2, 429: 1 });
     await sleep(600); // one token back
     expect(await send(2)).toEqual({ 200: 1, 429: 1 });
@@ -76,8 +77,12 @@ describe('token bucket: burst, refill, cost', () => {
   });
 
   it('tiers give listed keys their own capacity and refill', async () => {
-    const gw = await start(policy('per-key', 'header:x-api-key', 2, '1/h', ['tiers:', '  gold: { keys: [key-gold-1, key-gold-2], capacity: 5 }']), 'per-key');
-    const count = async (key: string) => (await statusesInTurn(8, () => hit(`${gw.url}/v1/x`, { 'x-api-key': key }))).filter((status) => status === 200).length;
+    const gw = await start(
+      policy('per-key', 'header:x-api-key', 2, '1/h', ['tiers:', '  gold: { keys: [key-gold-1, key-gold-2], capacity: 5 }']),
+      'per-key',
+    );
+    const count = async (key: string) =>
+      (await statusesInTurn(8, () => hit(`${gw.url}/v1/x`, { 'x-api-key': key }))).filter((status) => status === 200).length;
     expect(await count('plain')).toBe(2);
     expect(await count('key-gold-1')).toBe(5);
     expect(await count('key-gold-2')).toBe(5);
@@ -152,17 +157,18 @@ describe('several policies on one route', () => {
 describe('queue mode', () => {
   it('holds a request until its token is due when that is within maxWait, else 429', async () => {
     const events = limiterEvents();
-    const gw = await start(
-      policy('smooth', 'route', 1, '2/s', ['mode: queue', 'maxWait: 1200ms']),
-      'smooth',
-      { observer: events.observer },
-    );
+    const gw = await start(policy('smooth', 'route', 1, '2/s', ['mode: queue', 'maxWait: 1200ms']), 'smooth', {
+      observer: events.observer,
+    });
     const started = performance.now();
     const results = await Promise.all(Array.from({ length: 5 }, () => hit(`${gw.url}/v1/x`)));
     const elapsed = performance.now() - started;
     // 1 now, then one every 500 ms: 500 ms and 1 s are within maxWait, 1.5 s and 2 s are not
     expect(statusCounts(results)).toEqual({ 200: 3, 429: 2 });
-    const served = results.filter((r) => r.status === 200).map((r) => r.ms).sort((a, b) => a - b);
+    const served = results
+      .filter((r) => r.status === 200)
+      .map((r) => r.ms)
+      .sort((a, b) => a - b);
     expect(served[1]!).toBeGreaterThan(450);
     expect(served[2]!).toBeGreaterThan(950);
     expect(elapsed).toBeLessThan(4000);
@@ -183,11 +189,7 @@ describe('memory store under concurrency', () => {
 describe('limiter decisions are reported', () => {
   it('through context.observer', async () => {
     const events = limiterEvents();
-    const gw = await start(
-      policy('per-key', 'header:x-api-key', 1, '1/h'),
-      'per-key',
-      { observer: events.observer },
-    );
+    const gw = await start(policy('per-key', 'header:x-api-key', 1, '1/h'), 'per-key', { observer: events.observer });
     await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
     await hit(`${gw.url}/v1/x`, { 'x-api-key': 'k' });
     await hit(`${gw.url}/v1/x`);

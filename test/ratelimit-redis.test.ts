@@ -57,7 +57,9 @@ async function gatewayOn(text: string, options: Parameters<typeof startGateway>[
 describe('redis store', () => {
   it('burst, cost and exact headers, decided by Redis', async () => {
     const events = limiterEvents();
-    const gw = await gatewayOn(yaml('  per-key: { key: header:x-api-key, capacity: 20, refill: 1/s, cost: 2 }', 'per-key'), { observer: events.observer });
+    const gw = await gatewayOn(yaml('  per-key: { key: header:x-api-key, capacity: 20, refill: 1/s, cost: 2 }', 'per-key'), {
+      observer: events.observer,
+    });
     const first = await hit(`${gw.url}/x`, { 'x-api-key': 'k' });
     expect(first.status).toBe(200);
     expect(first.headers.get('ratelimit-policy')).toBe('"per-key";q=20;w=20');

@@ -106,7 +106,9 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     expect(first.status).toBe(429);
     await first.arrayBuffer();
     expect(throttled.received).toHaveLength(1);
-    const before = (await (await fetch(`${gw.adminUrl}/admin/upstreams`)).json()) as { upstreams: Record<string, { backends: Array<{ state: string; cooldownUntil: string }> }> };
+    const before = (await (await fetch(`${gw.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: Record<string, { backends: Array<{ state: string; cooldownUntil: string }> }>;
+    };
     expect(before.upstreams.llm!.backends[0]!.state).toBe('cooling');
     expect(gw.gateway.states.size).toBe(2);
 
@@ -114,7 +116,10 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     expect((await gw.gateway.reloader.reload('api')).result).toBe('ok');
 
     const after = (await (await fetch(`${gw.adminUrl}/admin/upstreams`)).json()) as typeof before;
-    expect(after.upstreams.llm!.backends[0]).toMatchObject({ state: 'cooling', cooldownUntil: before.upstreams.llm!.backends[0]!.cooldownUntil });
+    expect(after.upstreams.llm!.backends[0]).toMatchObject({
+      state: 'cooling',
+      cooldownUntil: before.upstreams.llm!.backends[0]!.cooldownUntil,
+    });
     expect(gw.gateway.states.size).toBe(1);
     // answered by the gateway itself: the cooling backend is not called again
     const second = await fetch(`${gw.url}/v1/chat`);
@@ -129,11 +134,15 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
       res.writeHead(200, { 'content-type': 'text/plain' }).end('old config');
     });
     open.push(slow);
-    const gw = await startGatewayFromFile(`upstreams:\n  app: { backends: [ { url: ${slow.url} } ] }\nroutes:\n  - { name: app, upstream: app }\n`);
+    const gw = await startGatewayFromFile(
+      `upstreams:\n  app: { backends: [ { url: ${slow.url} } ] }\nroutes:\n  - { name: app, upstream: app }\n`,
+    );
     open.push(gw);
     const inFlight = text(`${gw.url}/report`);
     await waitUntil(() => slow.received.length === 1, { message: 'the request to reach the slow backend' });
-    await gw.rewrite(`upstreams:\n  app: { backends: [ { url: ${slow.url} } ] }\nroutes:\n  - { name: gone, respond: { status: 410, body: retired } }\n`);
+    await gw.rewrite(
+      `upstreams:\n  app: { backends: [ { url: ${slow.url} } ] }\nroutes:\n  - { name: gone, respond: { status: 410, body: retired } }\n`,
+    );
     expect((await gw.gateway.reloader.reload('api')).result).toBe('ok');
     expect(await text(`${gw.url}/report`)).toEqual({ status: 410, body: 'retired' });
     expect(await inFlight).toEqual({ status: 200, body: 'old config' });
@@ -143,16 +152,26 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     const legacy = await startBackend(undefined, 'legacy');
     const orders = await startBackend(undefined, 'orders');
     open.push(legacy, orders);
-    const gw = await startGatewayFromFile(`reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: legacy }\n`);
+    const gw = await startGatewayFromFile(
+      `reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: legacy }\n`,
+    );
     open.push(gw);
     gw.gateway.reloader.watch(30);
-    await gw.rewrite(`reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: orders }\n`);
-    const served = await waitUntil(async () => JSON.parse((await text(`${gw.url}/x`)).body).backend as string, { until: (b) => b === 'orders', message: 'the watcher to reload and route to orders' });
+    await gw.rewrite(
+      `reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: orders }\n`,
+    );
+    const served = await waitUntil(async () => JSON.parse((await text(`${gw.url}/x`)).body).backend as string, {
+      until: (b) => b === 'orders',
+      message: 'the watcher to reload and route to orders',
+    });
     expect(served).toBe('orders');
     expect(gw.gateway.reloader.last).toMatchObject({ result: 'ok', trigger: 'watch' });
 
     await gw.rewrite(`reload: { watch: true, debounce: 30ms }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: [oops\n`);
-    const last = await waitUntil(() => gw.gateway.reloader.last, { until: (l) => l?.result === 'rejected', message: 'the invalid save to be rejected' });
+    const last = await waitUntil(() => gw.gateway.reloader.last, {
+      until: (l) => l?.result === 'rejected',
+      message: 'the invalid save to be rejected',
+    });
     expect(last?.errors[0]).toMatch(new RegExp(`^${gw.file}:\\d+:\\d+ `));
     expect(JSON.parse((await text(`${gw.url}/x`)).body).backend).toBe('orders');
     // one save, one verdict: the watcher's repeated events for the same text are not re-counted
@@ -164,13 +183,18 @@ ${withOther ? '  - { name: spare, upstream: spare }\n' : ''}`;
     const legacy = await startBackend(undefined, 'legacy');
     const orders = await startBackend(undefined, 'orders');
     open.push(legacy, orders);
-    const file = await writeTempConfig(`${LISTEN}reload: { watch: false }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: legacy }\n`);
+    const file = await writeTempConfig(
+      `${LISTEN}reload: { watch: false }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: legacy }\n`,
+    );
     const cli = await startCli(file);
     open.push({ close: async () => void (await cli.stop()) });
     expect(JSON.parse((await text(`${cli.url}/x`)).body).backend).toBe('legacy');
     await writeFile(file, `${LISTEN}reload: { watch: false }\n${upstreams(legacy, orders)}routes:\n  - { name: rest, upstream: orders }\n`);
     cli.child.kill('SIGHUP');
-    const served = await waitUntil(async () => JSON.parse((await text(`${cli.url}/x`)).body).backend as string, { until: (b) => b === 'orders', message: 'SIGHUP to reload and route to orders' });
+    const served = await waitUntil(async () => JSON.parse((await text(`${cli.url}/x`)).body).backend as string, {
+      until: (b) => b === 'orders',
+      message: 'SIGHUP to reload and route to orders',
+    });
     expect(served).toBe('orders');
     const config = (await (await fetch(`${cli.adminUrl}/admin/config`)).json()) as Record<string, unknown>;
     expect(config).toMatchObject({ loadedBy: 'SIGHUP', reloads: { ok: 1, rejected: 0 } });
@@ -193,7 +217,12 @@ routes:
     const response = await fetch(`${gw.adminUrl}/admin/config`);
     const raw = await response.text();
     expect(raw).not.toContain('sk-live-123');
-    const view = JSON.parse(raw) as { file: string; loadedAt: string; loadedBy: string; config: { routes: Array<Record<string, unknown>> } };
+    const view = JSON.parse(raw) as {
+      file: string;
+      loadedAt: string;
+      loadedBy: string;
+      config: { routes: Array<Record<string, unknown>> };
+    };
     expect(view).toMatchObject({ file: gw.file, loadedBy: 'startup' });
     expect(Date.parse(view.loadedAt)).toBeGreaterThan(0);
     expect(view.config.routes[0]).toMatchObject({

@@ -19,18 +19,21 @@ async function get(url: string): Promise<Response> {
 }
 
 describe('circuit breaker per backend', () => {
-  it('a backend answering 500s trips its own breaker, not its neighbour\'s, and recovers through half-open', async () => {
+  it("a backend answering 500s trips its own breaker, not its neighbour's, and recovers through half-open", async () => {
     const broken = await startSwitchable('broken', status(500));
     const healthy = await startSwitchable('healthy');
     live.backends = [broken, healthy];
     const recorder = recordingObserver();
     live.gateway = await startGateway(
-      ordersConfig([broken.url, healthy.url], '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 1500ms, halfOpenRequests: 2 }'),
+      ordersConfig(
+        [broken.url, healthy.url],
+        '    breaker: { failureRate: 50%, minRequests: 4, window: 5s, openFor: 1500ms, halfOpenRequests: 2 }',
+      ),
       { observer: recorder.observer },
     );
 
     for (let i = 0; i < 10; i++) await get(`${live.gateway.url}/orders`);
-    await waitUntil(() => recorder.of('breaker', broken.url).length > 0, { message: 'the broken backend\'s breaker to change state' });
+    await waitUntil(() => recorder.of('breaker', broken.url).length > 0, { message: "the broken backend's breaker to change state" });
     // openFor (1.5 s) runs from the trip, which happened before this point: the open phase below
     // (10 quick requests, ~50 ms on a quiet machine) fits inside it with a wide margin
     const trippedBy = Date.now();
@@ -43,7 +46,9 @@ describe('circuit breaker per backend', () => {
     for (let i = 0; i < 10; i++) expect((await get(`${live.gateway.url}/orders`)).status).toBe(200);
     expect(served(broken)).toBe(brokenCalls);
 
-    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; breaker: { state: string } }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { orders: { backends: Array<{ state: string; breaker: { state: string } }> } };
+    };
     expect(view.upstreams.orders.backends.map((b) => b.state)).toEqual(['open', 'ready']);
 
     // fixed; after openFor two trial requests succeed and the breaker closes
@@ -64,7 +69,11 @@ describe('circuit breaker per backend', () => {
     await waitUntil(() => breakerStates()[0] === 'open', { message: 'the breaker to open' });
     const before = live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker!;
     expect(before.state).toBe('open');
-    const { config: next } = parseConfigText(`listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`, 'test.yaml', {});
+    const { config: next } = parseConfigText(
+      `listen: { host: 127.0.0.1, port: 0 }\nadmin: { host: 127.0.0.1, port: 0 }\n${yaml}`,
+      'test.yaml',
+      {},
+    );
     live.gateway.gateway.apply(next, 'test.yaml');
     expect(live.gateway.gateway.snapshot.upstreams.get('orders')!.backends[0]!.state.breaker).toBe(before);
     const calls = served(broken);
@@ -77,7 +86,10 @@ describe('circuit breaker per backend', () => {
     const healthy = await startSwitchable('healthy');
     live.backends = [broken, healthy];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 1s, halfOpenRequests: 1 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(
+      ordersConfig([broken.url, healthy.url], '    breaker: { minRequests: 2, openFor: 1s, halfOpenRequests: 1 }'),
+      { observer: recorder.observer },
+    );
     for (let i = 0; i < 6; i++) await get(`${live.gateway.url}/x`);
     await waitUntil(() => recorder.of('breaker', broken.url).includes('open'), { message: 'the breaker to open' });
     // after openFor one trial goes to the broken backend and fails; the 4 requests (~20 ms on a
@@ -92,7 +104,10 @@ describe('circuit breaker per backend', () => {
     const notFound = await startSwitchable('not-found', status(404));
     live.backends = [throttling, notFound];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'), { observer: recorder.observer });
+    live.gateway = await startGateway(
+      ordersConfig([throttling.url, notFound.url], '    breaker: { failureRate: 10%, minRequests: 2, openFor: 10s }'),
+      { observer: recorder.observer },
+    );
     for (let i = 0; i < 30; i++) {
       await get(`${live.gateway.url}/x`);
       await sleep(2);
@@ -119,10 +134,13 @@ describe('circuit breaker per backend', () => {
     const slow = await startSwitchable('slow', (_req, res) => void setTimeout(() => res.end('late'), 3000));
     live.backends = [slow];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'), { observer: recorder.observer });
+    live.gateway = await startGateway(
+      ordersConfig([slow.url], '    timeouts: { headers: 50ms }\n    breaker: { minRequests: 2, openFor: 5s }'),
+      { observer: recorder.observer },
+    );
     expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
     expect((await get(`${live.gateway.url}/x`)).status).toBe(504);
-    await waitUntil(() => recorder.of('breaker', slow.url).length > 0, { message: 'the slow backend\'s breaker to change state' });
+    await waitUntil(() => recorder.of('breaker', slow.url).length > 0, { message: "the slow backend's breaker to change state" });
     expect(recorder.of('breaker', slow.url)).toEqual(['open']);
   });
 });
@@ -149,7 +167,11 @@ describe('nothing can serve', () => {
     const a = await startSwitchable('a', status(500));
     live.backends = [a];
     live.gateway = await startGateway(
-      ordersConfig([a.url], '    breaker: { minRequests: 1, openFor: 5s }', '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }'),
+      ordersConfig(
+        [a.url],
+        '    breaker: { minRequests: 1, openFor: 5s }',
+        '    fallback: { status: 200, headers: { content-type: application/json }, body: \'{"cached":true}\' }',
+      ),
     );
     await get(`${live.gateway.url}/x`);
     await waitUntil(() => breakerStates()[0] === 'open', { message: 'the breaker to open' });
@@ -190,13 +212,21 @@ describe('active health checks', () => {
     live.backends = [a, b];
     a.health = status(503);
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([a.url, b.url], '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(
+      ordersConfig(
+        [a.url, b.url],
+        '    healthCheck: { path: /health, interval: 50ms, timeout: 200ms, unhealthyAfter: 2, healthyAfter: 2 }',
+      ),
+      { observer: recorder.observer },
+    );
     await waitUntil(() => recorder.of('health', a.url).includes('unhealthy'), { timeout: 3000, message: 'a unhealthy' });
     const before = served(a);
     for (let i = 0; i < 10; i++) expect((await get(`${live.gateway.url}/x`)).status).toBe(200);
     expect(served(a)).toBe(before);
     expect(served(b)).toBeGreaterThanOrEqual(10);
-    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ state: string; health: { healthy: boolean } }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { orders: { backends: Array<{ state: string; health: { healthy: boolean } }> } };
+    };
     expect(view.upstreams.orders.backends[0]).toMatchObject({ state: 'unhealthy', health: { healthy: false } });
 
     a.health = ok('a');
@@ -206,7 +236,7 @@ describe('active health checks', () => {
     expect(recorder.of('health', b.url)).toEqual([]);
   });
 
-  it('probes carry the backend\'s own headers (credentials)', async () => {
+  it("probes carry the backend's own headers (credentials)", async () => {
     const a = await startSwitchable('a');
     live.backends = [a];
     a.health = (req, res) => {
@@ -214,13 +244,16 @@ describe('active health checks', () => {
       res.end();
     };
     const recorder = recordingObserver();
-    live.gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(
+      `upstreams:
   orders:
     backends: [ { url: ${a.url}, headers: { api-key: k-a } } ]
     healthCheck: { interval: 30ms, unhealthyAfter: 1 }
 routes:
   - upstream: orders
-`, { observer: recorder.observer });
+`,
+      { observer: recorder.observer },
+    );
     await waitUntil(() => a.received.filter((r) => r.url === '/health').length >= 3, { timeout: 3000, message: 'probes' });
     expect(recorder.of('health')).toEqual([]);
     expect(a.received.find((r) => r.url === '/health')!.headers['user-agent']).toBe('spillway-health-check');
@@ -231,7 +264,9 @@ routes:
     live.backends = [a];
     a.health = (_req, res) => void setTimeout(() => res.end('late'), 300);
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([a.url], '    healthCheck: { interval: 50ms, timeout: 30ms, unhealthyAfter: 1 }'), {
+      observer: recorder.observer,
+    });
     await waitUntil(() => recorder.of('health', a.url).includes('unhealthy'), { timeout: 3000, message: 'a unhealthy' });
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(503);

@@ -18,7 +18,14 @@ routes:
 }
 
 async function fire(url: string, n: number): Promise<Response[]> {
-  return Promise.all(Array.from({ length: n }, () => fetch(url).then(async (res) => (await res.clone().arrayBuffer(), res))));
+  return Promise.all(
+    Array.from({ length: n }, () =>
+      fetch(url).then(async (res) => {
+        await res.clone().arrayBuffer();
+        return res;
+      }),
+    ),
+  );
 }
 
 describe('concurrency limit per backend', () => {
@@ -26,7 +33,9 @@ describe('concurrency limit per backend', () => {
     const slow = await startSwitchable('slow', delayed(800, ok('slow')));
     live.backends = [slow];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 2, queue: 2, maxWait: 150ms }'), { observer: recorder.observer });
+    live.gateway = await startGateway(config([slow.url], '    concurrency: { perBackend: 2, queue: 2, maxWait: 150ms }'), {
+      observer: recorder.observer,
+    });
     const started = Date.now();
     const responses = await fire(`${live.gateway.url}/x`, 6);
     const statuses = responses.map((r) => r.status).sort();
@@ -66,7 +75,9 @@ describe('concurrency limit per backend', () => {
     const sampler = setInterval(() => (maxQueued = Math.max(maxQueued, state.queued)), 5);
     const burst = fire(`${live.gateway.url}/x`, 60);
     await waitUntil(() => state.queued > 0, { timeout: 2000, message: 'queue' });
-    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { orders: { backends: Array<{ inFlight: number; queued: number; maxConcurrent: number }> } } };
+    const view = (await (await fetch(`${live.gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { orders: { backends: Array<{ inFlight: number; queued: number; maxConcurrent: number }> } };
+    };
     expect(view.upstreams.orders.backends[0]).toMatchObject({ inFlight: 1, maxConcurrent: 1 });
     expect(view.upstreams.orders.backends[0]!.queued).toBeLessThanOrEqual(5);
     const statuses = (await burst).map((r) => r.status);

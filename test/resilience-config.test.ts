@@ -4,7 +4,6 @@ import { compileResilience } from '../src/resilience/policy.js';
 import { ROOT } from './helpers/gateway.js';
 import { issuesOf, expectCheckPasses } from './helpers/config.js';
 
-
 const upstream = (extra: string, route = '') => `upstreams:
   orders:
     backends: [ { url: http://127.0.0.1:9101 } ]
@@ -21,9 +20,29 @@ describe('resilience config', () => {
   it('`{}` takes the documented defaults; absent blocks stay off', () => {
     const { config } = parseConfigText(upstream('    breaker: {}\n    healthCheck: {}\n    retry: {}\n    concurrency: {}'), 'g.yaml', {});
     const orders = config.upstreams.orders!;
-    expect(orders.breaker).toEqual({ failureRate: 0.5, minRequests: 20, window: 10_000, openFor: 30_000, halfOpenRequests: 2, statuses: [500, 502, 503, 504] });
-    expect(orders.healthCheck).toEqual({ path: '/health', method: 'GET', interval: 5_000, timeout: 1_000, unhealthyAfter: 3, healthyAfter: 2 });
-    expect(orders.retry).toEqual({ on: ['connect-error', 'timeout', 502, 503, 504], maxRetries: 2, budget: 0.2, minRetries: 3, backoff: { base: 50, max: 1_000 } });
+    expect(orders.breaker).toEqual({
+      failureRate: 0.5,
+      minRequests: 20,
+      window: 10_000,
+      openFor: 30_000,
+      halfOpenRequests: 2,
+      statuses: [500, 502, 503, 504],
+    });
+    expect(orders.healthCheck).toEqual({
+      path: '/health',
+      method: 'GET',
+      interval: 5_000,
+      timeout: 1_000,
+      unhealthyAfter: 3,
+      healthyAfter: 2,
+    });
+    expect(orders.retry).toEqual({
+      on: ['connect-error', 'timeout', 502, 503, 504],
+      maxRetries: 2,
+      budget: 0.2,
+      minRetries: 3,
+      backoff: { base: 50, max: 1_000 },
+    });
     expect(orders.concurrency).toEqual({ perBackend: 100, queue: 500, maxWait: 2_000 });
     expect(config.shutdown).toEqual({ drain: 15_000 });
     expect(compileResilience(orders).retry!.deadline).toBe(180_000);
@@ -43,7 +62,10 @@ describe('resilience config', () => {
   });
 
   it('a fallback is an upstream or a static response, and the upstream must exist', () => {
-    expect(issuesOf(upstream('', '    fallback: { upstream: nope }'))[0]).toMatchObject({ path: 'routes[0].fallback.upstream', message: 'unknown upstream "nope"' });
+    expect(issuesOf(upstream('', '    fallback: { upstream: nope }'))[0]).toMatchObject({
+      path: 'routes[0].fallback.upstream',
+      message: 'unknown upstream "nope"',
+    });
     expect(issuesOf(upstream('', '    fallback: { upstream: orders, status: 200 }'))[0]!.message).toMatch(/either/);
     expect(issuesOf(upstream('', '    fallback: {}'))[0]!.message).toMatch(/either/);
   });

@@ -14,10 +14,13 @@ describe('retries on failure', () => {
     live.backends = [b];
     const recorder = recordingObserver();
     live.gateway = await startGateway(
-      ordersConfig([a.url, b.url], '    breaker: { failureRate: 50%, minRequests: 20, window: 10s, openFor: 30s, halfOpenRequests: 2 }\n    retry: { on: [connect-error, timeout, 502, 503, 504], budget: 20%, deadline: 10s }'),
+      ordersConfig(
+        [a.url, b.url],
+        '    breaker: { failureRate: 50%, minRequests: 20, window: 10s, openFor: 30s, halfOpenRequests: 2 }\n    retry: { on: [connect-error, timeout, 502, 503, 504], budget: 20%, deadline: 10s }',
+      ),
       { observer: recorder.observer },
     );
-    let stopLoad = () => undefined as void;
+    let stopLoad: () => void = () => {};
     const load = steadyLoad(`${live.gateway.url}/orders`, 4, new Promise<void>((resolve) => (stopLoad = resolve)));
     await waitUntil(() => served(a) > 10 && served(b) > 10, { timeout: 5000, message: 'load on both backends' });
     await a.close(); // in-flight requests are cut, new connections refused
@@ -25,7 +28,11 @@ describe('retries on failure', () => {
     await waitUntil(() => served(b) > servedByB + 40, { timeout: 5000, message: 'load after the kill' });
     stopLoad();
     const statuses = await load;
-    if (statuses.some((s) => s !== 200)) console.log('kill test', recorder.events.filter((e) => e.type !== 'attempt' || e.value !== 'ok'));
+    if (statuses.some((s) => s !== 200))
+      console.log(
+        'kill test',
+        recorder.events.filter((e) => e.type !== 'attempt' || e.value !== 'ok'),
+      );
     expect(statuses.length).toBeGreaterThan(50);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
   });
@@ -91,8 +98,17 @@ routes:
     const total = () => failing.reduce((sum, b) => sum + served(b), 0);
 
     const capped = recordingObserver();
-    live.gateway = await startGateway(ordersConfig(urls, '    retry: { budget: 0%, minRetries: 1, maxRetries: 2 }'), { observer: capped.observer });
-    const statuses = await Promise.all(Array.from({ length: 12 }, () => fetch(`${live.gateway!.url}/x`).then(async (r) => (await r.arrayBuffer(), r.status))));
+    live.gateway = await startGateway(ordersConfig(urls, '    retry: { budget: 0%, minRetries: 1, maxRetries: 2 }'), {
+      observer: capped.observer,
+    });
+    const statuses = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        fetch(`${live.gateway!.url}/x`).then(async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        }),
+      ),
+    );
     expect(statuses.every((s) => s === 502)).toBe(true);
     // 12 first attempts, and at most one retry in flight at a time (instead of 24 retries)
     expect(capped.of('retry').length).toBeLessThanOrEqual(3);
@@ -101,7 +117,9 @@ routes:
     await closeAll(live.gateway);
     for (const b of failing) b.received.length = 0;
     const uncapped = recordingObserver();
-    live.gateway = await startGateway(ordersConfig(urls, '    retry: { budget: 100%, minRetries: 100, maxRetries: 2 }'), { observer: uncapped.observer });
+    live.gateway = await startGateway(ordersConfig(urls, '    retry: { budget: 100%, minRetries: 100, maxRetries: 2 }'), {
+      observer: uncapped.observer,
+    });
     await Promise.all(Array.from({ length: 12 }, () => fetch(`${live.gateway!.url}/x`).then((r) => r.arrayBuffer())));
     expect(uncapped.of('retry').length).toBe(24);
     expect(total()).toBe(36);
@@ -109,10 +127,14 @@ routes:
 
   it('a single-backend pool retries the same backend with backoff', async () => {
     let calls = 0;
-    const only = await startSwitchable('only', (req, res, body) => (++calls <= 2 ? status(503)(req, res, body) : ok('only')(req, res, body)));
+    const only = await startSwitchable('only', (req, res, body) =>
+      ++calls <= 2 ? status(503)(req, res, body) : ok('only')(req, res, body),
+    );
     live.backends = [only];
     const recorder = recordingObserver();
-    live.gateway = await startGateway(ordersConfig([only.url], '    retry: { maxRetries: 3, backoff: { base: 20ms, max: 100ms } }'), { observer: recorder.observer });
+    live.gateway = await startGateway(ordersConfig([only.url], '    retry: { maxRetries: 3, backoff: { base: 20ms, max: 100ms } }'), {
+      observer: recorder.observer,
+    });
     const res = await fetch(`${live.gateway.url}/x`);
     expect(res.status).toBe(200);
     expect(calls).toBe(3);
@@ -154,7 +176,9 @@ routes:
   it('the deadline also bounds retry backoff and waiting for a concurrency slot', async () => {
     const slow = await startSwitchable('slow', delayed(20_000, ok('slow')));
     live.backends = [slow];
-    live.gateway = await startGateway(ordersConfig([slow.url], '    retry: { deadline: 300ms }\n    concurrency: { perBackend: 1, queue: 5, maxWait: 20s }'));
+    live.gateway = await startGateway(
+      ordersConfig([slow.url], '    retry: { deadline: 300ms }\n    concurrency: { perBackend: 1, queue: 5, maxWait: 20s }'),
+    );
     const first = fetch(`${live.gateway.url}/x`);
     await waitUntil(() => served(slow) === 1, { timeout: 3000, message: 'first in flight' });
     const started = Date.now();

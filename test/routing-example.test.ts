@@ -41,13 +41,14 @@ describe('config/strangler.yaml, running', () => {
     try {
       const json = async (path: string, init?: RequestInit) => {
         const response = await fetch(cli.url + path, { redirect: 'manual', ...init });
-        return { status: response.status, headers: response.headers, body: (await response.text()) };
+        return { status: response.status, headers: response.headers, body: await response.text() };
       };
       expect(JSON.parse((await json('/api/orders/7')).body)).toMatchObject({ backend: 'orders', url: '/orders/7' });
       expect(orders.received.at(-1)!.headers['x-migrated-from']).toBe('legacy');
       expect(JSON.parse((await json('/api/orders/7', { method: 'DELETE' })).body)).toMatchObject({ backend: 'legacy' });
       const sides = new Set<string>();
-      for (let i = 0; i < 40; i++) sides.add(JSON.parse((await json(`/api/users/${i}`, { headers: { 'x-user-id': `u${i}` } })).body).backend);
+      for (let i = 0; i < 40; i++)
+        sides.add(JSON.parse((await json(`/api/users/${i}`, { headers: { 'x-user-id': `u${i}` } })).body).backend);
       expect([...sides].sort()).toEqual(['legacy', 'users-v2']);
       const retired = await json('/api/v1/reports');
       expect(retired.status).toBe(410);

@@ -40,7 +40,10 @@ describe('path matching', () => {
   });
 
   it('templates expose their params', () => {
-    expect(matcher({ path: '/api/users/:userId/orders/:orderId' }).test(view('GET', '/api/users/42/orders/9/items'))).toEqual({ userId: '42', orderId: '9' });
+    expect(matcher({ path: '/api/users/:userId/orders/:orderId' }).test(view('GET', '/api/users/42/orders/9/items'))).toEqual({
+      userId: '42',
+      orderId: '9',
+    });
     expect(matcher({ path: '/api/orders' }).test(view('GET', '/api/orders'))).toEqual({});
   });
 });
@@ -113,7 +116,10 @@ describe('shadow warnings', () => {
     match: { path: /api/users/:id }
     upstream: a
 `);
-    expect(warnings.map((w) => [w.line, w.path])).toEqual([[7, 'routes[1]'], [10, 'routes[2]']]);
+    expect(warnings.map((w) => [w.line, w.path])).toEqual([
+      [7, 'routes[1]'],
+      [10, 'routes[2]'],
+    ]);
     expect(warnings[0]!.message).toContain('route "orders" can never match: "api" (routes[0]) comes first');
   });
 
@@ -139,7 +145,8 @@ describe('shadow warnings', () => {
 });
 
 describe('route config', () => {
-  const base = 'upstreams:\n  a: { backends: [ { url: http://127.0.0.1:9 } ] }\n  b: { backends: [ { url: http://127.0.0.1:10 } ] }\nroutes:\n';
+  const base =
+    'upstreams:\n  a: { backends: [ { url: http://127.0.0.1:9 } ] }\n  b: { backends: [ { url: http://127.0.0.1:10 } ] }\nroutes:\n';
   const issues = (routes: string) => {
     try {
       parseConfigText(base + routes, 'gateway.yaml', {});
@@ -152,18 +159,30 @@ describe('route config', () => {
 
   it('a route has exactly one action', () => {
     expect(issues('  - match: { path: / }\n')[0]).toContain('a route needs one action: upstream, split, respond');
-    expect(issues('  - upstream: a\n    respond: { status: 410 }\n')[0]).toContain('a route has exactly one action, found upstream and respond');
+    expect(issues('  - upstream: a\n    respond: { status: 410 }\n')[0]).toContain(
+      'a route has exactly one action, found upstream and respond',
+    );
   });
 
   it('names unknown upstreams in split and mirror, and bad parameters', () => {
-    expect(issues('  - split: [ { upstream: a, weight: 1 }, { upstream: c, weight: 1 } ]\n')).toEqual(['5 routes[0].split[1].upstream: unknown upstream "c" (defined: a, b)']);
-    expect(issues('  - upstream: a\n    mirror: { upstream: ghost }\n')[0]).toContain('routes[0].mirror.upstream: unknown upstream "ghost"');
-    expect(issues('  - match: { path: /u/:id }\n    upstream: a\n    rewrite: { path: /v2/:user }\n')[0]).toContain(':user is not a parameter of the match path');
+    expect(issues('  - split: [ { upstream: a, weight: 1 }, { upstream: c, weight: 1 } ]\n')).toEqual([
+      '5 routes[0].split[1].upstream: unknown upstream "c" (defined: a, b)',
+    ]);
+    expect(issues('  - upstream: a\n    mirror: { upstream: ghost }\n')[0]).toContain(
+      'routes[0].mirror.upstream: unknown upstream "ghost"',
+    );
+    expect(issues('  - match: { path: /u/:id }\n    upstream: a\n    rewrite: { path: /v2/:user }\n')[0]).toContain(
+      ':user is not a parameter of the match path',
+    );
     expect(issues('  - match: { path: /a/../b }\n    upstream: a\n')[0]).toContain('write the path normalised');
     expect(issues('  - match: { headers: { x: { regex: "(" } } }\n    upstream: a\n')[0]).toContain('not a valid regular expression');
     expect(issues('  - upstream: a\n    stickyBy: header:x\n')[0]).toContain('stickyBy only applies to split');
-    expect(issues('  - split: [ { upstream: a, weight: 1 } ]\n    stickyBy: session\n')[0]).toContain('use "header:<name>", "cookie:<name>" or "ip"');
-    expect(issues('  - { name: x, upstream: a }\n  - { name: x, upstream: b }\n')[0]).toContain('route name "x" is already used by routes[0]');
+    expect(issues('  - split: [ { upstream: a, weight: 1 } ]\n    stickyBy: session\n')[0]).toContain(
+      'use "header:<name>", "cookie:<name>" or "ip"',
+    );
+    expect(issues('  - { name: x, upstream: a }\n  - { name: x, upstream: b }\n')[0]).toContain(
+      'route name "x" is already used by routes[0]',
+    );
   });
 });
 

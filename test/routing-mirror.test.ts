@@ -17,7 +17,11 @@ afterEach(async () => {
   await closeAll(...open.splice(0));
 });
 
-async function setup(shadowHandler: Parameters<typeof startBackend>[0], mirror: string, primaryHandler?: Parameters<typeof startBackend>[0]) {
+async function setup(
+  shadowHandler: Parameters<typeof startBackend>[0],
+  mirror: string,
+  primaryHandler?: Parameters<typeof startBackend>[0],
+) {
   const primary = await startBackend(primaryHandler, 'primary');
   const shadow = await startBackend(shadowHandler, 'shadow');
   const comparisons: MirrorComparison[] = [];
@@ -72,7 +76,11 @@ describe('mirror', () => {
       shadowAnswered = true;
       res.writeHead(200).end('{}');
     }, '{ upstream: orders, percent: 100 }');
-    const result = await timed(`${gw.url}/api/orders/1`, { method: 'POST', body: '{"item":1}', headers: { 'content-type': 'application/json' } });
+    const result = await timed(`${gw.url}/api/orders/1`, {
+      method: 'POST',
+      body: '{"item":1}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(result.status).toBe(200);
     expect(JSON.parse(result.body)).toMatchObject({ backend: 'primary' });
     // the client had its whole answer before the shadow answered at all

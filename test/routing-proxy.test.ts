@@ -161,12 +161,25 @@ describe('GET /admin/routes', () => {
     await get('/api/orders/2');
     await get('/api/v1/reports');
     const view = (await (await fetch(`${gw.adminUrl}/admin/routes`)).json()) as { routes: Array<Record<string, unknown>> };
-    expect(view.routes.map((r) => r.name)).toEqual(['internal-admin', 'admin-blocked', 'orders-to-new-service', 'users', 'retired', 'moved', 'everything-else']);
+    expect(view.routes.map((r) => r.name)).toEqual([
+      'internal-admin',
+      'admin-blocked',
+      'orders-to-new-service',
+      'users',
+      'retired',
+      'moved',
+      'everything-else',
+    ]);
     const count = (list: Array<{ name: string; requests: number }>, name: string) => list.find((r) => r.name === name)!.requests;
     const routes = view.routes as Array<{ name: string; requests: number }>;
     expect(count(routes, 'orders-to-new-service') - count(before.routes, 'orders-to-new-service')).toBe(2);
     expect(count(routes, 'retired') - count(before.routes, 'retired')).toBe(1);
-    expect(view.routes[2]).toMatchObject({ index: 2, action: 'upstream', upstreams: { orders: expect.any(Number) }, match: { path: '/api/orders', methods: ['GET', 'POST'] } });
+    expect(view.routes[2]).toMatchObject({
+      index: 2,
+      action: 'upstream',
+      upstreams: { orders: expect.any(Number) },
+      match: { path: '/api/orders', methods: ['GET', 'POST'] },
+    });
     expect(view.routes[4]).toMatchObject({ action: 'respond', status: 410 });
   });
 });

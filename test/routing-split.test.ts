@@ -15,7 +15,13 @@ function seeded(seed: number): () => number {
 }
 
 const split = (v2: number, legacy: number, stickyBy?: string) =>
-  compileSplit([{ target: 'users-v2', name: 'users-v2', weight: v2 }, { target: 'legacy', name: 'legacy', weight: legacy }], stickyBy);
+  compileSplit(
+    [
+      { target: 'users-v2', name: 'users-v2', weight: v2 },
+      { target: 'legacy', name: 'legacy', weight: legacy },
+    ],
+    stickyBy,
+  );
 
 const request = (headers: Record<string, string> = {}, ip = '10.0.0.1') => new RequestView('GET', '/api/users/1', '', headers, ip);
 
@@ -83,8 +89,21 @@ describe('sticky clients', () => {
   });
 
   it('adding a third side takes its share from both, leaving the rest in place', () => {
-    const two = compileSplit([{ target: 'a', name: 'a', weight: 1 }, { target: 'b', name: 'b', weight: 1 }], 'ip');
-    const three = compileSplit([{ target: 'a', name: 'a', weight: 1 }, { target: 'b', name: 'b', weight: 1 }, { target: 'c', name: 'c', weight: 1 }], 'ip');
+    const two = compileSplit(
+      [
+        { target: 'a', name: 'a', weight: 1 },
+        { target: 'b', name: 'b', weight: 1 },
+      ],
+      'ip',
+    );
+    const three = compileSplit(
+      [
+        { target: 'a', name: 'a', weight: 1 },
+        { target: 'b', name: 'b', weight: 1 },
+        { target: 'c', name: 'c', weight: 1 },
+      ],
+      'ip',
+    );
     let moved = 0;
     for (let i = 0; i < 9000; i++) {
       const a = rendezvousPick(two.choices, `10.1.${i >> 8}.${i & 255}`).target;
@@ -134,7 +153,9 @@ routes:
     const canary = [...sides.values()].filter((s) => s === 'users-v2').length;
     expect(canary).toBeGreaterThan(15);
     expect(canary).toBeLessThan(45);
-    const view = (await (await fetch(`${gw.adminUrl}/admin/routes`)).json()) as { routes: Array<{ split: Array<{ upstream: string; requests: number }> }> };
+    const view = (await (await fetch(`${gw.adminUrl}/admin/routes`)).json()) as {
+      routes: Array<{ split: Array<{ upstream: string; requests: number }> }>;
+    };
     const [toV2, toLegacy] = view.routes[0]!.split;
     expect(toV2).toMatchObject({ upstream: 'users-v2', requests: canary * 3 });
     expect(toLegacy).toMatchObject({ upstream: 'legacy', requests: (100 - canary) * 3 });

@@ -37,7 +37,9 @@ async function startOtlpReceiver(): Promise<{ url: string; spans: OtlpSpan[]; re
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
     req.on('end', () => {
       if (req.url === '/v1/traces') {
-        const payload = JSON.parse(body) as { resourceSpans: Array<{ resource: Record<string, unknown>; scopeSpans: Array<{ spans: OtlpSpan[] }> }> };
+        const payload = JSON.parse(body) as {
+          resourceSpans: Array<{ resource: Record<string, unknown>; scopeSpans: Array<{ spans: OtlpSpan[] }> }>;
+        };
         for (const resourceSpans of payload.resourceSpans) {
           resources.push(resourceSpans.resource);
           for (const scope of resourceSpans.scopeSpans) spans.push(...scope.spans);
@@ -91,7 +93,9 @@ routes:
     expect(await cli.stop('SIGTERM')).toBe(0); // shutdown flushes the batch
     expect(otlp.spans.map((span) => span.name).sort()).toEqual(['POST chat', 'POST llm', 'POST llm']);
     const server = otlp.spans.find((span) => span.name === 'POST chat')!;
-    const attempts = otlp.spans.filter((span) => span.name === 'POST llm').sort((a, b) => Number(attribute(a, 'spillway.attempt')) - Number(attribute(b, 'spillway.attempt')));
+    const attempts = otlp.spans
+      .filter((span) => span.name === 'POST llm')
+      .sort((a, b) => Number(attribute(a, 'spillway.attempt')) - Number(attribute(b, 'spillway.attempt')));
     for (const attempt of attempts) {
       expect(attempt.traceId).toBe(server.traceId);
       expect(attempt.parentSpanId).toBe(server.spanId);
@@ -108,7 +112,9 @@ routes:
   });
 
   it('rejects bad telemetry config with file:line:col', async () => {
-    const file = await writeTempConfig(`log:\n  requests:\n    sample: 2\nmetrics: { enabled: maybe }\nupstreams:\n  a:\n    backends: [ { url: http://127.0.0.1:1 } ]\nroutes:\n  - { upstream: a }\n`);
+    const file = await writeTempConfig(
+      `log:\n  requests:\n    sample: 2\nmetrics: { enabled: maybe }\nupstreams:\n  a:\n    backends: [ { url: http://127.0.0.1:1 } ]\nroutes:\n  - { upstream: a }\n`,
+    );
     const result = await runCli(['check', '--config', file]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/gateway\.yaml:3:\d+ .*log\.requests\.sample/);

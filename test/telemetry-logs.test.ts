@@ -27,7 +27,18 @@ describe('request log and request id', () => {
     await sleep(20);
     const lines = live.gateway.logs.events('request');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 30, msg: 'request', requestId: id, method: 'POST', target: '/orders/7?page=2', route: 'app', upstream: 'app', backend: app.url, attempts: 1, status: 200 });
+    expect(lines[0]).toMatchObject({
+      level: 30,
+      msg: 'request',
+      requestId: id,
+      method: 'POST',
+      target: '/orders/7?page=2',
+      route: 'app',
+      upstream: 'app',
+      backend: app.url,
+      attempts: 1,
+      status: 200,
+    });
     expect(typeof lines[0]!.durationMs).toBe('number');
     // every generated id is new
     const ids = new Set<string>([id]);
@@ -39,7 +50,7 @@ describe('request log and request id', () => {
     expect(ids.size).toBe(21);
   });
 
-  it('keeps the client\'s x-request-id (replaces an unusable one)', async () => {
+  it("keeps the client's x-request-id (replaces an unusable one)", async () => {
     const app = await startBackend();
     live.backends = [app];
     live.gateway = await startGateway(single(app.url));
@@ -57,7 +68,9 @@ describe('request log and request id', () => {
   it('gateway-made answers carry the request id too (404, pool exhausted)', async () => {
     const app = await startStaticBackend(429, { 'retry-after': '5' });
     live.backends = [app];
-    live.gateway = await startGateway(single(app.url, 'log: { requests: { sample: 1 } }\n').replace('name: app, upstream', 'name: app, match: { path: /api/ }, upstream'));
+    live.gateway = await startGateway(
+      single(app.url, 'log: { requests: { sample: 1 } }\n').replace('name: app, upstream', 'name: app, match: { path: /api/ }, upstream'),
+    );
     const notFound = await fetch(`${live.gateway.url}/nope`);
     expect(notFound.status).toBe(404);
     expect(notFound.headers.get('x-request-id')).toMatch(UUID);
@@ -66,13 +79,19 @@ describe('request log and request id', () => {
     expect(exhausted.status).toBe(429);
     expect(exhausted.headers.get('x-request-id')).toBe('r-2');
     await sleep(20);
-    expect(live.gateway.logs.events('request').map((line) => [line.route ?? null, line.status])).toEqual([[null, 404], ['app', 429], ['app', 429]]);
+    expect(live.gateway.logs.events('request').map((line) => [line.route ?? null, line.status])).toEqual([
+      [null, 404],
+      ['app', 429],
+      ['app', 429],
+    ]);
   });
 
-  it('the gateway\'s id wins over a backend\'s own x-request-id, once; static answers carry it too', async () => {
+  it("the gateway's id wins over a backend's own x-request-id, once; static answers carry it too", async () => {
     const app = await startStaticBackend(200, { 'x-request-id': 'from-backend', 'content-type': 'text/plain' }, 'hi');
     live.backends = [app];
-    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { match: { path: /gone }, respond: { status: 410, body: gone } }\n  - { name: app, upstream: app }\n`);
+    live.gateway = await startGateway(
+      `upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { match: { path: /gone }, respond: { status: 410, body: gone } }\n  - { name: app, upstream: app }\n`,
+    );
     const proxied = await fetch(`${live.gateway.url}/a`, { headers: { 'x-request-id': 'client-1' } });
     expect(await proxied.text()).toBe('hi');
     expect(proxied.headers.get('x-request-id')).toBe('client-1');
@@ -111,11 +130,21 @@ describe('decision events: one info line each, and GET /admin/events', () => {
     const throttling = await startStaticBackend(429, { 'retry-after-ms': '200', 'retry-after': '1' });
     const healthy = await startBackend();
     live.backends = [throttling, healthy];
-    live.gateway = await startGateway(`upstreams:\n  llm:\n    backends:\n      - { url: ${throttling.url} }\n      - { url: ${healthy.url}, priority: 2 }\nroutes:\n  - { upstream: llm }\n`);
+    live.gateway = await startGateway(
+      `upstreams:\n  llm:\n    backends:\n      - { url: ${throttling.url} }\n      - { url: ${healthy.url}, priority: 2 }\nroutes:\n  - { upstream: llm }\n`,
+    );
     const before = Date.now();
     expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
     const [cooling] = live.gateway.logs.events('backend.cooldown');
-    expect(cooling).toMatchObject({ level: 30, msg: 'backend cooling down', upstream: 'llm', backend: throttling.url, source: 'retry-after-ms', value: '200', delayMs: 200 });
+    expect(cooling).toMatchObject({
+      level: 30,
+      msg: 'backend cooling down',
+      upstream: 'llm',
+      backend: throttling.url,
+      source: 'retry-after-ms',
+      value: '200',
+      delayMs: 200,
+    });
     const until = Date.parse(String(cooling!.until));
     expect(until).toBeGreaterThanOrEqual(before + 200);
     expect(until).toBeLessThan(Date.now() + 250);
@@ -124,7 +153,10 @@ describe('decision events: one info line each, and GET /admin/events', () => {
     const [recovered] = live.gateway.logs.events('backend.recovered');
     expect(recovered).toMatchObject({ level: 30, msg: 'backend ready again after its cooldown', upstream: 'llm', backend: throttling.url });
 
-    const events = (await (await fetch(`${live.gateway.adminUrl}/admin/events`)).json()) as { capacity: number; events: Array<Record<string, unknown>> };
+    const events = (await (await fetch(`${live.gateway.adminUrl}/admin/events`)).json()) as {
+      capacity: number;
+      events: Array<Record<string, unknown>>;
+    };
     expect(events.capacity).toBe(200);
     expect(events.events.map((event) => event.event)).toEqual(['backend.cooldown', 'backend.recovered']);
     expect(events.events[0]).toMatchObject({ source: 'retry-after-ms', value: '200', backend: throttling.url });
@@ -159,9 +191,20 @@ describe('decision events: one info line each, and GET /admin/events', () => {
     expect(lines[3]).toMatchObject({ degraded: true, reason: 'redis: ECONNREFUSED' });
 
     const all = (await (await fetch(`${live.gateway.adminUrl}/admin/events`)).json()) as { events: Array<Record<string, unknown>> };
-    expect(all.events.map((event) => event.msg)).toEqual(['config reloaded', 'config rejected', 'rate limiter degraded', 'rate limiter recovered']);
-    expect(all.events[1]).toMatchObject({ event: 'config.reload', result: 'rejected', detail: 'gateway.yaml:4:7 upstreams.app.backends: required' });
-    const newest = (await (await fetch(`${live.gateway.adminUrl}/admin/events?limit=1`)).json()) as { events: Array<Record<string, unknown>> };
+    expect(all.events.map((event) => event.msg)).toEqual([
+      'config reloaded',
+      'config rejected',
+      'rate limiter degraded',
+      'rate limiter recovered',
+    ]);
+    expect(all.events[1]).toMatchObject({
+      event: 'config.reload',
+      result: 'rejected',
+      detail: 'gateway.yaml:4:7 upstreams.app.backends: required',
+    });
+    const newest = (await (await fetch(`${live.gateway.adminUrl}/admin/events?limit=1`)).json()) as {
+      events: Array<Record<string, unknown>>;
+    };
     expect(newest.events.map((event) => event.event)).toEqual(['limiter.recovered']);
   });
 });
@@ -171,11 +214,26 @@ describe('no secrets in logs', () => {
     const app = await startBackend();
     live.backends = [app];
     live.gateway = await startGateway(single(app.url, 'log: { redact: [X-Tenant-Secret] }\n'));
-    live.gateway.gateway.logger.info({ headers: { authorization: 'Bearer sk-live-123', cookie: 'session=abc', 'x-api-key': 'key-456', 'api-key': 'az-789', 'x-tenant-secret': 'tenant-000', accept: 'json' } }, 'headers seen');
+    live.gateway.gateway.logger.info(
+      {
+        headers: {
+          authorization: 'Bearer sk-live-123',
+          cookie: 'session=abc',
+          'x-api-key': 'key-456',
+          'api-key': 'az-789',
+          'x-tenant-secret': 'tenant-000',
+          accept: 'json',
+        },
+      },
+      'headers seen',
+    );
     live.gateway.gateway.logger.info({ req: { headers: { authorization: 'Basic dXNlcjpwYXNz', 'set-cookie': 'a=b' } } }, 'nested');
     const text = JSON.stringify(live.gateway.logs.lines);
-    for (const secret of ['sk-live-123', 'session=abc', 'key-456', 'az-789', 'tenant-000', 'dXNlcjpwYXNz', 'a=b']) expect(text).not.toContain(secret);
-    expect(live.gateway.logs.lines[0]).toMatchObject({ headers: { authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]', accept: 'json' } });
+    for (const secret of ['sk-live-123', 'session=abc', 'key-456', 'az-789', 'tenant-000', 'dXNlcjpwYXNz', 'a=b'])
+      expect(text).not.toContain(secret);
+    expect(live.gateway.logs.lines[0]).toMatchObject({
+      headers: { authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]', accept: 'json' },
+    });
   });
 
   it('credentials from the config (URL passwords) and in query strings never reach a log line or a metric label', async () => {
@@ -183,7 +241,9 @@ describe('no secrets in logs', () => {
     const app = await startBackend();
     live.backends = [throttling, app];
     const secretUrl = throttling.url.replace('http://', 'http://svc:Sup3rS3cretPass@');
-    live.gateway = await startGateway(`log: { requests: { sample: 1 } }\nupstreams:\n  llm:\n    backends:\n      - { url: ${secretUrl} }\n      - { url: ${app.url}, priority: 2 }\nroutes:\n  - { upstream: llm }\n`);
+    live.gateway = await startGateway(
+      `log: { requests: { sample: 1 } }\nupstreams:\n  llm:\n    backends:\n      - { url: ${secretUrl} }\n      - { url: ${app.url}, priority: 2 }\nroutes:\n  - { upstream: llm }\n`,
+    );
     await (await fetch(`${live.gateway.url}/v1/chat?api-key=QUERYSECRET&model=gpt`)).text();
     live.gateway.gateway.logger.warn({ detail: `could not reach ${secretUrl}` }, 'error text with a secret');
     await sleep(20);

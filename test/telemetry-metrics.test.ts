@@ -98,7 +98,10 @@ describe('GET /metrics after scripted traffic', () => {
     expect(m.all('spillway_pool_exhausted_total')).toEqual({ '{route="batch",upstream="solo"}': 2 });
     expect(m.all('spillway_throttle_passed_through_total')).toEqual({ [`{backend="${strict.url}",status="429",upstream="once"}`]: 1 });
     expect(m.all('spillway_client_limited_total')).toEqual({ '{policy="per-key"}': 1 });
-    expect(m.all('spillway_limiter_decisions_total')).toEqual({ '{policy="per-key",result="allowed"}': 1, '{policy="per-key",result="limited"}': 1 });
+    expect(m.all('spillway_limiter_decisions_total')).toEqual({
+      '{policy="per-key",result="allowed"}': 1,
+      '{policy="per-key",result="limited"}': 1,
+    });
     // cooldowns by the header they came from
     expect(m.all('spillway_backend_cooldowns_total')).toEqual({
       [`{backend="${throttling.url}",source="retry-after-ms",upstream="llm"}`]: 1,
@@ -136,7 +139,8 @@ describe('GET /metrics after scripted traffic', () => {
   it('never uses request paths, queries or client values as label values', async () => {
     await scriptedGateway();
     const g = live.gateway!;
-    for (let i = 0; i < 20; i++) await (await fetch(`${g.url}/v1/item-${i}?user=u${i}`, { headers: { 'x-api-key': `k${i}` } })).arrayBuffer();
+    for (let i = 0; i < 20; i++)
+      await (await fetch(`${g.url}/v1/item-${i}?user=u${i}`, { headers: { 'x-api-key': `k${i}` } })).arrayBuffer();
     await (await fetch(`${g.url}/random-${Math.random()}`)).arrayBuffer();
     const text = (await scrape(g.adminUrl)).text;
     expect(text).not.toMatch(/item-|user=|random-|u1\b|k1\b/);
@@ -151,7 +155,9 @@ describe('GET /metrics after scripted traffic', () => {
   it('in-flight gauge counts requests the backend is still answering', async () => {
     const { backend: slow, release } = await startHeldBackend();
     live.backends = [slow];
-    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - { name: app, upstream: app }\n`);
+    live.gateway = await startGateway(
+      `upstreams:\n  app:\n    backends: [ { url: ${slow.url} } ]\nroutes:\n  - { name: app, upstream: app }\n`,
+    );
     const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`)];
     await waitUntil(() => slow.received.length === 2, { interval: 5, message: 'both requests at the held backend' });
     expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(2);
@@ -174,8 +180,22 @@ describe('GET /metrics after scripted traffic', () => {
     observer.limiterDegraded(true, 'redis unreachable');
     observer.configReload('ok', 'gateway.yaml');
     observer.configReload('rejected', 'gateway.yaml:3:5 bad');
-    observer.mirrorCompared(route, { statusEqual: true, bodyEqual: false, primaryStatus: 200, shadowStatus: 200, primaryMs: 1, shadowMs: 2 });
-    observer.mirrorCompared(route, { statusEqual: true, bodyEqual: undefined, primaryStatus: 200, shadowStatus: 200, primaryMs: 1, shadowMs: 2 });
+    observer.mirrorCompared(route, {
+      statusEqual: true,
+      bodyEqual: false,
+      primaryStatus: 200,
+      shadowStatus: 200,
+      primaryMs: 1,
+      shadowMs: 2,
+    });
+    observer.mirrorCompared(route, {
+      statusEqual: true,
+      bodyEqual: undefined,
+      primaryStatus: 200,
+      shadowStatus: 200,
+      primaryMs: 1,
+      shadowMs: 2,
+    });
     observer.aggregatePart(route, 'profile', 'ok', 12);
     observer.aggregatePart(route, 'orders', 'timeout', 250);
     observer.aggregateResponse(route, true, 200);
@@ -187,8 +207,14 @@ describe('GET /metrics after scripted traffic', () => {
     expect(m.all('spillway_concurrency_rejected_total')).toEqual({ [`{backend="${b}",reason="queue-full",upstream="llm"}`]: 1 });
     expect(m.value('spillway_limiter_degraded')).toBe(1);
     expect(m.all('spillway_config_reloads_total')).toEqual({ '{result="ok"}': 1, '{result="rejected"}': 1 });
-    expect(m.all('spillway_mirror_comparisons_total')).toEqual({ '{result="body_mismatch",route="chat"}': 1, '{result="match",route="chat"}': 1 });
-    expect(m.all('spillway_aggregate_parts_total')).toEqual({ '{outcome="ok",part="profile",route="chat"}': 1, '{outcome="timeout",part="orders",route="chat"}': 1 });
+    expect(m.all('spillway_mirror_comparisons_total')).toEqual({
+      '{result="body_mismatch",route="chat"}': 1,
+      '{result="match",route="chat"}': 1,
+    });
+    expect(m.all('spillway_aggregate_parts_total')).toEqual({
+      '{outcome="ok",part="profile",route="chat"}': 1,
+      '{outcome="timeout",part="orders",route="chat"}': 1,
+    });
     expect(m.value('spillway_aggregate_part_duration_seconds_sum', { route: 'chat', part: 'orders' })).toBe(0.25);
     expect(m.all('spillway_aggregate_responses_total')).toEqual({ '{partial="true",route="chat"}': 1 });
   });
@@ -196,7 +222,9 @@ describe('GET /metrics after scripted traffic', () => {
   it('metrics.enabled: false → no /metrics endpoint', async () => {
     const app = await startBackend();
     live.backends = [app];
-    live.gateway = await startGateway(`metrics: { enabled: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    live.gateway = await startGateway(
+      `metrics: { enabled: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`,
+    );
     expect((await fetch(`${live.gateway.adminUrl}/metrics`)).status).toBe(404);
     expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
   });
@@ -204,7 +232,9 @@ describe('GET /metrics after scripted traffic', () => {
   it('metrics.process: false → only spillway series', async () => {
     const app = await startBackend();
     live.backends = [app];
-    live.gateway = await startGateway(`metrics: { process: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`);
+    live.gateway = await startGateway(
+      `metrics: { process: false }\nupstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`,
+    );
     const m = await scrape(live.gateway.adminUrl);
     expect([...m.series.keys()].every((key) => key.startsWith('spillway_'))).toBe(true);
   });
@@ -229,14 +259,20 @@ routes:
     await fileGateway.rewrite('routes: [');
     expect((await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST' })).status).toBe(422);
 
-    const m = await waitUntil(() => scrape(fileGateway.adminUrl), { until: (s) => (s.value('spillway_mirror_comparisons_total', { route: 'all', result: 'match' }) ?? 0) >= 1, message: 'a mirror comparison in /metrics' });
+    const m = await waitUntil(() => scrape(fileGateway.adminUrl), {
+      until: (s) => (s.value('spillway_mirror_comparisons_total', { route: 'all', result: 'match' }) ?? 0) >= 1,
+      message: 'a mirror comparison in /metrics',
+    });
     expect(m.all('spillway_config_reloads_total')).toEqual({ '{result="ok"}': 1, '{result="rejected"}': 1 });
     expect(m.all('spillway_mirror_comparisons_total')).toEqual({ '{result="match",route="all"}': 1 });
     // the shadow's attempt is counted as an attempt on its upstream, not as the client's failover
     expect(m.value('spillway_upstream_attempts_total', { upstream: 'shadow', backend: shadow.url, outcome: 'ok' })).toBe(1);
     expect(m.value('spillway_request_failovers_sum', { route: 'all' })).toBe(0);
     const events = (await (await fetch(`${fileGateway.adminUrl}/admin/events`)).json()) as { events: Array<Record<string, unknown>> };
-    expect(events.events.map((event) => [event.event, event.result])).toEqual([['config.reload', 'ok'], ['config.reload', 'rejected']]);
+    expect(events.events.map((event) => [event.event, event.result])).toEqual([
+      ['config.reload', 'ok'],
+      ['config.reload', 'rejected'],
+    ]);
   });
 });
 
@@ -260,7 +296,9 @@ routes:
     expect(m.all('spillway_breaker_transitions_total')).toEqual({ [`{backend="${broken.url}",state="open",upstream="orders"}`]: 1 });
     expect(m.value('spillway_backend_breaker_state', { upstream: 'orders', backend: broken.url })).toBe(2);
     expect(m.value('spillway_backend_breaker_state', { upstream: 'orders', backend: healthy.url })).toBe(0);
-    expect(m.value('spillway_upstream_attempts_total', { upstream: 'orders', backend: broken.url, outcome: 'error' })).toBeGreaterThanOrEqual(2);
+    expect(
+      m.value('spillway_upstream_attempts_total', { upstream: 'orders', backend: broken.url, outcome: 'error' }),
+    ).toBeGreaterThanOrEqual(2);
     expect(m.value('spillway_backend_healthy', { upstream: 'orders', backend: broken.url })).toBeUndefined();
     expect(m.value('spillway_backend_queue_depth', { upstream: 'orders', backend: broken.url })).toBeUndefined();
     const opened = live.gateway.logs.events('backend.breaker');
@@ -281,7 +319,10 @@ routes:
   - { name: app, upstream: app }
 `);
     const pending = [fetch(`${live.gateway.url}/a`), fetch(`${live.gateway.url}/b`), fetch(`${live.gateway.url}/c`)];
-    await waitUntil(() => scrape(live.gateway!.adminUrl), { until: (s) => s.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url }) === 2, message: 'queue depth 2 in /metrics' });
+    await waitUntil(() => scrape(live.gateway!.adminUrl), {
+      until: (s) => s.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url }) === 2,
+      message: 'queue depth 2 in /metrics',
+    });
     const m = await scrape(live.gateway.adminUrl);
     expect(m.value('spillway_backend_queue_depth', { upstream: 'app', backend: slow.url })).toBe(2);
     expect(m.value('spillway_backend_in_flight', { upstream: 'app', backend: slow.url })).toBe(1);
@@ -305,7 +346,10 @@ describe('metrics from fan-out', () => {
     expect(response.status).toBe(200);
     await response.text();
     const m = await scrape(live.gateway.adminUrl);
-    expect(m.all('spillway_aggregate_parts_total')).toEqual({ '{outcome="ok",part="profile",route="dashboard"}': 1, '{outcome="error",part="orders",route="dashboard"}': 1 });
+    expect(m.all('spillway_aggregate_parts_total')).toEqual({
+      '{outcome="ok",part="profile",route="dashboard"}': 1,
+      '{outcome="error",part="orders",route="dashboard"}': 1,
+    });
     expect(m.all('spillway_aggregate_responses_total')).toEqual({ '{partial="true",route="dashboard"}': 1 });
     expect(m.value('spillway_aggregate_part_duration_seconds_count', { route: 'dashboard', part: 'profile' })).toBe(1);
     expect(m.value('spillway_requests_total', { route: 'dashboard', method: 'GET', status_class: '2xx' })).toBe(1);
@@ -352,9 +396,18 @@ routes:
 `);
     expect((await scrape(live.gateway.adminUrl)).value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(1);
     failing = true;
-    const m = await waitUntil(() => scrape(live.gateway!.adminUrl), { until: (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0, message: 'the backend unhealthy in /metrics' });
+    const m = await waitUntil(() => scrape(live.gateway!.adminUrl), {
+      until: (s) => s.value('spillway_backend_healthy', { upstream: 'app', backend: app.url }) === 0,
+      message: 'the backend unhealthy in /metrics',
+    });
     expect(m.value('spillway_backend_healthy', { upstream: 'app', backend: app.url })).toBe(0);
     expect(m.all('spillway_health_changes_total')).toEqual({ [`{backend="${app.url}",healthy="false",upstream="app"}`]: 1 });
-    expect(live.gateway.logs.events('backend.health')[0]).toMatchObject({ level: 30, msg: 'backend unhealthy', upstream: 'app', backend: app.url, healthy: false });
+    expect(live.gateway.logs.events('backend.health')[0]).toMatchObject({
+      level: 30,
+      msg: 'backend unhealthy',
+      upstream: 'app',
+      backend: app.url,
+      healthy: false,
+    });
   });
 });

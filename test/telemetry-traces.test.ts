@@ -21,14 +21,17 @@ describe('OpenTelemetry spans', () => {
     const healthy = await startBackend(undefined, 'healthy');
     live.backends = [throttling, healthy];
     tracing = inMemoryTracer();
-    live.gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(
+      `upstreams:
   llm:
     backends:
       - { url: ${throttling.url}, priority: 1 }
       - { url: ${healthy.url}, priority: 2 }
 routes:
   - { name: chat, match: { path: /v1/ }, upstream: llm }
-`, { tracer: tracing.tracer });
+`,
+      { tracer: tracing.tracer },
+    );
 
     const response = await fetch(`${live.gateway.url}/v1/chat?x=1`, {
       method: 'POST',
@@ -40,7 +43,9 @@ routes:
 
     const spans = await tracing.spans(3);
     const server = spans.find((span) => span.kind === SpanKind.SERVER)!;
-    const clients = spans.filter((span) => span.kind === SpanKind.CLIENT).sort((a, b) => Number(a.attributes['spillway.attempt']) - Number(b.attributes['spillway.attempt']));
+    const clients = spans
+      .filter((span) => span.kind === SpanKind.CLIENT)
+      .sort((a, b) => Number(a.attributes['spillway.attempt']) - Number(b.attributes['spillway.attempt']));
     expect(spans).toHaveLength(3);
     expect(clients).toHaveLength(2);
 
@@ -48,10 +53,17 @@ routes:
     expect(server.spanContext().traceId).toBe(INCOMING_TRACE);
     expect(server.parentSpanContext?.spanId).toBe(INCOMING_PARENT);
     expect(server.name).toBe('POST chat');
-    expect(server.attributes).toMatchObject({ 'http.request.method': 'POST', 'url.path': '/v1/chat', 'http.route': '/v1/', 'spillway.route': 'chat', 'http.response.status_code': 200, 'spillway.attempts': 2 });
+    expect(server.attributes).toMatchObject({
+      'http.request.method': 'POST',
+      'url.path': '/v1/chat',
+      'http.route': '/v1/',
+      'spillway.route': 'chat',
+      'http.response.status_code': 200,
+      'spillway.attempts': 2,
+    });
     expect(server.attributes['spillway.request_id']).toBe(response.headers.get('x-request-id'));
 
-    const [first, second] = clients as [typeof clients[0], typeof clients[0]];
+    const [first, second] = clients as [(typeof clients)[0], (typeof clients)[0]];
     for (const client of clients) {
       expect(client.spanContext().traceId).toBe(INCOMING_TRACE);
       expect(client.parentSpanContext?.spanId).toBe(server.spanContext().spanId);
@@ -89,9 +101,14 @@ routes:
     const healthy = await startBackend(undefined, 'healthy');
     live.backends = [throttling, healthy];
     tracing = inMemoryTracer();
-    live.gateway = await startGateway(`upstreams:\n  llm:\n    backends:\n      - { url: ${throttling.url}, priority: 1 }\n      - { url: ${healthy.url}, priority: 2 }\nroutes:\n  - { name: chat, upstream: llm }\n`, { tracer: tracing.tracer });
+    live.gateway = await startGateway(
+      `upstreams:\n  llm:\n    backends:\n      - { url: ${throttling.url}, priority: 1 }\n      - { url: ${healthy.url}, priority: 2 }\nroutes:\n  - { name: chat, upstream: llm }\n`,
+      { tracer: tracing.tracer },
+    );
     // parent-based sampling (the SDK default): a caller that did not sample is not sampled here
-    const response = await fetch(`${live.gateway.url}/v1/chat`, { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-00`, tracestate: 'vendor=abc' } });
+    const response = await fetch(`${live.gateway.url}/v1/chat`, {
+      headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-00`, tracestate: 'vendor=abc' },
+    });
     expect(response.status).toBe(200);
     await response.text();
     for (const backend of [throttling, healthy]) {
@@ -109,7 +126,10 @@ routes:
     const deadPort = app.port;
     await app.close();
     tracing = inMemoryTracer();
-    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:${deadPort} } ]\nroutes:\n  - { name: app, upstream: app }\n`, { tracer: tracing.tracer });
+    live.gateway = await startGateway(
+      `upstreams:\n  app:\n    backends: [ { url: http://127.0.0.1:${deadPort} } ]\nroutes:\n  - { name: app, upstream: app }\n`,
+      { tracer: tracing.tracer },
+    );
     expect((await fetch(`${live.gateway.url}/x`)).status).toBe(502);
     const spans = await tracing.spans(2);
     const server = spans.find((span) => span.kind === SpanKind.SERVER)!;
@@ -138,7 +158,8 @@ describe('retry spans', () => {
     const healthy = await startBackend();
     live.backends = [failing, healthy];
     tracing = inMemoryTracer();
-    live.gateway = await startGateway(`upstreams:
+    live.gateway = await startGateway(
+      `upstreams:
   api:
     retry: { on: [502] }
     backends:
@@ -146,18 +167,31 @@ describe('retry spans', () => {
       - { url: ${healthy.url}, priority: 2 }
 routes:
   - { name: api, upstream: api }
-`, { tracer: tracing.tracer });
+`,
+      { tracer: tracing.tracer },
+    );
     expect((await fetch(`${live.gateway.url}/x`)).status).toBe(200);
     const spans = await tracing.spans(3);
-    const clients = spans.filter((span) => span.kind === SpanKind.CLIENT).sort((a, b) => Number(a.attributes['spillway.attempt']) - Number(b.attributes['spillway.attempt']));
-    expect(clients.map((span) => [span.attributes['spillway.attempt'], span.attributes['spillway.outcome'], span.attributes['http.response.status_code']])).toEqual([[1, 'error', 502], [2, 'ok', 200]]);
+    const clients = spans
+      .filter((span) => span.kind === SpanKind.CLIENT)
+      .sort((a, b) => Number(a.attributes['spillway.attempt']) - Number(b.attributes['spillway.attempt']));
+    expect(
+      clients.map((span) => [
+        span.attributes['spillway.attempt'],
+        span.attributes['spillway.outcome'],
+        span.attributes['http.response.status_code'],
+      ]),
+    ).toEqual([
+      [1, 'error', 502],
+      [2, 'ok', 200],
+    ]);
     expect(clients[1]!.attributes['spillway.retry.reason']).toBe('status 502');
     expect(clients[0]!.attributes['spillway.retry.reason']).toBeUndefined();
   });
 });
 
 describe('fan-out spans', () => {
-  it('each part\'s attempt is a client span under the request\'s server span, with its own traceparent', async () => {
+  it("each part's attempt is a client span under the request's server span, with its own traceparent", async () => {
     const users = await startBackend();
     const orders = await startBackend();
     live.backends = [users, orders];

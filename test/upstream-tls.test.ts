@@ -126,7 +126,7 @@ routes:
     expect(backend.received[0]!.headers.host).toBe(new URL(gateway.url).host);
   });
 
-  it('a backend\'s own tls settings override the upstream\'s, field by field', async () => {
+  it("a backend's own tls settings override the upstream's, field by field", async () => {
     const second = await startTlsBackend(await makeServerCert(otherCa), undefined, 'second');
     try {
       gateway = await startGateway(`upstreams:
@@ -141,7 +141,9 @@ routes:
 `);
       expect((await fetch(`${gateway.url}/first`)).status).toBe(200);
       // the second backend: its own CA, the upstream's servername (which its cert lacks) → only the CA overrides
-      const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { secure: { backends: Array<{ tls: unknown }> } } };
+      const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as {
+        upstreams: { secure: { backends: Array<{ tls: unknown }> } };
+      };
       expect(view.upstreams.secure.backends[0]!.tls).toEqual({ ca: ca.certFile, verify: true, servername: 'eastus.test' });
       expect(view.upstreams.secure.backends[1]!.tls).toEqual({ ca: otherCa.certFile, verify: true, servername: 'eastus.test' });
     } finally {
@@ -151,9 +153,10 @@ routes:
 });
 
 describe('TLS config checks', () => {
-
   it('names a missing CA file with its line', () => {
-    const issues = issuesIfAny(`upstreams:\n  s:\n    tls: { ca: /nonexistent/ca.pem }\n    backends: [ { url: https://127.0.0.1:1 } ]\nroutes:\n  - upstream: s\n`);
+    const issues = issuesIfAny(
+      `upstreams:\n  s:\n    tls: { ca: /nonexistent/ca.pem }\n    backends: [ { url: https://127.0.0.1:1 } ]\nroutes:\n  - upstream: s\n`,
+    );
     expect(issues).toHaveLength(1);
     expect(issues[0]).toMatchObject({ line: 3, path: 'upstreams.s.tls.ca' });
     expect(issues[0]!.message).toContain('cannot read "/nonexistent/ca.pem": file not found');
@@ -161,15 +164,23 @@ describe('TLS config checks', () => {
 
   it('refuses a CA file that is not a certificate', async () => {
     const file = await writeTempConfig('not a pem', 'ca.pem');
-    const issues = issuesIfAny(`upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${file} } } ]\nroutes:\n  - upstream: s\n`);
+    const issues = issuesIfAny(
+      `upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${file} } } ]\nroutes:\n  - upstream: s\n`,
+    );
     expect(issues[0]).toMatchObject({ line: 3, path: 'upstreams.s.backends[0].tls.ca' });
     expect(issues[0]!.message).toContain('holds no PEM certificate');
     const broken = await writeTempConfig('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', 'ca.pem');
-    expect(issuesIfAny(`upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${broken} } } ]\nroutes:\n  - upstream: s\n`)[0]!.message).toContain('not a valid PEM certificate');
+    expect(
+      issuesIfAny(
+        `upstreams:\n  s:\n    backends: [ { url: https://127.0.0.1:1, tls: { ca: ${broken} } } ]\nroutes:\n  - upstream: s\n`,
+      )[0]!.message,
+    ).toContain('not a valid PEM certificate');
   });
 
   it('refuses backend tls on an http:// URL', () => {
-    const issues = issuesIfAny(`upstreams:\n  s:\n    backends: [ { url: http://127.0.0.1:1, tls: { insecureSkipVerify: true } } ]\nroutes:\n  - upstream: s\n`);
+    const issues = issuesIfAny(
+      `upstreams:\n  s:\n    backends: [ { url: http://127.0.0.1:1, tls: { insecureSkipVerify: true } } ]\nroutes:\n  - upstream: s\n`,
+    );
     expect(issues[0]!.message).toBe('tls applies to https:// backends only');
   });
 

@@ -34,7 +34,10 @@ routes:
     rewrite: { stripPrefix: /openai/realtime }
     removeHeaders: [api-key]
 `);
-    const client = await openClient(`${wsUrl(gateway.url)}/openai/realtime/session?model=gpt-4o`, { headers: { 'api-key': 'client-key' }, protocol: 'realtime' } as never);
+    const client = await openClient(`${wsUrl(gateway.url)}/openai/realtime/session?model=gpt-4o`, {
+      headers: { 'api-key': 'client-key' },
+      protocol: 'realtime',
+    } as never);
     client.send('who');
     expect(await nextMessage(client)).toBe('east /openai/deployments/east/session?model=gpt-4o');
     client.send('hello');
@@ -67,7 +70,9 @@ routes:
     second.send('who');
     expect(await nextMessage(second)).toBe('spill /rt');
     expect(busy.upgrades).toBe(1); // cooling: not asked again
-    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as { upstreams: { realtime: { backends: Array<Record<string, unknown>> } } };
+    const view = (await (await fetch(`${gateway.adminUrl}/admin/upstreams`)).json()) as {
+      upstreams: { realtime: { backends: Array<Record<string, unknown>> } };
+    };
     expect(view.upstreams.realtime.backends[0]).toMatchObject({ state: 'cooling', throttled: 1 });
     expect(view.upstreams.realtime.backends[1]).toMatchObject({ state: 'ready', inFlight: 2 });
     expect(gateway.logs.events('backend.cooldown')[0]).toMatchObject({ source: 'retry-after-ms' });
@@ -76,11 +81,15 @@ routes:
     await Promise.all([closed(first), closed(second)]);
   });
 
-  it('when every backend refuses with 429 the client gets the gateway\'s 429 with Retry-After', async () => {
+  it("when every backend refuses with 429 the client gets the gateway's 429 with Retry-After", async () => {
     const a = track(await startRefusingBackend(429, { 'retry-after': '5' }));
     const b = track(await startRefusingBackend(429, { 'retry-after': '7' }));
     gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${a.url} }, { url: ${b.url} } ]\nroutes:\n  - upstream: rt\n`);
-    const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; headers: Record<string, string>; body: string };
+    const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as {
+      status: number;
+      headers: Record<string, string>;
+      body: string;
+    };
     expect(refusal.status).toBe(429);
     expect(refusal.headers['content-type']).toBe('application/problem+json');
     expect(refusal.headers['retry-after']).toBe('5');
@@ -88,7 +97,7 @@ routes:
     expect(a.upgrades + b.upgrades).toBe(2);
   });
 
-  it('handshakes feed the backend\'s breaker: failing ones open it, then the client gets 503 without a call', async () => {
+  it("handshakes feed the backend's breaker: failing ones open it, then the client gets 503 without a call", async () => {
     const failing = track(await startRefusingBackend(502));
     gateway = await startGateway(`upstreams:
   rt:
@@ -122,7 +131,9 @@ routes:
     expect(JSON.parse(full.body)).toMatchObject({ type: 'urn:spillway:problem:concurrency-limit' });
     first.close();
     await closed(first);
-    await waitUntil(() => gateway!.gateway.snapshot.upstreams.get('rt')!.backends[0]!.state.inFlight === 0, { message: 'no tunnel in flight' });
+    await waitUntil(() => gateway!.gateway.snapshot.upstreams.get('rt')!.backends[0]!.state.inFlight === 0, {
+      message: 'no tunnel in flight',
+    });
     const again = await openClient(`${wsUrl(gateway.url)}/rt`);
     again.send('who');
     expect(await nextMessage(again)).toBe('echo /rt');
@@ -130,7 +141,7 @@ routes:
     await closed(again);
   });
 
-  it('the route\'s client rate limit counts each handshake; the client key it reads is still stripped', async () => {
+  it("the route's client rate limit counts each handshake; the client key it reads is still stripped", async () => {
     const echo = track(await startEchoBackend());
     gateway = await startGateway(`rateLimits:
   per-key: { key: "header:x-api-key", capacity: 1, refill: 1/h }
@@ -144,7 +155,9 @@ routes:
 `);
     const first = await openClient(`${wsUrl(gateway.url)}/rt`, { headers: { 'x-api-key': 'alice' } });
     expect(echo.handshakes[0]!.headers['x-api-key']).toBeUndefined();
-    const limited = (await openClient(`${wsUrl(gateway.url)}/rt`, { headers: { 'x-api-key': 'alice' } }).catch((error: unknown) => error)) as { status: number; headers: Record<string, string>; body: string };
+    const limited = (await openClient(`${wsUrl(gateway.url)}/rt`, { headers: { 'x-api-key': 'alice' } }).catch(
+      (error: unknown) => error,
+    )) as { status: number; headers: Record<string, string>; body: string };
     expect(limited.status).toBe(429);
     expect(JSON.parse(limited.body)).toMatchObject({ type: 'urn:spillway:problem:client-rate-limited', policy: 'per-key' });
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
@@ -156,10 +169,14 @@ routes:
     expect(echo.handshakes).toHaveLength(2);
   });
 
-  it('passes on a backend\'s other refusals (401) unchanged', async () => {
+  it("passes on a backend's other refusals (401) unchanged", async () => {
     const denied = track(await startRefusingBackend(401, { 'www-authenticate': 'Bearer' }));
     gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${denied.url} } ]\nroutes:\n  - upstream: rt\n`);
-    const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; headers: Record<string, string>; body: string };
+    const refusal = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as {
+      status: number;
+      headers: Record<string, string>;
+      body: string;
+    };
     expect(refusal.status).toBe(401);
     expect(refusal.headers['www-authenticate']).toBe('Bearer');
     expect(refusal.body).toBe('{"error":{"code":"401"}}');
@@ -169,7 +186,9 @@ routes:
     const gone = await startEchoBackend();
     await gone.close();
     const echo = track(await startEchoBackend('second'));
-    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${gone.url}, priority: 1 }, { url: ${echo.url}, priority: 2 } ]\nroutes:\n  - upstream: rt\n`);
+    gateway = await startGateway(
+      `upstreams:\n  rt:\n    backends: [ { url: ${gone.url}, priority: 1 }, { url: ${echo.url}, priority: 2 } ]\nroutes:\n  - upstream: rt\n`,
+    );
     const client = await openClient(`${wsUrl(gateway.url)}/rt`);
     client.send('who');
     expect(await nextMessage(client)).toBe('second /rt');
@@ -180,8 +199,13 @@ routes:
   it('answers unknown paths and unreachable backends with problem+json', async () => {
     const gone = await startEchoBackend();
     await gone.close();
-    gateway = await startGateway(`upstreams:\n  rt:\n    backends: [ { url: ${gone.url} } ]\nroutes:\n  - match: { path: /rt }\n    upstream: rt\n`);
-    const missing = (await openClient(`${wsUrl(gateway.url)}/nowhere`).catch((error: unknown) => error)) as { status: number; body: string };
+    gateway = await startGateway(
+      `upstreams:\n  rt:\n    backends: [ { url: ${gone.url} } ]\nroutes:\n  - match: { path: /rt }\n    upstream: rt\n`,
+    );
+    const missing = (await openClient(`${wsUrl(gateway.url)}/nowhere`).catch((error: unknown) => error)) as {
+      status: number;
+      body: string;
+    };
     expect(missing.status).toBe(404);
     expect(JSON.parse(missing.body)).toMatchObject({ type: 'urn:spillway:problem:route-not-found' });
     const down = (await openClient(`${wsUrl(gateway.url)}/rt`).catch((error: unknown) => error)) as { status: number; body: string };
@@ -222,7 +246,9 @@ routes:
   it('closes an idle tunnel on both sides with 1001 after timeouts.websocketIdle', async () => {
     const echo = track(await startEchoBackend());
     // idle timeout 600 ms, a message every 150 ms: traffic keeps it open with a wide margin
-    gateway = await startGateway(`upstreams:\n  rt:\n    timeouts: { websocketIdle: 600ms }\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`);
+    gateway = await startGateway(
+      `upstreams:\n  rt:\n    timeouts: { websocketIdle: 600ms }\n    backends: [ { url: ${echo.url} } ]\nroutes:\n  - upstream: rt\n`,
+    );
     const client = await openClient(`${wsUrl(gateway.url)}/rt`);
     const started = Date.now();
     // traffic keeps it open

@@ -56,7 +56,8 @@ export function poolBlock<B extends SelectableBackend>(backends: readonly B[], n
     const unhealthy = !state.healthy;
     if (!cooling && !breakerBlocks && !unhealthy) {
       // Only the concurrency limit holds it back: prefer the lowest priority, then the shortest queue.
-      if (!full || backend.priority < full.priority || (backend.priority === full.priority && state.queued < full.state.queued)) full = backend;
+      if (!full || backend.priority < full.priority || (backend.priority === full.priority && state.queued < full.state.queued))
+        full = backend;
       continue;
     }
     let at = cooling ? state.cooldownUntil : now;

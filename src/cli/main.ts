@@ -4,7 +4,7 @@
 import { boundYoungGeneration } from './young-generation.js'; // first: its start-up effect must run before the other modules load
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors.js';
-import { loadConfigFile } from '../config/load.js';
+import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { gatewayJsonSchema } from '../config/schema/index.js';
 import { Gateway } from '../listener/gateway.js';
 import { createLogger } from '../telemetry/logger.js';
@@ -19,10 +19,18 @@ options:
   -c, --config FILE   config file (default: $SPILLWAY_CONFIG or ./gateway.yaml)
   -h, --help          this text`;
 
+function parseCliArgs(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
-  let parsed;
+  let parsed: ReturnType<typeof parseCliArgs>;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseCliArgs(argv);
   } catch (error) {
     process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
     return 2;
@@ -43,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const file = values.config ?? process.env.SPILLWAY_CONFIG ?? 'gateway.yaml';
 
-  let loaded;
+  let loaded: LoadedConfig;
   try {
     loaded = await loadConfigFile(file);
   } catch (error) {
@@ -54,7 +62,8 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   }
   if (command === 'check') {
-    for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning.file}:${warning.line}:${warning.column} ${warning.path} ${warning.message}\n`);
+    for (const warning of loaded.warnings)
+      process.stderr.write(`warning: ${warning.file}:${warning.line}:${warning.column} ${warning.path} ${warning.message}\n`);
     process.stdout.write(`${file}: ok (${Object.keys(loaded.config.upstreams).length} upstreams, ${loaded.config.routes.length} routes)\n`);
     return 0;
   }
@@ -62,7 +71,11 @@ async function main(argv: string[]): Promise<number> {
   boundYoungGeneration(process.env);
   const scrubber = new SecretScrubber(loaded.config);
   const logger = createLogger(loaded.config.log.level, undefined, { headers: loaded.config.log.redact, scrubber });
-  for (const warning of loaded.warnings) logger.warn({ event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path }, warning.message);
+  for (const warning of loaded.warnings)
+    logger.warn(
+      { event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path },
+      warning.message,
+    );
   let tracing: Tracing | undefined;
   try {
     tracing = await startTracingFromEnv(process.env);
@@ -70,7 +83,13 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     logger.error({ err: error }, 'cannot start OpenTelemetry tracing (continuing without traces)');
   }
-  const gateway = new Gateway(loaded.config, { file, logger, source: loaded.source, scrubber, ...(tracing ? { tracer: tracing.tracer } : {}) });
+  const gateway = new Gateway(loaded.config, {
+    file,
+    logger,
+    source: loaded.source,
+    scrubber,
+    ...(tracing ? { tracer: tracing.tracer } : {}),
+  });
   process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));
   try {

@@ -36,10 +36,20 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
     return { line: pos.line, column: pos.col };
   };
 
-  const issues: ConfigIssue[] = doc.errors.map((error) => ({ file, ...at(error.pos[0]), path: '', message: error.message.split('\n')[0]! }));
+  const issues: ConfigIssue[] = doc.errors.map((error) => ({
+    file,
+    ...at(error.pos[0]),
+    path: '',
+    message: error.message.split('\n')[0]!,
+  }));
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const warnings: ConfigIssue[] = doc.warnings.map((warning) => ({ file, ...at(warning.pos[0]), path: '', message: warning.message.split('\n')[0]! }));
+  const warnings: ConfigIssue[] = doc.warnings.map((warning) => ({
+    file,
+    ...at(warning.pos[0]),
+    path: '',
+    message: warning.message.split('\n')[0]!,
+  }));
 
   // ${ENV} interpolation on string scalars, keeping each scalar's position for errors.
   visit(doc, {
@@ -47,7 +57,12 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
       if (typeof node.value !== 'string') return;
       const { value, missing, whole } = resolveReferences(node.value, references, env);
       for (const name of missing) {
-        issues.push({ file, ...at(node.range?.[0]), path: '', message: `environment variable ${name} is not set (use \${${name}:-default} for a default)` });
+        issues.push({
+          file,
+          ...at(node.range?.[0]),
+          path: '',
+          message: `environment variable ${name} is not set (use \${${name}:-default} for a default)`,
+        });
       }
       // An unquoted scalar that is one whole reference takes the type of its value (port: ${PORT}).
       node.value = node.type === 'PLAIN' && whole ? plainScalar(value) : value;

@@ -35,7 +35,8 @@ export function redactConfig(value: unknown, path: readonly string[] = []): unkn
   for (const [key, child] of Object.entries(value)) {
     if (key === 'body' && path.at(-1) === 'respond') out[key] = child;
     else if (HEADER_MAPS.has(key) && !inMatch && child && typeof child === 'object' && !Array.isArray(child)) out[key] = redactAll(child);
-    else if (SECRET_NAME.test(key) && !inMatch && (typeof child === 'string' || (child && typeof child === 'object'))) out[key] = redactAll(child);
+    else if (SECRET_NAME.test(key) && !inMatch && (typeof child === 'string' || (child && typeof child === 'object')))
+      out[key] = redactAll(child);
     else out[key] = redactConfig(child, [...path, key]);
   }
   return out;

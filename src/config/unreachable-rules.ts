@@ -41,7 +41,9 @@ function hostCovers(a: MatchConfig, b: MatchConfig): boolean {
   if (!aHosts) return true;
   const bHosts = hostsOf(b.host);
   if (!bHosts) return false;
-  return bHosts.every((host) => aHosts.some((pattern) => pattern === host || (pattern.startsWith('*.') && host.endsWith(pattern.slice(1)) && !host.startsWith('*.'))));
+  return bHosts.every((host) =>
+    aHosts.some((pattern) => pattern === host || (pattern.startsWith('*.') && host.endsWith(pattern.slice(1)) && !host.startsWith('*.'))),
+  );
 }
 
 function conditionsCover(a: Record<string, unknown> | undefined, b: Record<string, unknown> | undefined, caseless: boolean): boolean {
@@ -53,7 +55,7 @@ function conditionsCover(a: Record<string, unknown> | undefined, b: Record<strin
 
 /** True when every request `b` matches is also matched by `a`. */
 export function matchCovers(a: MatchConfig, b: MatchConfig): boolean {
-  if (a.methods && (!b.methods || !b.methods.every((m) => a.methods!.includes(m)))) return false;
+  if (a.methods && !b.methods?.every((m) => a.methods!.includes(m))) return false;
   return (
     pathCovers(a, b) &&
     hostCovers(a, b) &&
@@ -69,7 +71,10 @@ export function unreachableRuleWarnings(routes: readonly RouteConfig[]): RouteWa
     const earlier = routes.findIndex((other, i) => i < index && matchCovers(other.match, route.match));
     if (earlier !== -1) {
       const name = (i: number) => routes[i]!.name ?? `route-${i}`;
-      warnings.push({ index, message: `route "${name(index)}" can never match: "${name(earlier)}" (routes[${earlier}]) comes first and matches every request it would` });
+      warnings.push({
+        index,
+        message: `route "${name(index)}" can never match: "${name(earlier)}" (routes[${earlier}]) comes first and matches every request it would`,
+      });
     }
   });
   return warnings;

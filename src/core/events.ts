@@ -68,4 +68,3 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   aggregatePart(route: Route, part: string, outcome: 'ok' | 'error' | 'timeout', durationMs: number): void;
   aggregateResponse(route: Route, partial: boolean, status: number): void;
 }
-

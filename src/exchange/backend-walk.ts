@@ -28,7 +28,14 @@ export class BackendWalk {
   pick(now: number): CompiledBackend | undefined {
     if (this.attempts >= this.upstream.maxAttempts) return undefined;
     const { upstream } = this;
-    return pickBackend({ backends: upstream.backends, balance: upstream.balance, now, tried: this.tried, random: this.context.random, cursor: upstream.cursor });
+    return pickBackend({
+      backends: upstream.backends,
+      balance: upstream.balance,
+      now,
+      tried: this.tried,
+      random: this.context.random,
+      cursor: upstream.cursor,
+    });
   }
 
   /** True when some backend of the pool is ready now (tried or not). */
@@ -62,7 +69,8 @@ export class BackendWalk {
   failed(backend: CompiledBackend, error: Error & { code?: string }): Failure {
     const failure = classifyFailure(error);
     backend.state.errors++;
-    if (failure.problem === 'upstream-tls-error') this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
+    if (failure.problem === 'upstream-tls-error')
+      this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
     return failure;
   }
 }

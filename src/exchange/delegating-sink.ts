@@ -37,7 +37,10 @@ export class DelegatingSink implements ResponseSink {
 
 /** Applies the route's response header rewrites to upstream answers (not to gateway problems). */
 export class HeaderRewriteSink extends DelegatingSink {
-  constructor(inner: ResponseSink, readonly ops: HeaderOps) {
+  constructor(
+    inner: ResponseSink,
+    readonly ops: HeaderOps,
+  ) {
     super(inner);
   }
   override start(status: number, headers: IncomingHttpHeaders): void {

@@ -134,10 +134,10 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       if (!this.clientGone) this.context.observer.throttlePassedThrough(this.upstream, backend, status);
     } else {
       const breaker = backend.state.breaker;
-      const failed = breaker !== undefined && breaker.policy.statuses.has(status);
+      const failed = breaker?.policy.statuses.has(status);
       attempt.settle(failed ? 'failure' : 'success');
       const retry = this.upstream.resilience.retry;
-      const retryable = retry !== undefined && retry.statuses.has(status);
+      const retryable = retry?.statuses.has(status);
       attempt.report(failed || retryable ? 'error' : 'ok', status);
       if (retryable && this.retryAfterFailure(attempt, 'status', status, `status ${status}`)) return;
     }
@@ -298,7 +298,9 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   }
 
   #answerDeadline(): void {
-    this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, { extensions: { upstream: this.upstream.name } });
+    this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, {
+      extensions: { upstream: this.upstream.name },
+    });
   }
 
   #clearDeadline(): void {

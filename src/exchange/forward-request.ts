@@ -21,7 +21,12 @@ export interface ForwardRequest {
   scope?: RequestScope | undefined;
 }
 
-export function dispatchOptions(backend: CompiledBackend, forward: ForwardRequest, headersTimeout: number, bodyTimeout: number): Dispatcher.DispatchOptions {
+export function dispatchOptions(
+  backend: CompiledBackend,
+  forward: ForwardRequest,
+  headersTimeout: number,
+  bodyTimeout: number,
+): Dispatcher.DispatchOptions {
   const options: Dispatcher.DispatchOptions & { servername?: string } = {
     path: backend.basePath + forward.path,
     method: forward.method as Dispatcher.HttpMethod,

@@ -13,7 +13,11 @@ export class GatewayResponse<Request extends IncomingMessage = IncomingMessage> 
     (this.#deferred ??= {})[name] = value;
   }
 
-  override writeHead(statusCode: number, reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
+  override writeHead(
+    statusCode: number,
+    reason?: string | OutgoingHttpHeaders | OutgoingHttpHeader[],
+    headers?: OutgoingHttpHeaders | OutgoingHttpHeader[],
+  ): this {
     const deferred = this.#deferred;
     if (deferred !== undefined) {
       this.#deferred = undefined;

@@ -15,7 +15,14 @@ export function reportSkippedCooling(upstream: CompiledUpstream, now: number, ob
 }
 
 /** The gateway's own answer when no backend can take the request: 429 (all cooling) or 503 (broken/unhealthy). */
-export function answerPoolBlocked(sink: ResponseSink, route: CompiledRoute, upstream: CompiledUpstream, block: PoolBlock<CompiledBackend>, now: number, observer: ProxyObserver): void {
+export function answerPoolBlocked(
+  sink: ResponseSink,
+  route: CompiledRoute,
+  upstream: CompiledUpstream,
+  block: PoolBlock<CompiledBackend>,
+  now: number,
+  observer: ProxyObserver,
+): void {
   if (block.kind === 'full') {
     sendConcurrencyLimited(sink, upstream, 'queue-full');
     return;
@@ -32,10 +39,14 @@ export function answerPoolBlocked(sink: ResponseSink, route: CompiledRoute, upst
   for (const backend of upstream.backends) {
     if (backend.state.breaker !== undefined && !backend.state.breaker.canPass()) observer.attempt(upstream, backend, 'breaker_open', 0, 0);
   }
-  sink.problem('all-backends-unavailable', `no backend of upstream "${upstream.name}" is available (breakers open or health checks failing)`, {
-    headers: retryAfterHeaders(waitMs),
-    extensions: { upstream: upstream.name, retryAfterMs: waitMs },
-  });
+  sink.problem(
+    'all-backends-unavailable',
+    `no backend of upstream "${upstream.name}" is available (breakers open or health checks failing)`,
+    {
+      headers: retryAfterHeaders(waitMs),
+      extensions: { upstream: upstream.name, retryAfterMs: waitMs },
+    },
+  );
 }
 
 /** 503: every backend is at its concurrency limit and the queue is full or the wait expired. */

@@ -20,7 +20,12 @@ export interface AttemptTrace {
 
 /** Opens attempt spans for one request; injects trace context into the outgoing headers. */
 export interface RequestTrace {
-  attempt(upstream: CompiledUpstream, backend: CompiledBackend, attemptNumber: number, headers: Record<string, string | string[]>): AttemptTrace;
+  attempt(
+    upstream: CompiledUpstream,
+    backend: CompiledBackend,
+    attemptNumber: number,
+    headers: Record<string, string | string[]>,
+  ): AttemptTrace;
 }
 
 export interface RequestScope {

@@ -26,7 +26,13 @@ export interface RetryCandidate extends BackendWalk {
   readonly idempotent: boolean;
 }
 
-export function planRetry(request: RetryCandidate, failedOn: CompiledBackend, kind: FailureKind, status: number, now: number): RetryPlan | undefined {
+export function planRetry(
+  request: RetryCandidate,
+  failedOn: CompiledBackend,
+  kind: FailureKind,
+  status: number,
+  now: number,
+): RetryPlan | undefined {
   const { upstream } = request;
   const policy = upstream.resilience.retry;
   if (policy === undefined) {
@@ -34,7 +40,8 @@ export function planRetry(request: RetryCandidate, failedOn: CompiledBackend, ki
     const next = request.pick(now);
     return next && { backend: next, delay: 0, counted: false };
   }
-  if (request.retries >= policy.maxRetries || !retryAllowed(policy, kind, status, request.idempotent) || now >= request.deadlineAt) return undefined;
+  if (request.retries >= policy.maxRetries || !retryAllowed(policy, kind, status, request.idempotent) || now >= request.deadlineAt)
+    return undefined;
   let next = request.pick(now);
   let delay = 0;
   if (!next) {

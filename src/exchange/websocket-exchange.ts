@@ -111,11 +111,17 @@ export class WebSocketExchange extends BackendWalk {
     };
 
     // connect timeout, then the headers timeout for the handshake answer
-    let timer: NodeJS.Timeout | undefined = setTimeout(() => req.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), upstream.timeouts.connect);
+    let timer: NodeJS.Timeout | undefined = setTimeout(
+      () => req.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })),
+      upstream.timeouts.connect,
+    );
     req.once('socket', (socket: Socket) => {
       socket.once(tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
-        timer = setTimeout(() => req.destroy(Object.assign(new Error('no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })), upstream.timeouts.headers);
+        timer = setTimeout(
+          () => req.destroy(Object.assign(new Error('no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })),
+          upstream.timeouts.headers,
+        );
       });
     });
     const stopTimer = () => {
@@ -152,7 +158,8 @@ export class WebSocketExchange extends BackendWalk {
       if (decision) {
         this.coolDown(backend, decision, now);
         this.context.observer.attempt(upstream, backend, 'throttled', status, elapsed());
-        const more = this.attempts < upstream.maxAttempts && upstream.backends.some((b) => (this.tried & (1 << b.index)) === 0 && isReady(b, now));
+        const more =
+          this.attempts < upstream.maxAttempts && upstream.backends.some((b) => (this.tried & (1 << b.index)) === 0 && isReady(b, now));
         if (!this.done && (more || !this.anyReady(now))) {
           res.resume();
           release();

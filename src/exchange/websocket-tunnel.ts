@@ -52,7 +52,10 @@ export class Tunnel {
     // other is ended gracefully (its pending bytes, e.g. the answering Close, still go out).
     client.pipe(backend);
     backend.pipe(client);
-    for (const [socket, other] of [[client, backend], [backend, client]] as const) {
+    for (const [socket, other] of [
+      [client, backend],
+      [backend, client],
+    ] as const) {
       socket.on('error', () => {
         if (!this.#closing) this.reason = 'error';
         this.#destroyBoth();

@@ -34,7 +34,13 @@ export function registerConfigAdmin(app: FastifyInstance, getSnapshot: () => Sna
         .code(422)
         .type('application/problem+json')
         .header('cache-control', 'no-store')
-        .send(problemBody('config-rejected', `the config file was rejected; the running config keeps serving`, { errors: outcome.errors, issues: outcome.issues, file: outcome.file }));
+        .send(
+          problemBody('config-rejected', `the config file was rejected; the running config keeps serving`, {
+            errors: outcome.errors,
+            issues: outcome.issues,
+            file: outcome.file,
+          }),
+        );
     }
     return { ...outcomeView(outcome), loadedAt: reloader.active.loadedAt };
   });

@@ -5,7 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import type { EventBuffer } from '../telemetry/event-buffer.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 
-export function registerTelemetryRoutes(app: FastifyInstance, options: { metrics?: GatewayMetrics | undefined; events?: EventBuffer | undefined }): void {
+export function registerTelemetryRoutes(
+  app: FastifyInstance,
+  options: { metrics?: GatewayMetrics | undefined; events?: EventBuffer | undefined },
+): void {
   const { metrics, events } = options;
   if (metrics) {
     app.get('/metrics', async (_request, reply) => {

@@ -24,7 +24,10 @@ export function mirrorView(route: CompiledRoute) {
     bodyEqual: m.bodyEqual,
     shadowErrors: m.shadowErrors,
     /** Share of compared pairs that agreed (status, and body when compared). */
-    agreementRate: ratio(route.mirror.compare === 'body' ? m.bodyEqual : m.statusEqual, route.mirror.compare === 'body' ? m.bodyCompared : m.compared),
+    agreementRate: ratio(
+      route.mirror.compare === 'body' ? m.bodyEqual : m.statusEqual,
+      route.mirror.compare === 'body' ? m.bodyCompared : m.compared,
+    ),
     statusAgreementRate: ratio(m.statusEqual, m.compared),
   };
 }
@@ -54,7 +57,11 @@ export function routeView(route: CompiledRoute, config: Snapshot['config']['rout
     case 'respond':
       return { ...base, status: action.respond.status };
     case 'aggregate':
-      return { ...base, upstreams, parts: action.aggregate.parts.map((part) => ({ name: part.name, upstream: part.upstream.name, required: part.required })) };
+      return {
+        ...base,
+        upstreams,
+        parts: action.aggregate.parts.map((part) => ({ name: part.name, upstream: part.upstream.name, required: part.required })),
+      };
     default:
       return base;
   }

@@ -33,21 +33,56 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
           url: backend.url,
           ...(backend.name ? { name: backend.name } : {}),
           // Names only: the values are credentials.
-          ...(backend.headerEdit ? { setsHeaders: backend.headerEdit.set.map(([name]) => name), removesHeaders: backend.headerEdit.remove } : {}),
-          ...(backend.tls ? { tls: { ca: backend.tls.caFile ?? 'system', verify: backend.tls.rejectUnauthorized, servername: backend.tls.servername ?? null } } : {}),
+          ...(backend.headerEdit
+            ? { setsHeaders: backend.headerEdit.set.map(([name]) => name), removesHeaders: backend.headerEdit.remove }
+            : {}),
+          ...(backend.tls
+            ? {
+                tls: {
+                  ca: backend.tls.caFile ?? 'system',
+                  verify: backend.tls.rejectUnauthorized,
+                  servername: backend.tls.servername ?? null,
+                },
+              }
+            : {}),
           priority: backend.priority,
           weight: backend.weight,
-          state: cooling ? 'cooling' : breaker && breaker.state !== 'closed' ? breaker.state : !state.healthy ? 'unhealthy' : state.inFlight >= state.maxConcurrent ? 'full' : 'ready',
+          state: cooling
+            ? 'cooling'
+            : breaker && breaker.state !== 'closed'
+              ? breaker.state
+              : !state.healthy
+                ? 'unhealthy'
+                : state.inFlight >= state.maxConcurrent
+                  ? 'full'
+                  : 'ready',
           cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
           cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
           lastCooldown: state.lastCooldown
-            ? { until: new Date(state.lastCooldown.until).toISOString(), source: state.lastCooldown.source, value: state.lastCooldown.value, setAt: new Date(state.lastCooldown.setAt).toISOString() }
+            ? {
+                until: new Date(state.lastCooldown.until).toISOString(),
+                source: state.lastCooldown.source,
+                value: state.lastCooldown.value,
+                setAt: new Date(state.lastCooldown.setAt).toISOString(),
+              }
             : null,
           inFlight: state.inFlight,
           queued: state.queued,
           maxConcurrent: Number.isFinite(state.maxConcurrent) ? state.maxConcurrent : null,
-          breaker: breaker ? { state: breaker.state, openedAt: breaker.openedAt ? new Date(breaker.openedAt).toISOString() : null, halfOpenAt: breaker.halfOpenAt ? new Date(breaker.halfOpenAt).toISOString() : null } : null,
-          health: health ? { healthy: health.healthy, lastProbeAt: health.lastProbeAt ? new Date(health.lastProbeAt).toISOString() : null, lastError: health.lastError ?? null } : null,
+          breaker: breaker
+            ? {
+                state: breaker.state,
+                openedAt: breaker.openedAt ? new Date(breaker.openedAt).toISOString() : null,
+                halfOpenAt: breaker.halfOpenAt ? new Date(breaker.halfOpenAt).toISOString() : null,
+              }
+            : null,
+          health: health
+            ? {
+                healthy: health.healthy,
+                lastProbeAt: health.lastProbeAt ? new Date(health.lastProbeAt).toISOString() : null,
+                lastError: health.lastError ?? null,
+              }
+            : null,
           requests: state.requests,
           throttled: state.throttled,
           errors: state.errors,

@@ -64,9 +64,22 @@ export class Gateway {
     this.logger = options.logger ?? createLogger(config.log.level, undefined, { headers: config.log.redact, scrubber: this.#scrubber });
     const random = options.random ?? Math.random;
     const getSnapshot = () => this.#snapshot;
-    this.telemetry = new Telemetry({ config, logger: this.logger, getSnapshot, tracer: options.tracer, observer: options.observer, random });
+    this.telemetry = new Telemetry({
+      config,
+      logger: this.logger,
+      getSnapshot,
+      tracer: options.tracer,
+      observer: options.observer,
+      random,
+    });
     this.observer = this.telemetry.observer;
-    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
+    this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', {
+      states: this.states,
+      dispatchers: this.dispatchers,
+      routes: this.routeStats,
+      observer: this.observer,
+      limits: this.limits,
+    });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
     this.reloader = new ConfigReloader(this, options.file, this.logger, this.observer, options.source);
@@ -100,7 +113,10 @@ export class Gateway {
     this.proxy = listener.app;
     this.scheme = listener.scheme;
     // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
-    this.proxy.server.on('upgrade', createUpgradeHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme, tunnels: this.tunnels }));
+    this.proxy.server.on(
+      'upgrade',
+      createUpgradeHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme, tunnels: this.tunnels }),
+    );
     // Bodies are never parsed: the proxy handler streams or buffers them itself.
     this.proxy.removeAllContentTypeParsers();
     this.proxy.addContentTypeParser('*', (_request, _payload, done) => done(null));
@@ -121,7 +137,13 @@ export class Gateway {
       answerDefect(error, request.method, reply.raw);
     });
 
-    this.admin = createAdminServer({ getSnapshot, isReady: () => this.#ready, reloader: this.reloader, metrics: this.telemetry.metrics, events: this.telemetry.events });
+    this.admin = createAdminServer({
+      getSnapshot,
+      isReady: () => this.#ready,
+      reloader: this.reloader,
+      metrics: this.telemetry.metrics,
+      events: this.telemetry.events,
+    });
   }
 
   get snapshot(): Snapshot {
@@ -140,7 +162,13 @@ export class Gateway {
 
   /** Swaps in a new config; requests in flight finish on the snapshot they started with. */
   apply(config: GatewayConfig, file: string): Snapshot {
-    const next = compileSnapshot(config, file, { states: this.states, dispatchers: this.dispatchers, routes: this.routeStats, observer: this.observer, limits: this.limits });
+    const next = compileSnapshot(config, file, {
+      states: this.states,
+      dispatchers: this.dispatchers,
+      routes: this.routeStats,
+      observer: this.observer,
+      limits: this.limits,
+    });
     warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
     this.#scrubber?.update(config);
@@ -188,7 +216,10 @@ function warnInsecureBackends(snapshot: Snapshot, logger: Logger): void {
   for (const upstream of snapshot.upstreams.values()) {
     for (const backend of upstream.backends) {
       if (backend.tls && !backend.tls.rejectUnauthorized) {
-        logger.warn({ event: 'tls.insecure', upstream: upstream.name, backend: backend.name ?? backend.url }, 'insecureSkipVerify: the backend certificate is NOT verified');
+        logger.warn(
+          { event: 'tls.insecure', upstream: upstream.name, backend: backend.name ?? backend.url },
+          'insecureSkipVerify: the backend certificate is NOT verified',
+        );
       }
     }
   }

@@ -30,7 +30,11 @@ interface ServerTimeouts {
  * request/reply objects, router or hooks on the hot path; fastify still owns listen, close,
  * timeouts and the 400 answer to unparsable requests. HTTP/2 listeners route through fastify.
  */
-export function createListener(config: GatewayConfig, extra: Pick<FastifyServerOptions, 'frameworkErrors'> = {}, direct?: DirectHandler): Listener {
+export function createListener(
+  config: GatewayConfig,
+  extra: Pick<FastifyServerOptions, 'frameworkErrors'> = {},
+  direct?: DirectHandler,
+): Listener {
   const { listen, limits } = config;
   const base = {
     logger: false,
@@ -39,14 +43,18 @@ export function createListener(config: GatewayConfig, extra: Pick<FastifyServerO
     return503OnClosing: false,
     ...extra,
   } as const;
-  const tls = listen.tls ? { cert: readFileSync(listen.tls.cert), key: readFileSync(listen.tls.key), maxHeaderSize: limits.maxHeaderSize } : undefined;
+  const tls = listen.tls
+    ? { cert: readFileSync(listen.tls.cert), key: readFileSync(listen.tls.key), maxHeaderSize: limits.maxHeaderSize }
+    : undefined;
   if (tls && listen.http2) {
     const app = untypedFastify({ ...base, http2: true, https: { ...tls, allowHTTP1: true } });
     return { app, scheme: 'https', http2: true };
   }
   const serverFactory = direct
     ? (_fastifyHandler: unknown, options: ServerTimeouts) => {
-        const server = tls ? createHttpsServer({ ...tls, ServerResponse: GatewayResponse }, direct) : createHttpServer({ maxHeaderSize: limits.maxHeaderSize, ServerResponse: GatewayResponse }, direct);
+        const server = tls
+          ? createHttpsServer({ ...tls, ServerResponse: GatewayResponse }, direct)
+          : createHttpServer({ maxHeaderSize: limits.maxHeaderSize, ServerResponse: GatewayResponse }, direct);
         server.keepAliveTimeout = options.keepAliveTimeout;
         server.requestTimeout = options.requestTimeout;
         server.setTimeout(options.connectionTimeout);
@@ -54,7 +62,11 @@ export function createListener(config: GatewayConfig, extra: Pick<FastifyServerO
       }
     : undefined;
   if (!tls) {
-    return { app: untypedFastify({ ...base, http: { maxHeaderSize: limits.maxHeaderSize }, ...(serverFactory ? { serverFactory } : {}) }), scheme: 'http', http2: false };
+    return {
+      app: untypedFastify({ ...base, http: { maxHeaderSize: limits.maxHeaderSize }, ...(serverFactory ? { serverFactory } : {}) }),
+      scheme: 'http',
+      http2: false,
+    };
   }
   const app = untypedFastify({ ...base, https: tls, ...(serverFactory ? { serverFactory } : {}) });
   return { app, scheme: 'https', http2: false };

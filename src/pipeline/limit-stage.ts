@@ -38,7 +38,15 @@ export const upgradePort: ClientPort<ResponseSink> = {
   addFields() {},
 };
 
-export function enforceRateLimit<Client>(limit: RouteRateLimit, req: IncomingMessage, client: Client, port: ClientPort<Client>, routeName: string, observer: ProxyObserver, next: () => void): void {
+export function enforceRateLimit<Client>(
+  limit: RouteRateLimit,
+  req: IncomingMessage,
+  client: Client,
+  port: ClientPort<Client>,
+  routeName: string,
+  observer: ProxyObserver,
+  next: () => void,
+): void {
   limit.check(req, routeName, observer).then(
     (verdict) => applyVerdict(verdict, client, port, next),
     (error: unknown) => port.problem(client, 'internal', `rate limit check failed: ${(error as Error).message}`),

@@ -6,7 +6,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import type { CompiledMirror, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
+import type { CompiledMirror, CompiledRoute } from '../snapshot/snapshot.js';
 import { PROBLEM_TYPES, type ProblemCode } from '../core/problems.js';
 import { ProxyExchange, type ExchangeContext, type ForwardRequest } from '../exchange/exchange.js';
 import type { MirrorComparison } from '../core/events.js';
@@ -27,7 +27,10 @@ class BodyCapture {
   readonly chunks: Buffer[] = [];
   size = 0;
   overflow = false;
-  constructor(readonly enabled: boolean, readonly limit: number) {}
+  constructor(
+    readonly enabled: boolean,
+    readonly limit: number,
+  ) {}
   add(chunk: Buffer): void {
     if (!this.enabled || this.overflow) return;
     this.size += chunk.length;
@@ -98,7 +101,10 @@ export function bodiesEqual(a: Buffer | undefined, b: Buffer | undefined): boole
 export class PrimaryRecordingSink extends DelegatingSink {
   #status = 0;
   readonly #capture: BodyCapture;
-  constructor(inner: ResponseSink, readonly pair: MirrorPair) {
+  constructor(
+    inner: ResponseSink,
+    readonly pair: MirrorPair,
+  ) {
     super(inner);
     this.#capture = new BodyCapture(pair.mirror.compare === 'body', pair.mirror.maxBody);
   }
@@ -112,11 +118,21 @@ export class PrimaryRecordingSink extends DelegatingSink {
   }
   override end(): void {
     super.end();
-    this.pair.settle('primary', { status: this.#status, ms: performance.now() - this.pair.startedAt, body: this.#capture.result(), failed: false });
+    this.pair.settle('primary', {
+      status: this.#status,
+      ms: performance.now() - this.pair.startedAt,
+      body: this.#capture.result(),
+      failed: false,
+    });
   }
   override problem(code: ProblemCode, detail: string, options?: ProblemOptions): void {
     super.problem(code, detail, options);
-    this.pair.settle('primary', { status: PROBLEM_TYPES[code].status, ms: performance.now() - this.pair.startedAt, body: undefined, failed: false });
+    this.pair.settle('primary', {
+      status: PROBLEM_TYPES[code].status,
+      ms: performance.now() - this.pair.startedAt,
+      body: undefined,
+      failed: false,
+    });
   }
   override abort(error: Error): void {
     super.abort(error);
@@ -133,7 +149,10 @@ class ShadowSink implements ResponseSink {
   #done = false;
   #abandon: (() => void) | undefined;
   readonly #timer: NodeJS.Timeout;
-  constructor(readonly pair: MirrorPair, readonly onDone: () => void) {
+  constructor(
+    readonly pair: MirrorPair,
+    readonly onDone: () => void,
+  ) {
     this.#capture = new BodyCapture(pair.mirror.compare === 'body', pair.mirror.maxBody);
     // Past the mirror timeout the exchange is told its receiver is gone (it aborts the attempt).
     this.#timer = setTimeout(() => {

@@ -64,7 +64,16 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
   const { getSnapshot, context, proto } = options;
 
   /** Stage 5: send the request through an upstream pool and stream the answer back. */
-  function forwardToUpstream(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, route: CompiledRoute, upstream: CompiledUpstream, forwardPath: string, scope: RequestScope | undefined, isFallback = false): void {
+  function forwardToUpstream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    route: CompiledRoute,
+    upstream: CompiledUpstream,
+    forwardPath: string,
+    scope: RequestScope | undefined,
+    isFallback = false,
+  ): void {
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
@@ -143,20 +152,30 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       sendProblem(res, 'route-not-found', `no route matches ${method} ${path}`);
       return;
     }
-    const { route, params } = matched;
+    const { route } = matched;
     route.stats.requests++;
     if (scope) scope.route = route;
 
     // 3. limits
     if (route.rateLimit) {
-      enforceRateLimit(route.rateLimit, req, res, responsePort, route.name, context.observer, () => act(req, res, snapshot, matched, request, target.query, scope));
+      enforceRateLimit(route.rateLimit, req, res, responsePort, route.name, context.observer, () =>
+        act(req, res, snapshot, matched, request, target.query, scope),
+      );
       return;
     }
     act(req, res, snapshot, matched, request, target.query, scope);
   };
 
   /** Stage 4: what the route does. */
-  function act(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, matched: RouteMatch<CompiledRoute>, request: RequestView, query: string, scope: RequestScope | undefined): void {
+  function act(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    matched: RouteMatch<CompiledRoute>,
+    request: RequestView,
+    query: string,
+    scope: RequestScope | undefined,
+  ): void {
     const { route, params } = matched;
     const { method, path } = request;
     const { action } = route;

@@ -35,7 +35,7 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
     socket.on('error', () => socket.destroy());
     const sink = new SocketSink(socket);
     const upgrade = req.headers.upgrade;
-    if (!upgrade || upgrade.toLowerCase() !== 'websocket' || req.method !== 'GET') {
+    if (upgrade?.toLowerCase() !== 'websocket' || req.method !== 'GET') {
       sink.problem('bad-request', 'only WebSocket upgrades (GET with Upgrade: websocket) are proxied');
       return;
     }
@@ -74,7 +74,14 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
       const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + target.query;
-      new WebSocketExchange(sink, route, upstream, { path: forwardPath, headers, upgrade, clientHost: req.headers.host, clientSocket: socket, head }, context, tunnels).start();
+      new WebSocketExchange(
+        sink,
+        route,
+        upstream,
+        { path: forwardPath, headers, upgrade, clientHost: req.headers.host, clientSocket: socket, head },
+        context,
+        tunnels,
+      ).start();
     };
     // 3. limits: a handshake counts as one request of the route's rate limits
     if (route.rateLimit) enforceRateLimit(route.rateLimit, req, sink, upgradePort, route.name, context.observer, forward);

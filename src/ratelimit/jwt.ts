@@ -25,9 +25,10 @@ export function jwtVerifier(config: JwtConfig): JwtVerifier {
       return async (token) => (await jwtVerify(token, secret, hs)).payload;
     }
     const jwks = config.jwks!;
-    const keys: JWTVerifyGetKey = 'url' in jwks
-      ? createRemoteJWKSet(new URL(jwks.url!), { timeoutDuration: 2_000, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
-      : createLocalJWKSet({ keys: jwks.keys } as unknown as JSONWebKeySet);
+    const keys: JWTVerifyGetKey =
+      'url' in jwks
+        ? createRemoteJWKSet(new URL(jwks.url!), { timeoutDuration: 2_000, cooldownDuration: 30_000, cacheMaxAge: 600_000 })
+        : createLocalJWKSet({ keys: jwks.keys } as unknown as JSONWebKeySet);
     return async (token) => (await jwtVerify(token, keys, options)).payload;
   });
   const header = config.header;

@@ -39,7 +39,12 @@ type PartReader = (req: IncomingMessage, routeName: string, claims: Record<strin
 
 const SEPARATOR = '\u0001';
 
-export function compilePolicy(name: string, config: RateLimitPolicyConfig, store: PolicyStore, defaultOnRedisError: RedisFailureMode): CompiledPolicy {
+export function compilePolicy(
+  name: string,
+  config: RateLimitPolicyConfig,
+  store: PolicyStore,
+  defaultOnRedisError: RedisFailureMode,
+): CompiledPolicy {
   const bucket = (capacity: number, refillPerMs: number, cost: number, tier: string | undefined): PolicyBucket => ({
     capacity,
     refillPerMs,

@@ -45,7 +45,12 @@ export class RedisBucketStore implements BucketStore {
     };
     const { Cluster: ClusterClient, Redis: RedisClient } = loadIoredis();
     this.client = config.cluster
-      ? new ClusterClient(config.cluster.map(clusterNode), { redisOptions: { ...options, ...clusterCredentials(config.cluster) }, enableOfflineQueue: false, enableAutoPipelining: true, clusterRetryStrategy: (times: number) => Math.min(times * 50, 250) })
+      ? new ClusterClient(config.cluster.map(clusterNode), {
+          redisOptions: { ...options, ...clusterCredentials(config.cluster) },
+          enableOfflineQueue: false,
+          enableAutoPipelining: true,
+          clusterRetryStrategy: (times: number) => Math.min(times * 50, 250),
+        })
       : new RedisClient(config.url!, options);
     // Errors surface on the commands; without a listener ioredis would log every retry.
     this.client.on('error', (error: Error) => {
@@ -155,7 +160,12 @@ function clusterCredentials(seeds: readonly string[]): { username?: string; pass
     if (!/^rediss?:\/\//.test(seed)) continue;
     const url = new URL(seed);
     const tls = url.protocol === 'rediss:' ? { tls: {} } : {};
-    if (url.password || url.username) return { ...(url.username ? { username: decodeURIComponent(url.username) } : {}), ...(url.password ? { password: decodeURIComponent(url.password) } : {}), ...tls };
+    if (url.password || url.username)
+      return {
+        ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+        ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+        ...tls,
+      };
     if (tls.tls) return tls;
   }
   return {};

@@ -19,16 +19,26 @@ export function refusalFor(verdict: Exclude<LimitVerdict, { kind: 'allow' }>): R
       return {
         code: 'client-rate-limited',
         detail: `rate limit "${verdict.policy}" exceeded; retry in ${seconds}s`,
-        options: { headers: { ...verdict.headers, 'retry-after': String(seconds), 'retry-after-ms': String(retryAfterMs) }, extensions: { policy: verdict.policy, retryAfterMs } },
+        options: {
+          headers: { ...verdict.headers, 'retry-after': String(seconds), 'retry-after-ms': String(retryAfterMs) },
+          extensions: { policy: verdict.policy, retryAfterMs },
+        },
       };
     }
     case 'missing-key':
-      return { code: 'client-key-missing', detail: `rate limit "${verdict.policy}" needs a client key this request does not carry`, options: { extensions: { policy: verdict.policy } } };
+      return {
+        code: 'client-key-missing',
+        detail: `rate limit "${verdict.policy}" needs a client key this request does not carry`,
+        options: { extensions: { policy: verdict.policy } },
+      };
     case 'unavailable':
       return {
         code: 'rate-limiter-unavailable',
         detail: `rate limit "${verdict.policy}" cannot be checked: its store is unavailable`,
-        options: { headers: { 'retry-after': String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) }, extensions: { policy: verdict.policy } },
+        options: {
+          headers: { 'retry-after': String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) },
+          extensions: { policy: verdict.policy },
+        },
       };
   }
 }

@@ -40,7 +40,10 @@ export class RouteRateLimit {
         return { kind: 'missing-key', policy: policy.name };
       }
       const { bucket } = identity;
-      const pending = policy.store.take({ key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: bucket.cost, maxWaitMs: policy.maxWaitMs }, policy.onRedisError);
+      const pending = policy.store.take(
+        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: bucket.cost, maxWaitMs: policy.maxWaitMs },
+        policy.onRedisError,
+      );
       const outcome: StoreOutcome = pending instanceof Promise ? await pending : pending;
       if (outcome.source === 'unavailable') {
         refund(taken);
@@ -63,7 +66,7 @@ export class RouteRateLimit {
       results.push(outcome.waitMs > 0 ? 'queued' : 'allowed');
       if (outcome.waitMs > waitMs) waitMs = outcome.waitMs;
     }
-    this.policies.forEach((policy, index) => observer.limiterDecision(policy.name, results[index]!));
+    for (const [index, policy] of this.policies.entries()) observer.limiterDecision(policy.name, results[index]!);
     return { kind: 'allow', waitMs, headers: rateLimitHeaders(reports), refund: () => refund(taken) };
   }
 }
@@ -73,7 +76,10 @@ function refund(taken: readonly Taken[]): void {
   for (const { policy, identity } of taken) {
     const { bucket } = identity;
     try {
-      const pending = policy.store.take({ key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: -bucket.cost, maxWaitMs: 0 }, policy.onRedisError === 'local' ? 'local' : 'open');
+      const pending = policy.store.take(
+        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: -bucket.cost, maxWaitMs: 0 },
+        policy.onRedisError === 'local' ? 'local' : 'open',
+      );
       if (pending instanceof Promise) pending.catch(() => undefined);
     } catch {
       // best effort

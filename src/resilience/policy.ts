@@ -62,7 +62,11 @@ export function compileResilience(config: ResilienceConfigBlocks): UpstreamResil
   const { breaker, healthCheck, retry, concurrency } = config;
   return {
     breaker: breaker && { ...breaker, statuses: new Set(breaker.statuses), key: JSON.stringify(breaker) },
-    healthCheck: healthCheck && { ...healthCheck, statuses: healthCheck.statuses && new Set(healthCheck.statuses), key: JSON.stringify(healthCheck) },
+    healthCheck: healthCheck && {
+      ...healthCheck,
+      statuses: healthCheck.statuses && new Set(healthCheck.statuses),
+      key: JSON.stringify(healthCheck),
+    },
     retry: retry && {
       connectError: retry.on.includes('connect-error'),
       timeout: retry.on.includes('timeout'),

@@ -21,7 +21,8 @@ export interface RetryHint {
 const MS_HEADERS = ['retry-after-ms', 'x-ms-retry-after-ms'] as const;
 const RESET_HEADERS = ['x-ratelimit-reset-requests', 'x-ratelimit-reset-tokens'] as const;
 const DECIMAL = /^\d+(?:\.\d+)?$/;
-const GO_DURATION = /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?(?:(\d+(?:\.\d+)?)(?:us|µs))?(?:(\d+(?:\.\d+)?)ns)?$/;
+const GO_DURATION =
+  /^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?(?:(\d+(?:\.\d+)?)(?:us|µs))?(?:(\d+(?:\.\d+)?)ns)?$/;
 
 function first(value: HeaderValue): string | undefined {
   const text = Array.isArray(value) ? value[0] : value;
@@ -57,7 +58,13 @@ export function parseGoDuration(text: string): number | undefined {
   if (!match || text === '') return undefined;
   const [, h, m, s, ms, us, ns] = match;
   if (h === undefined && m === undefined && s === undefined && ms === undefined && us === undefined && ns === undefined) return undefined;
-  const total = Number(h ?? 0) * 3_600_000 + Number(m ?? 0) * 60_000 + Number(s ?? 0) * 1000 + Number(ms ?? 0) + Number(us ?? 0) / 1000 + Number(ns ?? 0) / 1e6;
+  const total =
+    Number(h ?? 0) * 3_600_000 +
+    Number(m ?? 0) * 60_000 +
+    Number(s ?? 0) * 1000 +
+    Number(ms ?? 0) +
+    Number(us ?? 0) / 1000 +
+    Number(ns ?? 0) / 1e6;
   return Number.isFinite(total) ? total : undefined;
 }
 
@@ -96,7 +103,7 @@ export function readRetryHint(headers: ResponseHeaders, now: number): RetryHint 
     const delayMs = parse(value);
     if (delayMs !== undefined && (best === undefined || delayMs > best.delayMs)) best = { delayMs, source, value };
   };
-  consider('ratelimit', first(headers['ratelimit']), parseRateLimitField);
+  consider('ratelimit', first(headers.ratelimit), parseRateLimitField);
   consider('ratelimit-reset', first(headers['ratelimit-reset']), (text) => parseDecimal(text, 1000));
   for (const name of RESET_HEADERS) consider(name, first(headers[name]), parseGoDuration);
   return best;

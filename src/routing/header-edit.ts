@@ -17,7 +17,9 @@ export function compileHeaderEdit(
   const set = new Map<string, string>();
   for (const [name, value] of Object.entries(upstreamSet ?? {})) set.set(name.toLowerCase(), value);
   for (const [name, value] of Object.entries(backendSet ?? {})) set.set(name.toLowerCase(), value);
-  const remove = [...new Set([...(upstreamRemove ?? []), ...(backendRemove ?? [])].map((name) => name.toLowerCase()))].filter((name) => !set.has(name));
+  const remove = [...new Set([...(upstreamRemove ?? []), ...(backendRemove ?? [])].map((name) => name.toLowerCase()))].filter(
+    (name) => !set.has(name),
+  );
   if (set.size === 0 && remove.length === 0) return undefined;
   return { remove, set: [...set] };
 }

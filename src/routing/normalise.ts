@@ -12,8 +12,13 @@ const HEX = /^[0-9A-Fa-f]{2}$/;
 
 function isUnreserved(code: number): boolean {
   return (
-    (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a) || (code >= 0x30 && code <= 0x39) ||
-    code === 0x2d || code === 0x2e || code === 0x5f || code === 0x7e
+    (code >= 0x41 && code <= 0x5a) ||
+    (code >= 0x61 && code <= 0x7a) ||
+    (code >= 0x30 && code <= 0x39) ||
+    code === 0x2d ||
+    code === 0x2e ||
+    code === 0x5f ||
+    code === 0x7e
   );
 }
 
@@ -69,7 +74,7 @@ export function normalisePath(path: string): string | PathRejection {
     const decoded = decodeSegment(raw[i]!);
     if (typeof decoded !== 'string') return decoded;
     const last = i === raw.length - 1;
-    if (decoded === '' ) {
+    if (decoded === '') {
       if (last) trailingSlash = true;
       continue;
     }

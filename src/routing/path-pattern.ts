@@ -25,7 +25,6 @@ export function pathHasPrefix(path: string, prefix: string): boolean {
   return prefix.endsWith('/') || path.charCodeAt(prefix.length) === 47 /* / */;
 }
 
-
 export function compilePathPattern(source: string, exact: boolean): PathPattern {
   const segments = patternSegments(source);
   const paramNames = segments.filter((s) => s.startsWith(':')).map((s) => s.slice(1));
@@ -35,7 +34,9 @@ export function compilePathPattern(source: string, exact: boolean): PathPattern 
       source,
       exact,
       paramNames,
-      match: exact ? (path) => (path === literal ? NO_PARAMS : undefined) : (path) => (pathHasPrefix(path, literal) ? NO_PARAMS : undefined),
+      match: exact
+        ? (path) => (path === literal ? NO_PARAMS : undefined)
+        : (path) => (pathHasPrefix(path, literal) ? NO_PARAMS : undefined),
       matchedLength: () => (literal === '/' ? 0 : literal.replace(/\/+$/, '').length),
     };
   }

@@ -9,7 +9,10 @@ import { pathHasPrefix, type PathPattern, type RouteParams } from './path-patter
 export type PathRewrite = (path: string, params: RouteParams) => string;
 
 /** Prefix rewrite: strip then add. Paths keep their leading slash; the query is untouched. */
-export function compilePrefixRewrite(stripPrefix: string | undefined, addPrefix: string | undefined): ((path: string) => string) | undefined {
+export function compilePrefixRewrite(
+  stripPrefix: string | undefined,
+  addPrefix: string | undefined,
+): ((path: string) => string) | undefined {
   if (!stripPrefix && !addPrefix) return undefined;
   const strip = stripPrefix && stripPrefix !== '/' ? stripPrefix.replace(/\/+$/, '') : '';
   const add = addPrefix && addPrefix !== '/' ? addPrefix.replace(/\/+$/, '') : '';

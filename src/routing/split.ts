@@ -49,7 +49,10 @@ export function compileStickyKey(stickyBy: string | undefined): StickyKey | unde
   return (request) => request.cookie(name) || undefined;
 }
 
-export function compileSplit<U>(entries: ReadonlyArray<{ target: U; name: string; weight: number }>, stickyBy: string | undefined): CompiledSplit<U> {
+export function compileSplit<U>(
+  entries: ReadonlyArray<{ target: U; name: string; weight: number }>,
+  stickyBy: string | undefined,
+): CompiledSplit<U> {
   const choices = entries.map((entry) => ({ ...entry, seed: hash32(entry.name) }));
   return { choices, totalWeight: choices.reduce((sum, c) => sum + c.weight, 0), stickyBy, stickyKey: compileStickyKey(stickyBy) };
 }

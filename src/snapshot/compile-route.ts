@@ -15,13 +15,24 @@ export function routeName(route: RouteConfig, index: number): string {
   return route.name ?? `route-${index}`;
 }
 
-export function compileRoute(route: RouteConfig, index: number, upstreams: ReadonlyMap<string, CompiledUpstream>, stats: RouteStatsRegistry): CompiledRoute {
+export function compileRoute(
+  route: RouteConfig,
+  index: number,
+  upstreams: ReadonlyMap<string, CompiledUpstream>,
+  stats: RouteStatsRegistry,
+): CompiledRoute {
   const name = routeName(route, index);
   const match = compileMatch(route.match);
   const upstreamOf = (upstream: string) => upstreams.get(upstream)!;
   let action: RouteAction;
   if (route.split) {
-    action = { kind: 'split', split: compileSplit(route.split.map((entry) => ({ target: upstreamOf(entry.upstream), name: entry.upstream, weight: entry.weight })), route.stickyBy) };
+    action = {
+      kind: 'split',
+      split: compileSplit(
+        route.split.map((entry) => ({ target: upstreamOf(entry.upstream), name: entry.upstream, weight: entry.weight })),
+        route.stickyBy,
+      ),
+    };
   } else if (route.respond) {
     action = { kind: 'respond', respond: compileRespond(route.respond) };
   } else if (route.aggregate) {
@@ -39,15 +50,26 @@ export function compileRoute(route: RouteConfig, index: number, upstreams: Reado
     requestHeaders: compileHeaderOps(route.rewrite?.requestHeaders),
     responseHeaders: compileHeaderOps(route.rewrite?.responseHeaders),
     mirror: route.mirror
-      ? { upstream: upstreamOf(route.mirror.upstream), fraction: route.mirror.percent, compare: route.mirror.compare, maxConcurrent: route.mirror.maxConcurrent, maxBody: route.mirror.maxBody, timeout: route.mirror.timeout }
+      ? {
+          upstream: upstreamOf(route.mirror.upstream),
+          fraction: route.mirror.percent,
+          compare: route.mirror.compare,
+          maxConcurrent: route.mirror.maxConcurrent,
+          maxBody: route.mirror.maxBody,
+          timeout: route.mirror.timeout,
+        }
       : undefined,
     stats: stats.get(name),
-    removeHeaders: route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
+    removeHeaders:
+      route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
   };
 }
 
-export function compileFallback(config: FallbackConfig | undefined, upstreams: ReadonlyMap<string, CompiledUpstream>): RouteFallback | undefined {
+export function compileFallback(
+  config: FallbackConfig | undefined,
+  upstreams: ReadonlyMap<string, CompiledUpstream>,
+): RouteFallback | undefined {
   if (!config) return undefined;
   if (config.upstream !== undefined) return { kind: 'upstream', upstream: upstreams.get(config.upstream)! };
   const headers: Record<string, string> = {};

@@ -63,7 +63,12 @@ export class ConfigReloader {
     readonly observer: ProxyObserver,
     source: string | undefined,
   ) {
-    this.active = { file: file ?? '<inline>', loadedAt: target.snapshot.loadedAt.toISOString(), trigger: 'startup', sha256: source === undefined ? undefined : sha256(source) };
+    this.active = {
+      file: file ?? '<inline>',
+      loadedAt: target.snapshot.loadedAt.toISOString(),
+      trigger: 'startup',
+      sha256: source === undefined ? undefined : sha256(source),
+    };
   }
 
   /** Reloads the config file; waits for any reload already running. */
@@ -76,7 +81,12 @@ export class ConfigReloader {
   async #reloadNow(trigger: ReloadTrigger, skipUnchanged: boolean): Promise<ReloadOutcome> {
     const started = performance.now();
     const file = this.file;
-    const outcome = (result: ReloadOutcome['result'], issues: ConfigIssue[], warnings: ConfigIssue[], hash: string | undefined): ReloadOutcome => ({
+    const outcome = (
+      result: ReloadOutcome['result'],
+      issues: ConfigIssue[],
+      warnings: ConfigIssue[],
+      hash: string | undefined,
+    ): ReloadOutcome => ({
       result,
       trigger,
       file: file ?? '<inline>',
@@ -88,23 +98,35 @@ export class ConfigReloader {
       sha256: hash,
     });
 
-    if (!file) return this.#finish(outcome('rejected', [{ file: '<inline>', line: 0, column: 0, path: '', message: 'the gateway was not started from a config file' }], [], undefined));
+    if (!file)
+      return this.#finish(
+        outcome(
+          'rejected',
+          [{ file: '<inline>', line: 0, column: 0, path: '', message: 'the gateway was not started from a config file' }],
+          [],
+          undefined,
+        ),
+      );
     let source: string;
     try {
       source = await readFile(file, 'utf8');
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
-      return this.#finish(outcome('rejected', [{ file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }], [], undefined));
+      return this.#finish(
+        outcome('rejected', [{ file, line: 0, column: 0, path: '', message: `cannot read config: ${reason}` }], [], undefined),
+      );
     }
     const hash = sha256(source);
     // A watcher sees several events per save: the same text is not reloaded (or rejected) twice.
-    if (skipUnchanged && (hash === this.active.sha256 || hash === this.#rejectedHash)) return this.#finish(outcome('unchanged', [], [], hash));
+    if (skipUnchanged && (hash === this.active.sha256 || hash === this.#rejectedHash))
+      return this.#finish(outcome('unchanged', [], [], hash));
     let loaded: LoadedConfig;
     try {
       loaded = parseConfigText(source, file);
     } catch (error) {
       this.#rejectedHash = hash;
-      const issues = error instanceof ConfigError ? error.issues : [{ file, line: 0, column: 0, path: '', message: (error as Error).message }];
+      const issues =
+        error instanceof ConfigError ? error.issues : [{ file, line: 0, column: 0, path: '', message: (error as Error).message }];
       return this.#finish(outcome('rejected', issues, [], hash));
     }
 
@@ -115,7 +137,9 @@ export class ConfigReloader {
       this.#rejectedHash = undefined;
     } catch (error) {
       // Compile errors are bugs (validation passed); the old snapshot is still in place.
-      return this.#finish(outcome('rejected', [{ file, line: 0, column: 0, path: '', message: `cannot compile: ${(error as Error).message}` }], [], hash));
+      return this.#finish(
+        outcome('rejected', [{ file, line: 0, column: 0, path: '', message: `cannot compile: ${(error as Error).message}` }], [], hash),
+      );
     }
     const warnings = [...loaded.warnings];
     for (const key of ['listen', 'admin'] as const) {
@@ -133,13 +157,22 @@ export class ConfigReloader {
     this.counts[outcome.result]++;
     if (outcome.result === 'unchanged') return outcome;
     this.last = outcome;
-    const fields = { event: 'config.reload', result: outcome.result, trigger: outcome.trigger, file: outcome.file, durationMs: outcome.durationMs };
+    const fields = {
+      event: 'config.reload',
+      result: outcome.result,
+      trigger: outcome.trigger,
+      file: outcome.file,
+      durationMs: outcome.durationMs,
+    };
     if (outcome.result === 'ok') {
       this.logger.info({ ...fields, sha256: outcome.sha256 }, 'config reloaded');
       for (const warning of outcome.warnings) this.logger.warn({ event: 'config.warning', file: outcome.file }, warning);
       this.observer.configReload('ok', `${outcome.trigger}: ${outcome.file}`);
     } else {
-      this.logger.error({ ...fields, errors: outcome.errors }, `config reload rejected, the running config keeps serving:\n${outcome.errors.join('\n')}`);
+      this.logger.error(
+        { ...fields, errors: outcome.errors },
+        `config reload rejected, the running config keeps serving:\n${outcome.errors.join('\n')}`,
+      );
       this.observer.configReload('rejected', outcome.errors.join('\n'));
     }
     return outcome;

@@ -44,12 +44,20 @@ export class BackendState {
 
   /** Breaker, health and concurrency allow a new request (cooldown is checked apart). */
   admits(): boolean {
-    return (this.health === undefined || this.health.healthy) && (this.breaker === undefined || this.breaker.canPass()) && this.inFlight + this.queued < this.maxConcurrent;
+    return (
+      (this.health === undefined || this.health.healthy) &&
+      (this.breaker === undefined || this.breaker.canPass()) &&
+      this.inFlight + this.queued < this.maxConcurrent
+    );
   }
 
   /** Like admits(), for a request leaving this backend's queue: the queue itself does not hold it back. */
   admitsWaiter(): boolean {
-    return (this.health === undefined || this.health.healthy) && (this.breaker === undefined || this.breaker.canPass()) && this.inFlight < this.maxConcurrent;
+    return (
+      (this.health === undefined || this.health.healthy) &&
+      (this.breaker === undefined || this.breaker.canPass()) &&
+      this.inFlight < this.maxConcurrent
+    );
   }
 
   /** An attempt ended: free its slot and hand it to the oldest waiter. */

@@ -16,7 +16,11 @@ export interface BackendTls {
 }
 
 /** undefined for plain http backends. Reads the CA file (checked at config load; re-read on reload). */
-export function resolveBackendTls(url: URL, upstream: UpstreamTlsConfig | undefined, backend: UpstreamTlsConfig | undefined): BackendTls | undefined {
+export function resolveBackendTls(
+  url: URL,
+  upstream: UpstreamTlsConfig | undefined,
+  backend: UpstreamTlsConfig | undefined,
+): BackendTls | undefined {
   if (url.protocol !== 'https:') return undefined;
   const caFile = backend?.ca ?? upstream?.ca;
   const insecure = backend?.insecureSkipVerify ?? upstream?.insecureSkipVerify ?? false;

@@ -20,7 +20,16 @@ export class RouteStats {
   requests = 0;
   readonly byUpstream = new Map<string, number>();
   responded = 0;
-  readonly mirror: MirrorStats = { sent: 0, skipped: 0, inFlight: 0, compared: 0, statusEqual: 0, bodyCompared: 0, bodyEqual: 0, shadowErrors: 0 };
+  readonly mirror: MirrorStats = {
+    sent: 0,
+    skipped: 0,
+    inFlight: 0,
+    compared: 0,
+    statusEqual: 0,
+    bodyCompared: 0,
+    bodyEqual: 0,
+    shadowErrors: 0,
+  };
 
   countUpstream(name: string): void {
     this.byUpstream.set(name, (this.byUpstream.get(name) ?? 0) + 1);

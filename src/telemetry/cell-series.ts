@@ -4,7 +4,15 @@
 // prom-client metric reads the cells when Prometheus scrapes, so the exposition text (names,
 // HELP/TYPE, label order, cumulative buckets) is the one prom-client writes.
 
-import { Counter, Histogram, type CounterConfiguration, type HistogramConfiguration, type LabelValues, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
+import {
+  Counter,
+  Histogram,
+  type CounterConfiguration,
+  type HistogramConfiguration,
+  type LabelValues,
+  type MetricObjectWithValues,
+  type MetricValueWithName,
+} from 'prom-client';
 
 type Labels<T extends string> = LabelValues<T>;
 

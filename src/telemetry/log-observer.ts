@@ -32,12 +32,18 @@ export function logObserver(logger: Logger, events?: EventBuffer): LogObserver {
   /** Logs "backend recovered" when the cooldown's end passes without a new extension. */
   function watchRecovery(upstream: CompiledUpstream, backend: CompiledBackend, until: number): void {
     clearTimeout(recoveryTimers.get(backend.id));
-    const timer = setTimeout(() => {
-      recoveryTimers.delete(backend.id);
-      const { state } = backend;
-      if (state.isCooling(Date.now())) return;
-      decision('backend.recovered', 'backend ready again after its cooldown', { ...backendFields(upstream, backend), cooledDownSince: state.lastCooldown ? new Date(state.lastCooldown.setAt).toISOString() : undefined });
-    }, Math.max(0, until - Date.now()) + 1);
+    const timer = setTimeout(
+      () => {
+        recoveryTimers.delete(backend.id);
+        const { state } = backend;
+        if (state.isCooling(Date.now())) return;
+        decision('backend.recovered', 'backend ready again after its cooldown', {
+          ...backendFields(upstream, backend),
+          cooledDownSince: state.lastCooldown ? new Date(state.lastCooldown.setAt).toISOString() : undefined,
+        });
+      },
+      Math.max(0, until - Date.now()) + 1,
+    );
     timer.unref();
     recoveryTimers.set(backend.id, timer);
   }
@@ -69,20 +75,32 @@ export function logObserver(logger: Logger, events?: EventBuffer): LogObserver {
       decision('backend.tls_error', 'TLS to backend failed', { ...backendFields(upstream, backend), code, reason }, 'warn');
     },
     limiterDegraded(degraded, reason) {
-      decision(degraded ? 'limiter.degraded' : 'limiter.recovered', degraded ? 'rate limiter degraded' : 'rate limiter recovered', { degraded, reason });
+      decision(degraded ? 'limiter.degraded' : 'limiter.recovered', degraded ? 'rate limiter degraded' : 'rate limiter recovered', {
+        degraded,
+        reason,
+      });
     },
     poolExhausted(route, retryAfterMs, upstream) {
-      logger.debug({ event: 'pool.exhausted', route: route.name, upstream: (upstream ?? route.upstream)?.name, retryAfterMs }, 'every backend cooling: answered 429');
+      logger.debug(
+        { event: 'pool.exhausted', route: route.name, upstream: (upstream ?? route.upstream)?.name, retryAfterMs },
+        'every backend cooling: answered 429',
+      );
     },
     retry(upstream, backend, reason) {
       logger.debug({ event: 'upstream.retry', ...backendFields(upstream, backend), reason }, 'retrying on another backend');
     },
     concurrencyRejected(upstream, backend, reason) {
-      logger.debug({ event: 'concurrency.rejected', upstream: upstream.name, backend: backend ? backendLabel(backend) : undefined, reason }, 'concurrency limit refused a request');
+      logger.debug(
+        { event: 'concurrency.rejected', upstream: upstream.name, backend: backend ? backendLabel(backend) : undefined, reason },
+        'concurrency limit refused a request',
+      );
     },
     websocketClosed(upstream, backend, reason, durationMs) {
       if (reason === 'closed') return;
-      logger.info({ event: 'websocket.closed', ...backendFields(upstream, backend), reason, durationMs: Math.round(durationMs) }, 'WebSocket tunnel ended by the gateway');
+      logger.info(
+        { event: 'websocket.closed', ...backendFields(upstream, backend), reason, durationMs: Math.round(durationMs) },
+        'WebSocket tunnel ended by the gateway',
+      );
     },
     mirrorCompared(route, comparison) {
       if (comparison.statusEqual && comparison.bodyEqual !== false) return;

@@ -56,30 +56,153 @@ export class GatewayMetrics {
     const { getSnapshot } = options;
     if (options.process) collectDefaultMetrics({ register: this.registry });
 
-    this.#requests = new CellCounter({ name: 'spillway_requests_total', help: 'Client requests by route, method and status class ("none" = the client went away before a response).', labelNames: ['route', 'method', 'status_class'], registers });
-    const requestDuration = (this.#requestDuration = new CellHistogram({ name: 'spillway_request_duration_seconds', help: 'Client request latency, from arrival to the end of the response.', labelNames: ['route', 'method', 'status_class'], buckets: LATENCY_BUCKETS, registers }));
-    const failovers = (this.#failovers = new CellHistogram({ name: 'spillway_request_failovers', help: 'Failovers per request that reached an upstream (attempts after the first).', labelNames: ['route'], buckets: [0, 1, 2, 3, 5, 8], registers }));
-    this.#attempts = new CellCounter({ name: 'spillway_upstream_attempts_total', help: 'Upstream attempts by outcome: ok, throttled, error, timeout, breaker_open, skipped_cooling, aborted.', labelNames: ['upstream', 'backend', 'outcome'], registers });
-    const attemptDuration = (this.#attemptDuration = new CellHistogram({ name: 'spillway_upstream_attempt_duration_seconds', help: 'Time from dispatch to the response status line (or the failure) of one upstream attempt.', labelNames: ['upstream', 'backend'], buckets: LATENCY_BUCKETS, registers }));
-    const cooldowns = new Counter({ name: 'spillway_backend_cooldowns_total', help: 'Throttle answers that set or extended a cooldown, by the header the delay came from ("default" = no usable hint).', labelNames: ['upstream', 'backend', 'source'], registers });
-    const poolExhausted = new Counter({ name: 'spillway_pool_exhausted_total', help: 'Gateway-made 429s: every backend of the pool was cooling down.', labelNames: ['route', 'upstream'], registers });
-    const passedThrough = new Counter({ name: 'spillway_throttle_passed_through_total', help: 'Backend throttle answers (429, or 503 with a hint) passed to the client because no failover was possible.', labelNames: ['upstream', 'backend', 'status'], registers });
-    const tlsErrors = new Counter({ name: 'spillway_backend_tls_errors_total', help: 'TLS handshake or certificate failures with a backend, by error code.', labelNames: ['upstream', 'backend', 'code'], registers });
-    const websocketOpened = new Counter({ name: 'spillway_websocket_tunnels_opened_total', help: 'WebSocket tunnels opened to a backend.', labelNames: ['upstream', 'backend'], registers });
-    const websocketClosed = new Counter({ name: 'spillway_websocket_tunnels_closed_total', help: 'WebSocket tunnels ended, by reason.', labelNames: ['upstream', 'backend', 'reason'], registers });
-    const websocketOpen = new Gauge({ name: 'spillway_websocket_tunnels_open', help: 'WebSocket tunnels open now.', labelNames: ['upstream', 'backend'], registers });
-    const clientLimited = new Counter({ name: 'spillway_client_limited_total', help: 'Client-limit 429s: requests refused by a client rate limit policy.', labelNames: ['policy'], registers });
-    const limiterDecisions = new Counter({ name: 'spillway_limiter_decisions_total', help: 'Client rate limiter decisions by policy and result (allowed, limited, queued, error).', labelNames: ['policy', 'result'], registers });
-    const limiterDegraded = new Gauge({ name: 'spillway_limiter_degraded', help: '1 while the shared limiter store (Redis) is unreachable and limits run degraded.', registers });
-    const breakerTransitions = new Counter({ name: 'spillway_breaker_transitions_total', help: 'Circuit breaker state changes, by the state entered.', labelNames: ['upstream', 'backend', 'state'], registers });
-    const healthChanges = new Counter({ name: 'spillway_health_changes_total', help: 'Active health check verdict changes.', labelNames: ['upstream', 'backend', 'healthy'], registers });
-    const retries = new Counter({ name: 'spillway_retries_total', help: 'Retries of a failed attempt on another backend, by reason.', labelNames: ['upstream', 'backend', 'reason'], registers });
-    const concurrencyRejected = new Counter({ name: 'spillway_concurrency_rejected_total', help: 'Requests refused by a concurrency limit (queue full, or waited too long).', labelNames: ['upstream', 'backend', 'reason'], registers });
-    const configReloads = new Counter({ name: 'spillway_config_reloads_total', help: 'Config reloads by result (ok, rejected).', labelNames: ['result'], registers });
-    const mirrorComparisons = new Counter({ name: 'spillway_mirror_comparisons_total', help: 'Mirrored requests compared with the primary answer: match, status_mismatch, body_mismatch.', labelNames: ['route', 'result'], registers });
-    const aggregateParts = new Counter({ name: 'spillway_aggregate_parts_total', help: 'Fan-out parts by outcome.', labelNames: ['route', 'part', 'outcome'], registers });
-    const aggregatePartDuration = new Histogram({ name: 'spillway_aggregate_part_duration_seconds', help: 'Fan-out part latency.', labelNames: ['route', 'part'], buckets: LATENCY_BUCKETS, registers });
-    const aggregateResponses = new Counter({ name: 'spillway_aggregate_responses_total', help: 'Fan-out responses; partial="true" when some part failed or timed out.', labelNames: ['route', 'partial'], registers });
+    this.#requests = new CellCounter({
+      name: 'spillway_requests_total',
+      help: 'Client requests by route, method and status class ("none" = the client went away before a response).',
+      labelNames: ['route', 'method', 'status_class'],
+      registers,
+    });
+    const requestDuration = (this.#requestDuration = new CellHistogram({
+      name: 'spillway_request_duration_seconds',
+      help: 'Client request latency, from arrival to the end of the response.',
+      labelNames: ['route', 'method', 'status_class'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }));
+    const failovers = (this.#failovers = new CellHistogram({
+      name: 'spillway_request_failovers',
+      help: 'Failovers per request that reached an upstream (attempts after the first).',
+      labelNames: ['route'],
+      buckets: [0, 1, 2, 3, 5, 8],
+      registers,
+    }));
+    this.#attempts = new CellCounter({
+      name: 'spillway_upstream_attempts_total',
+      help: 'Upstream attempts by outcome: ok, throttled, error, timeout, breaker_open, skipped_cooling, aborted.',
+      labelNames: ['upstream', 'backend', 'outcome'],
+      registers,
+    });
+    const attemptDuration = (this.#attemptDuration = new CellHistogram({
+      name: 'spillway_upstream_attempt_duration_seconds',
+      help: 'Time from dispatch to the response status line (or the failure) of one upstream attempt.',
+      labelNames: ['upstream', 'backend'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }));
+    const cooldowns = new Counter({
+      name: 'spillway_backend_cooldowns_total',
+      help: 'Throttle answers that set or extended a cooldown, by the header the delay came from ("default" = no usable hint).',
+      labelNames: ['upstream', 'backend', 'source'],
+      registers,
+    });
+    const poolExhausted = new Counter({
+      name: 'spillway_pool_exhausted_total',
+      help: 'Gateway-made 429s: every backend of the pool was cooling down.',
+      labelNames: ['route', 'upstream'],
+      registers,
+    });
+    const passedThrough = new Counter({
+      name: 'spillway_throttle_passed_through_total',
+      help: 'Backend throttle answers (429, or 503 with a hint) passed to the client because no failover was possible.',
+      labelNames: ['upstream', 'backend', 'status'],
+      registers,
+    });
+    const tlsErrors = new Counter({
+      name: 'spillway_backend_tls_errors_total',
+      help: 'TLS handshake or certificate failures with a backend, by error code.',
+      labelNames: ['upstream', 'backend', 'code'],
+      registers,
+    });
+    const websocketOpened = new Counter({
+      name: 'spillway_websocket_tunnels_opened_total',
+      help: 'WebSocket tunnels opened to a backend.',
+      labelNames: ['upstream', 'backend'],
+      registers,
+    });
+    const websocketClosed = new Counter({
+      name: 'spillway_websocket_tunnels_closed_total',
+      help: 'WebSocket tunnels ended, by reason.',
+      labelNames: ['upstream', 'backend', 'reason'],
+      registers,
+    });
+    const websocketOpen = new Gauge({
+      name: 'spillway_websocket_tunnels_open',
+      help: 'WebSocket tunnels open now.',
+      labelNames: ['upstream', 'backend'],
+      registers,
+    });
+    const clientLimited = new Counter({
+      name: 'spillway_client_limited_total',
+      help: 'Client-limit 429s: requests refused by a client rate limit policy.',
+      labelNames: ['policy'],
+      registers,
+    });
+    const limiterDecisions = new Counter({
+      name: 'spillway_limiter_decisions_total',
+      help: 'Client rate limiter decisions by policy and result (allowed, limited, queued, error).',
+      labelNames: ['policy', 'result'],
+      registers,
+    });
+    const limiterDegraded = new Gauge({
+      name: 'spillway_limiter_degraded',
+      help: '1 while the shared limiter store (Redis) is unreachable and limits run degraded.',
+      registers,
+    });
+    const breakerTransitions = new Counter({
+      name: 'spillway_breaker_transitions_total',
+      help: 'Circuit breaker state changes, by the state entered.',
+      labelNames: ['upstream', 'backend', 'state'],
+      registers,
+    });
+    const healthChanges = new Counter({
+      name: 'spillway_health_changes_total',
+      help: 'Active health check verdict changes.',
+      labelNames: ['upstream', 'backend', 'healthy'],
+      registers,
+    });
+    const retries = new Counter({
+      name: 'spillway_retries_total',
+      help: 'Retries of a failed attempt on another backend, by reason.',
+      labelNames: ['upstream', 'backend', 'reason'],
+      registers,
+    });
+    const concurrencyRejected = new Counter({
+      name: 'spillway_concurrency_rejected_total',
+      help: 'Requests refused by a concurrency limit (queue full, or waited too long).',
+      labelNames: ['upstream', 'backend', 'reason'],
+      registers,
+    });
+    const configReloads = new Counter({
+      name: 'spillway_config_reloads_total',
+      help: 'Config reloads by result (ok, rejected).',
+      labelNames: ['result'],
+      registers,
+    });
+    const mirrorComparisons = new Counter({
+      name: 'spillway_mirror_comparisons_total',
+      help: 'Mirrored requests compared with the primary answer: match, status_mismatch, body_mismatch.',
+      labelNames: ['route', 'result'],
+      registers,
+    });
+    const aggregateParts = new Counter({
+      name: 'spillway_aggregate_parts_total',
+      help: 'Fan-out parts by outcome.',
+      labelNames: ['route', 'part', 'outcome'],
+      registers,
+    });
+    const aggregatePartDuration = new Histogram({
+      name: 'spillway_aggregate_part_duration_seconds',
+      help: 'Fan-out part latency.',
+      labelNames: ['route', 'part'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    const aggregateResponses = new Counter({
+      name: 'spillway_aggregate_responses_total',
+      help: 'Fan-out responses; partial="true" when some part failed or timed out.',
+      labelNames: ['route', 'partial'],
+      registers,
+    });
     for (const result of ['ok', 'rejected']) configReloads.inc({ result }, 0);
     limiterDegraded.set(0);
 
@@ -101,10 +224,22 @@ export class GatewayMetrics {
           }
         },
       });
-    backendGauge('spillway_backend_cooling', '1 while the backend is cooling down after a throttle answer.', (view) => (view.cooling ? 1 : 0));
-    backendGauge('spillway_backend_cooldown_remaining_seconds', 'Seconds until the backend\'s cooldown ends (0 when ready).', (view) => view.cooldownRemainingSeconds);
+    backendGauge('spillway_backend_cooling', '1 while the backend is cooling down after a throttle answer.', (view) =>
+      view.cooling ? 1 : 0,
+    );
+    backendGauge(
+      'spillway_backend_cooldown_remaining_seconds',
+      "Seconds until the backend's cooldown ends (0 when ready).",
+      (view) => view.cooldownRemainingSeconds,
+    );
     backendGauge('spillway_backend_in_flight', 'Requests in flight to the backend.', (view) => view.inFlight);
-    backendGauge('spillway_backend_breaker_state', `Circuit breaker state: ${Object.entries(BREAKER_STATE_VALUE).map(([state, value]) => `${value} ${state}`).join(', ')}.`, (view) => view.breaker);
+    backendGauge(
+      'spillway_backend_breaker_state',
+      `Circuit breaker state: ${Object.entries(BREAKER_STATE_VALUE)
+        .map(([state, value]) => `${value} ${state}`)
+        .join(', ')}.`,
+      (view) => view.breaker,
+    );
     backendGauge('spillway_backend_healthy', '1 healthy, 0 unhealthy (active health checks).', (view) => view.healthy);
     backendGauge('spillway_backend_queue_depth', 'Requests waiting for a concurrency slot of the backend.', (view) => view.queued);
 

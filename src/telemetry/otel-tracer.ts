@@ -121,7 +121,12 @@ class ServerRequestTrace implements ServerTrace {
 
   readonly recording: boolean;
 
-  attempt(upstream: CompiledUpstream, backend: CompiledBackend, attemptNumber: number, headers: Record<string, string | string[]>): AttemptTrace {
+  attempt(
+    upstream: CompiledUpstream,
+    backend: CompiledBackend,
+    attemptNumber: number,
+    headers: Record<string, string | string[]>,
+  ): AttemptTrace {
     // A request that is not recorded gets no attempt spans: its backends receive the server
     // span's context (sampled flag off), which is all an unrecorded trace needs.
     if (!this.recording) {
@@ -156,7 +161,8 @@ class ServerRequestTrace implements ServerTrace {
     }
     span.setAttribute(ATTR.attempts, attempts);
     if (status > 0) span.setAttribute('http.response.status_code', status);
-    if (status >= 500 || status === 0 || aborted) span.setStatus({ code: SpanStatusCode.ERROR, ...(aborted ? { message: 'response not completed' } : {}) });
+    if (status >= 500 || status === 0 || aborted)
+      span.setStatus({ code: SpanStatusCode.ERROR, ...(aborted ? { message: 'response not completed' } : {}) });
     span.end();
   }
 }
@@ -186,7 +192,14 @@ export function createRequestTracer(tracer: Tracer, propagation: Propagation): R
       const parent = propagation.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
       const url = req.url ?? '/';
       const queryAt = url.indexOf('?');
-      return new ServerRequestTrace(tracer, propagation, req.method ?? 'GET', parent, queryAt === -1 ? url : url.slice(0, queryAt), requestId);
+      return new ServerRequestTrace(
+        tracer,
+        propagation,
+        req.method ?? 'GET',
+        parent,
+        queryAt === -1 ? url : url.slice(0, queryAt),
+        requestId,
+      );
     },
   };
 }

@@ -9,7 +9,17 @@ import type { GatewayConfig } from '../config/schema/index.js';
 export const CENSOR = '[redacted]';
 
 /** Header and field names whose values are never logged. */
-export const ALWAYS_REDACTED = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'api-key', 'x-api-key', 'x-goog-api-key', 'ocp-apim-subscription-key', 'x-auth-token'];
+export const ALWAYS_REDACTED = [
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'api-key',
+  'x-api-key',
+  'x-goog-api-key',
+  'ocp-apim-subscription-key',
+  'x-auth-token',
+];
 
 /** pino redact paths for the given field names, at the top level and one to three levels down. */
 export function redactPaths(names: readonly string[]): string[] {
@@ -44,7 +54,8 @@ export function configSecrets(config: GatewayConfig): string[] {
       return;
     }
     if (typeof value === 'object' && value !== null) {
-      for (const [childKey, child] of Object.entries(value)) visit(child, childKey, underHeaders || /headers$/i.test(key) || SECRET_KEY.test(key));
+      for (const [childKey, child] of Object.entries(value))
+        visit(child, childKey, underHeaders || /headers$/i.test(key) || SECRET_KEY.test(key));
     }
   };
   visit(config, '', false);
@@ -90,22 +101,26 @@ export class SecretScrubber {
   }
 }
 
-const SENSITIVE_QUERY = /^(api[-_]?key|key|code|token|access[-_]?token|id[-_]?token|refresh[-_]?token|sig|signature|secret|password|client[-_]?secret|auth)$/i;
+const SENSITIVE_QUERY =
+  /^(api[-_]?key|key|code|token|access[-_]?token|id[-_]?token|refresh[-_]?token|sig|signature|secret|password|client[-_]?secret|auth)$/i;
 
 /** The request target for a log line, with the values of credential-like query parameters hidden. */
 export function redactTarget(target: string): string {
   const queryAt = target.indexOf('?');
   if (queryAt === -1) return target;
-  const query = target.slice(queryAt + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    if (eq === -1) return pair;
-    let name = pair.slice(0, eq);
-    try {
-      name = decodeURIComponent(name.replace(/\+/g, ' '));
-    } catch {
-      /* keep raw */
-    }
-    return SENSITIVE_QUERY.test(name) ? `${pair.slice(0, eq)}=${CENSOR}` : pair;
-  });
+  const query = target
+    .slice(queryAt + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq === -1) return pair;
+      let name = pair.slice(0, eq);
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        /* keep raw */
+      }
+      return SENSITIVE_QUERY.test(name) ? `${pair.slice(0, eq)}=${CENSOR}` : pair;
+    });
   return `${target.slice(0, queryAt)}?${query.join('&')}`;
 }

@@ -65,19 +65,22 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
     observer.request(scope.route, method, status, durationMs, scope.attempts);
     scope.trace?.finish(scope.route, status, scope.attempts, aborted);
     if (sample > 0 && (sample >= 1 || random() < sample)) {
-      logger.info({
-        event: 'request',
-        requestId: scope.id,
-        method,
-        target: redactTarget(req.url ?? '/'),
-        route: scope.route?.name,
-        upstream: (scope.upstream ?? scope.route?.upstream)?.name,
-        backend: scope.backend ? backendLabel(scope.backend) : undefined,
-        attempts: scope.attempts,
-        status,
-        durationMs: Math.round(durationMs * 1000) / 1000,
-        ...(aborted ? { aborted: true } : {}),
-      }, 'request');
+      logger.info(
+        {
+          event: 'request',
+          requestId: scope.id,
+          method,
+          target: redactTarget(req.url ?? '/'),
+          route: scope.route?.name,
+          upstream: (scope.upstream ?? scope.route?.upstream)?.name,
+          backend: scope.backend ? backendLabel(scope.backend) : undefined,
+          attempts: scope.attempts,
+          status,
+          durationMs: Math.round(durationMs * 1000) / 1000,
+          ...(aborted ? { aborted: true } : {}),
+        },
+        'request',
+      );
     }
   }
 

@@ -46,7 +46,8 @@ export class Telemetry {
   /** The handler with per-request telemetry; the bare handler when nothing needs it. */
   instrument(handler: RequestHandler): (req: IncomingMessage, res: ServerResponse) => void {
     const { config, tracer, logger, getSnapshot, random } = this.#options;
-    const needed = this.metrics !== undefined || tracer !== undefined || config.log.requests.sample > 0 || this.#options.observer !== undefined;
+    const needed =
+      this.metrics !== undefined || tracer !== undefined || config.log.requests.sample > 0 || this.#options.observer !== undefined;
     if (!needed) return handler;
     return instrumentHandler(handler, { getSnapshot, observer: this.observer, logger, tracer, random });
   }

@@ -15,7 +15,10 @@ function isTrue(value: string | undefined): boolean {
 /** Whether the OTEL_* environment asks for traces. */
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   if (isTrue(env.OTEL_SDK_DISABLED)) return false;
-  const exporters = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const exporters = (env.OTEL_TRACES_EXPORTER ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
   if (exporters.includes('none')) return false;
   if (exporters.length > 0) return true;
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());

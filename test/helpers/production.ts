@@ -23,7 +23,11 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 /** Runs a command to completion with `cleanEnv()`; stdout and stderr together in `output`. */
-export function run(command: string, args: string[], opts: { cwd: string; timeoutMs: number }): Promise<{ code: number | null; output: string; stdout: string }> {
+export function run(
+  command: string,
+  args: string[],
+  opts: { cwd: string; timeoutMs: number },
+): Promise<{ code: number | null; output: string; stdout: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, { cwd: opts.cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -91,7 +95,18 @@ export async function serveThroughPackagedGateway(dir: string): Promise<ServedTh
   const configFile = join(dir, 'gateway.yaml');
   await writeFile(
     configFile,
-    ['listen: { host: 127.0.0.1, port: 0 }', 'admin: { host: 127.0.0.1, port: 0 }', 'upstreams:', '  app:', '    backends:', `      - url: http://127.0.0.1:${backendPort}`, 'routes:', '  - match: { path: / }', '    upstream: app', ''].join('\n'),
+    [
+      'listen: { host: 127.0.0.1, port: 0 }',
+      'admin: { host: 127.0.0.1, port: 0 }',
+      'upstreams:',
+      '  app:',
+      '    backends:',
+      `      - url: http://127.0.0.1:${backendPort}`,
+      'routes:',
+      '  - match: { path: / }',
+      '    upstream: app',
+      '',
+    ].join('\n'),
   );
 
   const child = spawn(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), '--config', configFile], {
@@ -101,7 +116,9 @@ export async function serveThroughPackagedGateway(dir: string): Promise<ServedTh
   });
   const output: string[] = [];
   createInterface({ input: child.stderr }).on('line', (line) => output.push(line));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   try {
     const listening = await new Promise<{ url: string; admin: string }>((resolvePromise, reject) => {
       const timer = setTimeout(() => reject(new Error(`no "spillway listening" line within 15 s:\n${output.join('\n')}`)), 15_000);
@@ -128,7 +145,9 @@ export async function serveThroughPackagedGateway(dir: string): Promise<ServedTh
     child.kill('SIGTERM');
     const exit = await Promise.race([
       exited,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit within 10 s of SIGTERM:\n${output.join('\n')}`)), 10_000)),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`no exit within 10 s of SIGTERM:\n${output.join('\n')}`)), 10_000),
+      ),
     ]);
     return { listening, proxied, health, exit };
   } finally {

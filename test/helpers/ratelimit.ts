@@ -62,7 +62,11 @@ export function limiterEvents(): LimiterEvents {
 }
 
 export function signHs256(claims: Record<string, unknown>, secret: string, expiresIn = '5m'): Promise<string> {
-  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret));
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime(expiresIn)
+    .sign(new TextEncoder().encode(secret));
 }
 
 export { sleep } from './wait.js';
@@ -82,7 +86,28 @@ export async function startRedisCluster(): Promise<{ port: number; stop(): Promi
   const { freePort } = await import('./redis.js');
   const port = await freePort();
   const dir = await mkdtemp(join(tmpdir(), 'spillway-cluster-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-announce-ip', '127.0.0.1', '--cluster-config-file', join(dir, 'nodes.conf'), '--dir', dir], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-announce-ip',
+      '127.0.0.1',
+      '--cluster-config-file',
+      join(dir, 'nodes.conf'),
+      '--dir',
+      dir,
+    ],
+    { stdio: 'ignore' },
+  );
   const stop = async () => {
     if (child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -94,7 +119,10 @@ export async function startRedisCluster(): Promise<{ port: number; stop(): Promi
   admin.on('error', () => undefined);
   try {
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    await waitUntil(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), { interval: 50, message: `redis cluster on port ${port} to report cluster_state:ok` });
+    await waitUntil(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), {
+      interval: 50,
+      message: `redis cluster on port ${port} to report cluster_state:ok`,
+    });
     return { port, stop };
   } catch (error) {
     await stop();

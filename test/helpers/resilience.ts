@@ -11,23 +11,32 @@ export interface SwitchableBackend extends TestBackend {
   behaviour: Behaviour;
 }
 
-export const ok = (name: string): Behaviour => (req, res) => {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ backend: name, url: req.url }));
-};
+export const ok =
+  (name: string): Behaviour =>
+  (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ backend: name, url: req.url }));
+  };
 
-export const status = (code: number, headers: Record<string, string> = {}): Behaviour => (_req, res) => {
-  res.writeHead(code, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ status: code }));
-};
+export const status =
+  (code: number, headers: Record<string, string> = {}): Behaviour =>
+  (_req, res) => {
+    res.writeHead(code, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify({ status: code }));
+  };
 
-export const delayed = (ms: number, then: Behaviour): Behaviour => (req, res, body) =>
-  new Promise<void>((resolve) => setTimeout(() => resolve(then(req, res, body) as void), ms));
+export const delayed =
+  (ms: number, then: Behaviour): Behaviour =>
+  (req, res, body) =>
+    new Promise<void>((resolve) => setTimeout(() => resolve(then(req, res, body) as undefined), ms));
 
 /** A backend whose behaviour (per request) is `backend.behaviour`; `/health` has its own switch. */
 export async function startSwitchable(name: string, behaviour: Behaviour = ok(name)): Promise<SwitchableBackend & { health: Behaviour }> {
   const holder = { behaviour, health: ok(name) };
-  const backend = await startBackend((req, res, body) => (req.url === '/health' ? holder.health(req, res, body) : holder.behaviour(req, res, body)), name);
+  const backend = await startBackend(
+    (req, res, body) => (req.url === '/health' ? holder.health(req, res, body) : holder.behaviour(req, res, body)),
+    name,
+  );
   Object.defineProperty(backend, 'behaviour', { get: () => holder.behaviour, set: (next: Behaviour) => (holder.behaviour = next) });
   Object.defineProperty(backend, 'health', { get: () => holder.health, set: (next: Behaviour) => (holder.health = next) });
   return backend as SwitchableBackend & { health: Behaviour };
@@ -44,7 +53,11 @@ export interface RecordedEvent {
   value: string;
 }
 
-export function recordingObserver(): { observer: ProxyObserver; events: RecordedEvent[]; of(type: RecordedEvent['type'], backend?: string): string[] } {
+export function recordingObserver(): {
+  observer: ProxyObserver;
+  events: RecordedEvent[];
+  of(type: RecordedEvent['type'], backend?: string): string[];
+} {
   const events: RecordedEvent[] = [];
   const observer = withDefaults({
     breakerStateChange: (_u, b, state) => void events.push({ type: 'breaker', backend: b.url, value: state }),
@@ -56,7 +69,8 @@ export function recordingObserver(): { observer: ProxyObserver; events: Recorded
   return {
     observer,
     events,
-    of: (type, backend) => events.filter((event) => event.type === type && (backend === undefined || event.backend === backend)).map((event) => event.value),
+    of: (type, backend) =>
+      events.filter((event) => event.type === type && (backend === undefined || event.backend === backend)).map((event) => event.value),
   };
 }
 

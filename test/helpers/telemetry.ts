@@ -64,7 +64,12 @@ export function inMemoryTracer(): TestTracer {
     tracer,
     exporter,
     async spans(count, timeoutMs = 5000) {
-      return waitUntil(() => exporter.getFinishedSpans(), { timeout: timeoutMs, interval: 10, until: (spans) => spans.length >= count, message: `${count} finished spans` });
+      return waitUntil(() => exporter.getFinishedSpans(), {
+        timeout: timeoutMs,
+        interval: 10,
+        until: (spans) => spans.length >= count,
+        message: `${count} finished spans`,
+      });
     },
     shutdown: () => provider.shutdown(),
   };

@@ -26,7 +26,14 @@ export async function startTlsBackend(pem: { cert: string; key: string }, handle
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now(), servername: (req.socket as TLSSocket).servername });
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        at: Date.now(),
+        servername: (req.socket as TLSSocket).servername,
+      });
       if (handler) return handler(req, res, body);
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ backend: name, url: req.url }));

@@ -91,7 +91,9 @@ export function openClient(url: string, options: ConstructorParameters<typeof We
     socket.once('unexpected-response', (_req, res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => reject(Object.assign(new Error(`refused with ${res.statusCode}`), { status: res.statusCode, headers: res.headers, body })));
+      res.on('end', () =>
+        reject(Object.assign(new Error(`refused with ${res.statusCode}`), { status: res.statusCode, headers: res.headers, body })),
+      );
     });
     socket.once('error', reject);
   });

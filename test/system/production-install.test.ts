@@ -68,10 +68,14 @@ describe('production install (what the Docker image runs)', () => {
   });
 
   it('validates the shipped demo config with `check`', async () => {
-    const result = await run(process.execPath, [join(dir, 'dist', 'cli', 'main.js'), 'check', '--config', join(dir, 'config', 'demo.yaml')], {
-      cwd: dir,
-      timeoutMs: 20_000,
-    });
+    const result = await run(
+      process.execPath,
+      [join(dir, 'dist', 'cli', 'main.js'), 'check', '--config', join(dir, 'config', 'demo.yaml')],
+      {
+        cwd: dir,
+        timeoutMs: 20_000,
+      },
+    );
     expect(result.output).not.toMatch(/Cannot find (module|package)/);
     expect(result.code).toBe(0);
   });

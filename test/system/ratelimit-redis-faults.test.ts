@@ -100,7 +100,10 @@ describe.each(['open', 'closed', 'local'] as const)('Redis killed mid-load, onRe
     await redis.restart();
     const restartedAt = performance.now();
     // wait for the limiter to say it is back on Redis
-    await waitUntil(() => events.degraded.some((e) => !e.degraded), { timeout: 5_000, message: 'the limiter to report it is back on Redis' });
+    await waitUntil(() => events.degraded.some((e) => !e.degraded), {
+      timeout: 5_000,
+      message: 'the limiter to report it is back on Redis',
+    });
     const recoveredAt = performance.now();
     await sleep(400);
     await load.stop();
@@ -110,7 +113,12 @@ describe.each(['open', 'closed', 'local'] as const)('Redis killed mid-load, onRe
     expect(all.length).toBeGreaterThan(20);
     // bounded latency throughout: a dead Redis costs at most a command timeout (the bounds leave
     // room for a busy test machine; a hang would show as a 5 s client timeout, i.e. an error)
-    expect(percentile(all.map((s) => s.ms), 99)).toBeLessThan(1_000);
+    expect(
+      percentile(
+        all.map((s) => s.ms),
+        99,
+      ),
+    ).toBeLessThan(1_000);
     expect(Math.max(...all.map((s) => s.ms))).toBeLessThan(2_500);
 
     // degraded reported once; recovered within 2 s of Redis answering again
@@ -199,7 +207,11 @@ routes:
     expect(refused.headers.get('retry-after')).toBe('1');
     expect(JSON.parse(refused.body)).toMatchObject({ type: 'urn:spillway:problem:rate-limiter-unavailable', policy: 'global' });
     await redis.restart();
-    const status = await waitUntil(async () => (await hit(`${gateway!.url}/x`)).status, { until: (s) => s !== 503, interval: 50, message: 'an answer other than 503 after Redis restarted' });
+    const status = await waitUntil(async () => (await hit(`${gateway!.url}/x`)).status, {
+      until: (s) => s !== 503,
+      interval: 50,
+      message: 'an answer other than 503 after Redis restarted',
+    });
     expect(status).toBe(200);
   });
 });

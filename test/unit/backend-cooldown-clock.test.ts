@@ -92,12 +92,27 @@ describe('a cooldown end only ever moves later', () => {
 
 describe('how long: clamps and the default', () => {
   it('a 429 without a usable hint cools for defaultCooldown, and says so', () => {
-    expect(throttleCooldown(429, { 'retry-after': 'later' }, throttle(), T0)).toEqual({ until: T0 + 10_000, delayMs: 10_000, source: 'default', value: '10000ms' });
+    expect(throttleCooldown(429, { 'retry-after': 'later' }, throttle(), T0)).toEqual({
+      until: T0 + 10_000,
+      delayMs: 10_000,
+      source: 'default',
+      value: '10000ms',
+    });
   });
 
   it('the default is clamped like any hint', () => {
-    expect(throttleCooldown(429, {}, throttle({ defaultCooldown: 500, minCooldown: 2_000 }), T0)).toEqual({ until: T0 + 2_000, delayMs: 2_000, source: 'default', value: '500ms' });
-    expect(throttleCooldown(429, {}, throttle({ defaultCooldown: 60_000, maxCooldown: 5_000 }), T0)).toEqual({ until: T0 + 5_000, delayMs: 5_000, source: 'default', value: '60000ms' });
+    expect(throttleCooldown(429, {}, throttle({ defaultCooldown: 500, minCooldown: 2_000 }), T0)).toEqual({
+      until: T0 + 2_000,
+      delayMs: 2_000,
+      source: 'default',
+      value: '500ms',
+    });
+    expect(throttleCooldown(429, {}, throttle({ defaultCooldown: 60_000, maxCooldown: 5_000 }), T0)).toEqual({
+      until: T0 + 5_000,
+      delayMs: 5_000,
+      source: 'default',
+      value: '60000ms',
+    });
   });
 
   it('the bounds themselves are kept exactly', () => {
@@ -109,12 +124,22 @@ describe('how long: clamps and the default', () => {
   });
 
   it('a fractional millisecond hint rounds up to whole milliseconds', () => {
-    expect(throttleCooldown(429, { 'retry-after-ms': '12.5' }, throttle(), T0)).toEqual({ until: T0 + 13, delayMs: 13, source: 'retry-after-ms', value: '12.5' });
+    expect(throttleCooldown(429, { 'retry-after-ms': '12.5' }, throttle(), T0)).toEqual({
+      until: T0 + 13,
+      delayMs: 13,
+      source: 'retry-after-ms',
+      value: '12.5',
+    });
     expect(throttleCooldown(429, { 'retry-after': '0.0001' }, throttle(), T0)?.delayMs).toBe(1);
   });
 
   it('Retry-After: 0 on a 503 is still throttling (a hint), cooling for minCooldown', () => {
-    expect(throttleCooldown(503, { 'retry-after': '0' }, throttle({ minCooldown: 250 }), T0)).toEqual({ until: T0 + 250, delayMs: 250, source: 'retry-after', value: '0' });
+    expect(throttleCooldown(503, { 'retry-after': '0' }, throttle({ minCooldown: 250 }), T0)).toEqual({
+      until: T0 + 250,
+      delayMs: 250,
+      source: 'retry-after',
+      value: '0',
+    });
   });
 
   it('a status not in throttle.statuses never cools, even a 429 with a hint', () => {
@@ -156,8 +181,16 @@ describe('reading the hint', () => {
   });
 
   it('retry-after-ms wins over x-ms-retry-after-ms, which wins over Retry-After', () => {
-    expect(readRetryHint({ 'retry-after': '9', 'x-ms-retry-after-ms': '700', 'retry-after-ms': '300' }, T0)).toEqual({ delayMs: 300, source: 'retry-after-ms', value: '300' });
-    expect(readRetryHint({ 'retry-after': '9', 'x-ms-retry-after-ms': '700' }, T0)).toEqual({ delayMs: 700, source: 'x-ms-retry-after-ms', value: '700' });
+    expect(readRetryHint({ 'retry-after': '9', 'x-ms-retry-after-ms': '700', 'retry-after-ms': '300' }, T0)).toEqual({
+      delayMs: 300,
+      source: 'retry-after-ms',
+      value: '300',
+    });
+    expect(readRetryHint({ 'retry-after': '9', 'x-ms-retry-after-ms': '700' }, T0)).toEqual({
+      delayMs: 700,
+      source: 'x-ms-retry-after-ms',
+      value: '700',
+    });
   });
 
   it('millisecond headers take no dates or units: a malformed one falls through to Retry-After', () => {
@@ -167,7 +200,11 @@ describe('reading the hint', () => {
   });
 
   it('Retry-After (even a whole second) wins over larger RateLimit resets', () => {
-    expect(readRetryHint({ 'retry-after': '1', 'ratelimit-reset': '60', 'x-ratelimit-reset-tokens': '5m0s' }, T0)).toEqual({ delayMs: 1_000, source: 'retry-after', value: '1' });
+    expect(readRetryHint({ 'retry-after': '1', 'ratelimit-reset': '60', 'x-ratelimit-reset-tokens': '5m0s' }, T0)).toEqual({
+      delayMs: 1_000,
+      source: 'retry-after',
+      value: '1',
+    });
   });
 
   it('of repeated header lines, the first is used', () => {
@@ -175,7 +212,7 @@ describe('reading the hint', () => {
   });
 
   // RFC 9110 §5.6.7: recipients must accept the obsolete asctime form, and every HTTP-date is UTC.
-  it('an asctime Retry-After is read as UTC whatever the gateway host\'s time zone', () => {
+  it("an asctime Retry-After is read as UTC whatever the gateway host's time zone", () => {
     const saved = process.env.TZ;
     try {
       for (const zone of ['UTC', 'America/New_York', 'Asia/Tokyo']) {

@@ -56,7 +56,15 @@ afterEach(() => {
 describe('slots', () => {
   it('perBackend requests run at once; the next ones wait, then the queue is full', () => {
     const state = backend({ perBackend: 2, queue: 3 });
-    expect(['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'].map((name) => arrive(state, name))).toEqual(['served', 'served', 'queued', 'queued', 'queued', 'queue full', 'queue full']);
+    expect(['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7'].map((name) => arrive(state, name))).toEqual([
+      'served',
+      'served',
+      'queued',
+      'queued',
+      'queued',
+      'queue full',
+      'queue full',
+    ]);
     expect([state.inFlight, state.queued]).toEqual([2, 3]);
   });
 
@@ -134,7 +142,7 @@ describe('maxWait', () => {
     expect(state.inFlight).toBe(0);
   });
 
-  it('each waiter\'s clock starts when it queued', () => {
+  it("each waiter's clock starts when it queued", () => {
     const state = backend({ perBackend: 1, maxWait: 1_000 });
     arrive(state, 'r1');
     arrive(state, 'w1');
@@ -205,8 +213,22 @@ describe('leaving the queue', () => {
       // Two join, one of them gives up, one expires now and then, one is served.
       const a = next++;
       const b = next++;
-      const entryA = state.queue!.add({ wake: () => (state.inFlight++, served.push(a), true), expire: () => undefined })!;
-      state.queue!.add({ wake: () => (state.inFlight++, served.push(b), true), expire: () => undefined });
+      const entryA = state.queue!.add({
+        wake: () => {
+          state.inFlight++;
+          served.push(a);
+          return true;
+        },
+        expire: () => undefined,
+      })!;
+      state.queue!.add({
+        wake: () => {
+          state.inFlight++;
+          served.push(b);
+          return true;
+        },
+        expire: () => undefined,
+      });
       if (round % 2 === 0) state.queue!.cancel(entryA);
       state.releaseSlot();
       if (round % 7 === 0) vi.advanceTimersByTime(1_000);

@@ -10,7 +10,17 @@ import type { HealthCheckPolicy } from '../../src/resilience/policy.js';
 const T0 = Date.parse('2026-07-01T00:00:00Z');
 
 function healthPolicy(overrides: Partial<HealthCheckPolicy> = {}): HealthCheckPolicy {
-  return { path: '/health', method: 'GET', interval: 5_000, timeout: 1_000, unhealthyAfter: 3, healthyAfter: 2, statuses: undefined, key: 'k', ...overrides };
+  return {
+    path: '/health',
+    method: 'GET',
+    interval: 5_000,
+    timeout: 1_000,
+    unhealthyAfter: 3,
+    healthyAfter: 2,
+    statuses: undefined,
+    key: 'k',
+    ...overrides,
+  };
 }
 
 /** A backend whose health endpoint answers the next status from `answers` (the last one repeats). */
@@ -26,7 +36,14 @@ function fakeBackend(answers: Array<number | Error | 'hang'>) {
       return Promise.resolve({ statusCode: answer, body: { dump: () => Promise.resolve() } });
     },
   };
-  return { dispatcher: dispatcher as unknown as Dispatcher, requests, set: (list: Array<number | Error | 'hang'>) => ((answers = list), (next = 0)) };
+  return {
+    dispatcher: dispatcher as unknown as Dispatcher,
+    requests,
+    set: (list: Array<number | Error | 'hang'>) => {
+      answers = list;
+      next = 0;
+    },
+  };
 }
 
 let monitors: HealthMonitor[] = [];
@@ -34,9 +51,13 @@ let monitors: HealthMonitor[] = [];
 function monitor(answers: Array<number | Error | 'hang'>, overrides: Partial<HealthCheckPolicy> = {}) {
   const backend = fakeBackend(answers);
   const events: string[] = [];
-  const m = new HealthMonitor(healthPolicy(overrides), { dispatcher: backend.dispatcher, headers: { host: 'api.internal:8080', 'user-agent': 'spillway-health-check' } }, (passed, changed) => {
-    events.push(`${passed ? 'pass' : 'fail'}${changed ? ` → ${m.healthy ? 'healthy' : 'unhealthy'}` : ''}`);
-  });
+  const m = new HealthMonitor(
+    healthPolicy(overrides),
+    { dispatcher: backend.dispatcher, headers: { host: 'api.internal:8080', 'user-agent': 'spillway-health-check' } },
+    (passed, changed) => {
+      events.push(`${passed ? 'pass' : 'fail'}${changed ? ` → ${m.healthy ? 'healthy' : 'unhealthy'}` : ''}`);
+    },
+  );
   monitors.push(m);
   return { m, events, backend };
 }

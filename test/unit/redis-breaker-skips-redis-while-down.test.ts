@@ -13,7 +13,10 @@ const T0 = Date.parse('2026-05-01T08:00:00Z');
 
 function breaker(threshold = 3, cooldownMs = 5_000) {
   const events: string[] = [];
-  const b = new RedisBreaker(threshold, cooldownMs, { opened: (reason) => events.push(`opened: ${reason}`), closed: () => events.push('closed') });
+  const b = new RedisBreaker(threshold, cooldownMs, {
+    opened: (reason) => events.push(`opened: ${reason}`),
+    closed: () => events.push('closed'),
+  });
   return { b, events };
 }
 
@@ -146,7 +149,12 @@ describe('the rate-limit store behind the Redis breaker', () => {
     const fake = fakeRedis();
     const local = new MemoryBucketStore({ sweepEveryMs: 0, clock: () => Date.now() });
     const degraded: string[] = [];
-    const store = new GuardedRedisStore(fake.redis, local, { failures: 2, cooldown: 4_000 }, { degraded: (on, reason) => degraded.push(`${on}: ${reason}`) });
+    const store = new GuardedRedisStore(
+      fake.redis,
+      local,
+      { failures: 2, cooldown: 4_000 },
+      { degraded: (on, reason) => degraded.push(`${on}: ${reason}`) },
+    );
     return { store, fake, degraded };
   }
 
@@ -177,7 +185,11 @@ describe('the rate-limit store behind the Redis breaker', () => {
     const { store, fake } = guarded();
     fake.set('down');
     const local = [await store.take(request, 'local'), await store.take(request, 'local'), await store.take(request, 'local')];
-    expect(local.map((r) => [r.source, r.allowed])).toEqual([['local', true], ['local', true], ['local', false]]);
+    expect(local.map((r) => [r.source, r.allowed])).toEqual([
+      ['local', true],
+      ['local', true],
+      ['local', false],
+    ]);
   });
 
   it('Redis back: the probe after the cooldown closes the breaker and decisions come from Redis again', async () => {

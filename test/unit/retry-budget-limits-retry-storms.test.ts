@@ -51,7 +51,10 @@ function retriesThatStart(policy: RetryPolicy, backends: SelectableBackend[], ta
 
 describe('retry budget', () => {
   it('a quiet upstream can always run minRetries retries at once', () => {
-    const backends = load(pool(2), [[0, 0], [0, 0]]);
+    const backends = load(pool(2), [
+      [0, 0],
+      [0, 0],
+    ]);
     expect(retriesThatStart(retryPolicy({ minRetries: 3 }), backends)).toBe(3);
   });
 
@@ -70,8 +73,26 @@ describe('retry budget', () => {
   it('counts requests and retries across every backend of the upstream', () => {
     const policy = retryPolicy({ budget: 0.25, minRetries: 0 });
     // 40 in flight over three backends → 10 retries; 9 already run, on two of them.
-    expect(budgetAllows(policy, load(pool(3), [[20, 5], [10, 4], [10, 0]]))).toBe(true);
-    expect(budgetAllows(policy, load(pool(3), [[20, 5], [10, 4], [10, 1]]))).toBe(false);
+    expect(
+      budgetAllows(
+        policy,
+        load(pool(3), [
+          [20, 5],
+          [10, 4],
+          [10, 0],
+        ]),
+      ),
+    ).toBe(true);
+    expect(
+      budgetAllows(
+        policy,
+        load(pool(3), [
+          [20, 5],
+          [10, 4],
+          [10, 1],
+        ]),
+      ),
+    ).toBe(false);
   });
 
   it('budget 0 % with minRetries 0 never retries; 100 % lets every request retry once', () => {
@@ -162,7 +183,15 @@ describe('what may be retried at all', () => {
   });
 
   it('idempotent: GET HEAD OPTIONS PUT DELETE, or anything with an Idempotency-Key', () => {
-    expect(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'POST', 'PATCH'].map((m) => isIdempotent(m, {}))).toEqual([true, true, true, true, true, false, false]);
+    expect(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'POST', 'PATCH'].map((m) => isIdempotent(m, {}))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
     expect(isIdempotent('POST', { 'idempotency-key': 'k-1' })).toBe(true);
   });
 });

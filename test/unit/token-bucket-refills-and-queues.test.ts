@@ -37,7 +37,13 @@ describe('burst and refill', () => {
   it('a new client gets the full burst, then is refused until the next token is due', () => {
     const s = store();
     const burst = Array.from({ length: 5 }, () => s.take(req()));
-    expect(burst.map((r) => [r.allowed, r.remaining])).toEqual([[true, 4], [true, 3], [true, 2], [true, 1], [true, 0]]);
+    expect(burst.map((r) => [r.allowed, r.remaining])).toEqual([
+      [true, 4],
+      [true, 3],
+      [true, 2],
+      [true, 1],
+      [true, 0],
+    ]);
     expect(s.take(req())).toEqual({ allowed: false, remaining: 0, waitMs: 1_000, fullInMs: 5_000 });
   });
 

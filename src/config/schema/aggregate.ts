@@ -6,18 +6,33 @@ import { HTTP_METHODS } from './match.js';
 import { duration, size } from './units.js';
 
 /** Client headers a part receives unless it lists its own: harmless ones, tracing and auth. */
-export const DEFAULT_PART_HEADERS = ['accept-language', 'user-agent', 'traceparent', 'tracestate', 'x-request-id', 'authorization'] as const;
+export const DEFAULT_PART_HEADERS = [
+  'accept-language',
+  'user-agent',
+  'traceparent',
+  'tracestate',
+  'x-request-id',
+  'authorization',
+] as const;
 
-const partName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { message: 'part names use letters, digits, "_" and "-", and start with a letter or "_"' });
+const partName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_-]*$/, { message: 'part names use letters, digits, "_" and "-", and start with a letter or "_"' });
 
 const headerList = z
-  .array(z.string().min(1).toLowerCase().regex(/^[!#$%&'*+.^_`|~0-9a-z-]+$/, { message: 'not a valid header name' }))
+  .array(
+    z
+      .string()
+      .min(1)
+      .toLowerCase()
+      .regex(/^[!#$%&'*+.^_`|~0-9a-z-]+$/, { message: 'not a valid header name' }),
+  )
   .meta({ description: `Client request headers passed to the part. Default: ${DEFAULT_PART_HEADERS.join(', ')}.` });
 
-const template = z
-  .string()
-  .startsWith('/', { message: 'a part path starts with "/"' })
-  .meta({ description: 'Path and query sent to the upstream. {name} is filled (URL-encoded) from the route\'s :params, then the query; {part.field} from an earlier part\'s JSON (under its `then`).' });
+const template = z.string().startsWith('/', { message: 'a part path starts with "/"' }).meta({
+  description:
+    "Path and query sent to the upstream. {name} is filled (URL-encoded) from the route's :params, then the query; {part.field} from an earlier part's JSON (under its `then`).",
+});
 
 export interface AggregatePartInput {
   upstream: string;
@@ -46,13 +61,17 @@ export const aggregatePartSchema: z.ZodType<AggregatePartConfig, AggregatePartIn
   method: z.string().toUpperCase().pipe(z.enum(HTTP_METHODS)).default('GET'),
   path: template,
   headers: headerList.optional(),
-  timeout: duration.optional().meta({ description: 'This part\'s own time limit (default: the aggregate timeout).' }),
-  required: z.boolean().default(false).meta({ description: 'A required part that fails fails the whole request (502, or 504 on timeout); an optional one becomes null.' }),
+  timeout: duration.optional().meta({ description: "This part's own time limit (default: the aggregate timeout)." }),
+  required: z
+    .boolean()
+    .default(false)
+    .meta({ description: 'A required part that fails fails the whole request (502, or 504 on timeout); an optional one becomes null.' }),
   select: z
     .string()
     .regex(/^[^.]+(\.[^.]+)*$/, { message: 'select is a dotted field path like "data.items"' })
     .optional()
     .meta({ description: 'Dotted path of the field to keep from the JSON answer, e.g. "data.items" (array indexes allowed: "items.0").' }),
+  // biome-ignore lint/suspicious/noThenProperty: `then` is the config's own word for dependent parts; the schema object is never awaited
   get then() {
     return z
       .record(partName, aggregatePartSchema)
@@ -62,12 +81,18 @@ export const aggregatePartSchema: z.ZodType<AggregatePartConfig, AggregatePartIn
 });
 
 export const aggregateSchema = z.strictObject({
-  timeout: duration.default(5_000).meta({ description: 'Overall deadline: past it, a missing required part means 504 and missing optional parts become null.' }),
-  merge: z.enum(['object', 'deep']).default('object')
+  timeout: duration
+    .default(5_000)
+    .meta({ description: 'Overall deadline: past it, a missing required part means 504 and missing optional parts become null.' }),
+  merge: z
+    .enum(['object', 'deep'])
+    .default('object')
     .meta({ description: '"object": {partName: answer, ...}; "deep": the parts\' JSON objects merged into one.' }),
   maxPartBody: size.default(1024 * 1024).meta({ description: 'A part answer larger than this is an error for that part.' }),
   headers: headerList.optional(),
-  parts: z.record(partName, aggregatePartSchema).refine((parts) => Object.keys(parts).length > 0, { message: 'an aggregate needs at least one part' }),
+  parts: z
+    .record(partName, aggregatePartSchema)
+    .refine((parts) => Object.keys(parts).length > 0, { message: 'an aggregate needs at least one part' }),
 });
 
 export type AggregateConfig = z.output<typeof aggregateSchema>;
@@ -95,7 +120,12 @@ export function templateNames(path: string): string[] | { error: string } {
  * Cross-checks an aggregate against the rest of the config: known upstreams, part names unique
  * across `then` levels, and `{part.field}` references only to a part this one runs after.
  */
-export function checkAggregate(aggregate: AggregateConfig, upstreams: readonly string[], base: Array<string | number>, report: IssueSink): void {
+export function checkAggregate(
+  aggregate: AggregateConfig,
+  upstreams: readonly string[],
+  base: Array<string | number>,
+  report: IssueSink,
+): void {
   const all = new Set<string>();
   const collect = (parts: Record<string, AggregatePartConfig>, path: Array<string | number>) => {
     for (const [name, part] of Object.entries(parts)) {
@@ -121,7 +151,11 @@ export function checkAggregate(aggregate: AggregateConfig, upstreams: readonly s
           if (dot === -1) continue;
           const source = placeholder.slice(0, dot);
           if (!all.has(source)) report([...at, 'path'], `"{${placeholder}}" names no part of this aggregate`);
-          else if (!ancestors.includes(source)) report([...at, 'path'], `"{${placeholder}}" uses part "${source}", which this part does not run after (put it under ${source}.then)`);
+          else if (!ancestors.includes(source))
+            report(
+              [...at, 'path'],
+              `"{${placeholder}}" uses part "${source}", which this part does not run after (put it under ${source}.then)`,
+            );
         }
       }
       if (part.then) visit(part.then, [...at, 'then'], [...ancestors, name]);

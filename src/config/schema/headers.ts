@@ -6,11 +6,22 @@ import { z } from 'zod';
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Headers the gateway owns: framing and hop-by-hop ones cannot be set by config. */
-const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'expect']);
+const RESERVED = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-connection',
+  'expect',
+]);
 
 export const headerName = z
   .string()
-  .regex(TOKEN, { message: 'not a valid header name (letters, digits and !#$%&\'*+.^_`|~-)' })
+  .regex(TOKEN, { message: "not a valid header name (letters, digits and !#$%&'*+.^_`|~-)" })
   .transform((name) => name.toLowerCase());
 
 // What HTTP allows in a field value (RFC 9110 §5.5; undici refuses anything else at send time).
@@ -23,12 +34,17 @@ export const setHeadersSchema = z
   .record(z.string(), headerValue)
   .superRefine((headers, ctx) => {
     for (const name of Object.keys(headers)) {
-      if (!TOKEN.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'not a valid header name (letters, digits and !#$%&\'*+.^_`|~-)' });
-      else if (RESERVED.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'this header is managed by the gateway (use hostHeader for Host)' });
+      if (!TOKEN.test(name))
+        ctx.addIssue({ code: 'custom', path: [name], message: "not a valid header name (letters, digits and !#$%&'*+.^_`|~-)" });
+      else if (RESERVED.has(name.toLowerCase()))
+        ctx.addIssue({ code: 'custom', path: [name], message: 'this header is managed by the gateway (use hostHeader for Host)' });
     }
   })
-  .meta({ description: 'Request headers set on every request sent to the backend (replacing the client\'s). Values may use ${ENV}; they are never logged or shown.' });
+  .meta({
+    description:
+      "Request headers set on every request sent to the backend (replacing the client's). Values may use ${ENV}; they are never logged or shown.",
+  });
 
 export const removeHeadersSchema = z
   .array(headerName)
-  .meta({ description: 'Request header names removed before forwarding (e.g. the client\'s own api-key or authorization).' });
+  .meta({ description: "Request header names removed before forwarding (e.g. the client's own api-key or authorization)." });

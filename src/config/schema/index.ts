@@ -13,7 +13,9 @@ import { logSchema, metricsSchema } from './telemetry.js';
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
   port: port.default(8080),
-  tls: listenerTlsSchema.optional().meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
+  tls: listenerTlsSchema
+    .optional()
+    .meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
   http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
 });
 
@@ -35,7 +37,10 @@ export const gatewaySchema = z
     log: logSchema.prefault({}),
     reload: reloadSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
-    upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }), upstreamSchema),
+    upstreams: z.record(
+      z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'upstream names use letters, digits, "_", "." and "-"' }),
+      upstreamSchema,
+    ),
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
     shutdown: shutdownSchema.prefault({}),
     redis: redisSchema.optional(),
@@ -49,14 +54,25 @@ export const gatewaySchema = z
     const names = new Map<string, number>();
     config.routes.forEach((route, index) => {
       const name = route.name ?? `route-${index}`;
-      if (names.has(name)) ctx.addIssue({ code: 'custom', path: ['routes', index, 'name'], message: `route name "${name}" is already used by routes[${names.get(name)}]` });
+      if (names.has(name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'name'],
+          message: `route name "${name}" is already used by routes[${names.get(name)}]`,
+        });
       names.set(name, index);
       if (route.aggregate) {
-        checkAggregate(route.aggregate, Object.keys(config.upstreams), ['routes', index, 'aggregate'], (path, message) => ctx.addIssue({ code: 'custom', path, message }));
+        checkAggregate(route.aggregate, Object.keys(config.upstreams), ['routes', index, 'aggregate'], (path, message) =>
+          ctx.addIssue({ code: 'custom', path, message }),
+        );
       }
       for (const ref of routeUpstreamRefs(route)) {
         if (!(ref.name in config.upstreams)) {
-          ctx.addIssue({ code: 'custom', path: ['routes', index, ...ref.path], message: `unknown upstream "${ref.name}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, ...ref.path],
+            message: `unknown upstream "${ref.name}" (defined: ${Object.keys(config.upstreams).join(', ') || 'none'})`,
+          });
         }
       }
       const fallback = route.fallback?.upstream;
@@ -67,20 +83,34 @@ export const gatewaySchema = z
     for (const [name, upstream] of Object.entries(config.upstreams)) {
       const { minCooldown, maxCooldown, defaultCooldown } = upstream.throttle;
       if (minCooldown > maxCooldown) {
-        ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'throttle', 'minCooldown'], message: 'minCooldown is larger than maxCooldown' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', name, 'throttle', 'minCooldown'],
+          message: 'minCooldown is larger than maxCooldown',
+        });
       } else if (defaultCooldown < minCooldown || defaultCooldown > maxCooldown) {
-        ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'throttle', 'defaultCooldown'], message: 'defaultCooldown must lie between minCooldown and maxCooldown' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['upstreams', name, 'throttle', 'defaultCooldown'],
+          message: 'defaultCooldown must lie between minCooldown and maxCooldown',
+        });
       }
       const seen = new Set<string>();
       upstream.backends.forEach((backend, index) => {
         const id = backend.name ?? backend.url;
         if (seen.has(id)) {
-          const message = backend.name ? `backend name "${backend.name}" is used twice` : `backend ${backend.url} is listed twice (give each entry a distinct name to list one URL twice)`;
+          const message = backend.name
+            ? `backend name "${backend.name}" is used twice`
+            : `backend ${backend.url} is listed twice (give each entry a distinct name to list one URL twice)`;
           ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'backends', index, backend.name ? 'name' : 'url'], message });
         }
         seen.add(id);
         if (backend.tls && !backend.url.startsWith('https:')) {
-          ctx.addIssue({ code: 'custom', path: ['upstreams', name, 'backends', index, 'tls'], message: 'tls applies to https:// backends only' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['upstreams', name, 'backends', index, 'tls'],
+            message: 'tls applies to https:// backends only',
+          });
         }
       });
     }

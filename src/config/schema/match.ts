@@ -36,14 +36,17 @@ export const valueMatchSchema = z.union([
       equals: z.string().optional(),
       regex: z
         .string()
-        .refine((source) => {
-          try {
-            new RegExp(source);
-            return true;
-          } catch {
-            return false;
-          }
-        }, { message: 'not a valid regular expression' })
+        .refine(
+          (source) => {
+            try {
+              new RegExp(source);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { message: 'not a valid regular expression' },
+        )
         .optional()
         .meta({ description: 'JavaScript regular expression, unanchored unless written with ^ and $.' }),
       present: z.boolean().optional().meta({ description: 'true: must be present (any value); false: must be absent.' }),
@@ -67,7 +70,10 @@ export const matchSchema = z
       .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
       .optional()
       .meta({ description: 'Host header (port ignored, case-insensitive); "*.example.com" matches any subdomain.' }),
-    methods: z.array(z.string().toUpperCase().pipe(z.enum(HTTP_METHODS))).min(1).optional(),
+    methods: z
+      .array(z.string().toUpperCase().pipe(z.enum(HTTP_METHODS)))
+      .min(1)
+      .optional(),
     headers: valueMatches.optional().meta({ description: 'Header name → condition (names are case-insensitive).' }),
     query: valueMatches.optional().meta({ description: 'Query parameter → condition (the first value counts).' }),
     cookies: valueMatches.optional().meta({ description: 'Cookie name → condition.' }),

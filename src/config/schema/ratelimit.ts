@@ -6,7 +6,18 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { duration } from './units.js';
 
-const RATE_UNITS: Record<string, number> = { s: 1_000, sec: 1_000, second: 1_000, m: 60_000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000, d: 86_400_000, day: 86_400_000 };
+const RATE_UNITS: Record<string, number> = {
+  s: 1_000,
+  sec: 1_000,
+  second: 1_000,
+  m: 60_000,
+  min: 60_000,
+  minute: 60_000,
+  h: 3_600_000,
+  hour: 3_600_000,
+  d: 86_400_000,
+  day: 86_400_000,
+};
 
 /** "10/s", "600/m", "10000/h", "5/10s" → tokens per millisecond (undefined when malformed). */
 export function parseRate(text: string): number | undefined {
@@ -40,34 +51,47 @@ const keyPart = z
   .trim()
   .refine((value) => KEY_PART.test(value), { message: 'a key is "header:<name>", "ip", "jwt:<claim>" or "route"' });
 
-const cidr = z.string().trim().refine((value) => {
-  const [address, bits] = value.split('/');
-  const family = isIP(address ?? '');
-  if (family === 0) return false;
-  if (bits === undefined) return true;
-  const n = Number(bits);
-  return /^\d+$/.test(bits) && n >= 0 && n <= (family === 4 ? 32 : 128);
-}, { message: 'expected an IP address or CIDR, like "10.0.0.0/8" or "::1"' });
+const cidr = z
+  .string()
+  .trim()
+  .refine(
+    (value) => {
+      const [address, bits] = value.split('/');
+      const family = isIP(address ?? '');
+      if (family === 0) return false;
+      if (bits === undefined) return true;
+      const n = Number(bits);
+      return /^\d+$/.test(bits) && n >= 0 && n <= (family === 4 ? 32 : 128);
+    },
+    { message: 'expected an IP address or CIDR, like "10.0.0.0/8" or "::1"' },
+  );
 
 /** A JWKS document read from a file when the config is loaded (a URL is fetched at run time). */
-const jwksSource = z.string().min(1).transform((value, ctx) => {
-  if (/^https?:\/\//i.test(value)) {
+const jwksSource = z
+  .string()
+  .min(1)
+  .transform((value, ctx) => {
+    if (/^https?:\/\//i.test(value)) {
+      try {
+        return { url: new URL(value).href };
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `invalid JWKS URL ${JSON.stringify(value)}` });
+        return z.NEVER;
+      }
+    }
     try {
-      return { url: new URL(value).href };
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `invalid JWKS URL ${JSON.stringify(value)}` });
+      const parsed = JSON.parse(readFileSync(value, 'utf8')) as { keys?: unknown };
+      if (!parsed || !Array.isArray(parsed.keys)) throw new Error('no "keys" array');
+      return { file: value, keys: parsed.keys as Array<Record<string, unknown>> };
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `cannot read JWKS file ${JSON.stringify(value)}: ${(error as Error).message}` });
       return z.NEVER;
     }
-  }
-  try {
-    const parsed = JSON.parse(readFileSync(value, 'utf8')) as { keys?: unknown };
-    if (!parsed || !Array.isArray(parsed.keys)) throw new Error('no "keys" array');
-    return { file: value, keys: parsed.keys as Array<Record<string, unknown>> };
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: `cannot read JWKS file ${JSON.stringify(value)}: ${(error as Error).message}` });
-    return z.NEVER;
-  }
-}).meta({ description: 'A JWKS: an https:// URL (fetched and cached) or a file path (read when the config loads; relative to the working directory).' });
+  })
+  .meta({
+    description:
+      'A JWKS: an https:// URL (fetched and cached) or a file path (read when the config loads; relative to the working directory).',
+  });
 
 export const jwtSchema = z
   .strictObject({
@@ -78,27 +102,37 @@ export const jwtSchema = z
     header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying "Bearer <token>".' }),
     clockTolerance: duration.default(0).meta({ description: 'Leeway for exp/nbf.' }),
   })
-  .refine((jwt) => (jwt.secret === undefined) !== (jwt.jwks === undefined), { message: 'set exactly one of jwt.secret (HS256) and jwt.jwks' });
+  .refine((jwt) => (jwt.secret === undefined) !== (jwt.jwks === undefined), {
+    message: 'set exactly one of jwt.secret (HS256) and jwt.jwks',
+  });
 
 export const tierSchema = z.strictObject({
   keys: z.array(z.string().min(1)).min(1).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
-  capacity: z.number().positive().optional().meta({ description: 'Bucket size for these clients (default: the policy\'s).' }),
+  capacity: z.number().positive().optional().meta({ description: "Bucket size for these clients (default: the policy's)." }),
   refill: rate.optional(),
   cost: z.number().positive().optional(),
 });
 
 export const rateLimitPolicySchema = z
   .strictObject({
-    key: z.union([keyPart, z.array(keyPart).min(1)]).transform((value) => (Array.isArray(value) ? value : [value]))
+    key: z
+      .union([keyPart, z.array(keyPart).min(1)])
+      .transform((value) => (Array.isArray(value) ? value : [value]))
       .meta({ description: 'Client identity: header:<name>, ip, jwt:<claim>, route — or a list that combines them.' }),
     capacity: z.number().positive().meta({ description: 'Bucket size: the burst a client may send at once.' }),
     refill: rate,
     cost: z.number().positive().default(1).meta({ description: 'Tokens one request takes.' }),
-    missingKey: z.enum(['deny', 'ip']).default('deny').meta({ description: 'A request without the key: deny (401) or use the client IP instead.' }),
+    missingKey: z
+      .enum(['deny', 'ip'])
+      .default('deny')
+      .meta({ description: 'A request without the key: deny (401) or use the client IP instead.' }),
     trustedProxies: z.array(cidr).default([]).meta({ description: 'Peers whose X-Forwarded-For is believed when the key is ip.' }),
     jwt: jwtSchema.optional(),
     tiers: z.record(z.string().min(1), tierSchema).default({}),
-    mode: z.enum(['reject', 'queue']).default('reject').meta({ description: 'queue: hold a request until a token is due if that is within maxWait; reject: 429 at once.' }),
+    mode: z
+      .enum(['reject', 'queue'])
+      .default('reject')
+      .meta({ description: 'queue: hold a request until a token is due if that is within maxWait; reject: 429 at once.' }),
     maxWait: duration.default(0).meta({ description: 'Longest hold in queue mode.' }),
     store: z.enum(['redis', 'memory']).optional().meta({ description: 'Default: redis when `redis` is configured, else memory.' }),
     onRedisError: z.enum(['open', 'closed', 'local']).optional().meta({ description: 'Overrides redis.onRedisError for this policy.' }),
@@ -107,15 +141,27 @@ export const rateLimitPolicySchema = z
     // Runs even when a field failed (zod keeps going): only look at what parsed.
     const usesJwt = Array.isArray(policy.key) && policy.key.some((part) => part.startsWith('jwt:'));
     if (usesJwt && !policy.jwt) ctx.addIssue({ code: 'custom', path: ['jwt'], message: 'a jwt:<claim> key needs jwt.secret or jwt.jwks' });
-    if (policy.mode === 'queue' && policy.maxWait <= 0) ctx.addIssue({ code: 'custom', path: ['maxWait'], message: 'mode: queue needs a maxWait, like "2s"' });
-    if (policy.cost > policy.capacity) ctx.addIssue({ code: 'custom', path: ['cost'], message: `cost ${policy.cost} is larger than capacity ${policy.capacity}: no request could ever pass` });
+    if (policy.mode === 'queue' && policy.maxWait <= 0)
+      ctx.addIssue({ code: 'custom', path: ['maxWait'], message: 'mode: queue needs a maxWait, like "2s"' });
+    if (policy.cost > policy.capacity)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cost'],
+        message: `cost ${policy.cost} is larger than capacity ${policy.capacity}: no request could ever pass`,
+      });
     const seen = new Map<string, string>();
     for (const [name, tier] of Object.entries(policy.tiers ?? {})) {
       if (!Array.isArray(tier.keys)) continue;
-      if ((tier.cost ?? policy.cost) > (tier.capacity ?? policy.capacity)) ctx.addIssue({ code: 'custom', path: ['tiers', name], message: 'the tier\'s cost is larger than its capacity: no request could ever pass' });
+      if ((tier.cost ?? policy.cost) > (tier.capacity ?? policy.capacity))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tiers', name],
+          message: "the tier's cost is larger than its capacity: no request could ever pass",
+        });
       for (const key of tier.keys) {
         const other = seen.get(key);
-        if (other) ctx.addIssue({ code: 'custom', path: ['tiers', name, 'keys'], message: `key ${JSON.stringify(key)} is also in tier "${other}"` });
+        if (other)
+          ctx.addIssue({ code: 'custom', path: ['tiers', name, 'keys'], message: `key ${JSON.stringify(key)} is also in tier "${other}"` });
         seen.set(key, name);
       }
     }
@@ -123,19 +169,28 @@ export const rateLimitPolicySchema = z
 
 export const redisSchema = z
   .strictObject({
-    url: z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }).optional(),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
+      .optional(),
     cluster: z.array(z.string().min(1)).min(1).optional().meta({ description: 'Cluster seed nodes: "host:port" or redis:// URLs.' }),
     keyPrefix: z.string().default('spillway:'),
-    onRedisError: z.enum(['open', 'closed', 'local']).default('local')
+    onRedisError: z
+      .enum(['open', 'closed', 'local'])
+      .default('local')
       .meta({ description: 'When Redis fails: open (allow), closed (503), local (an in-process bucket per replica).' }),
     commandTimeout: duration.default(50).meta({ description: 'A limiter command slower than this counts as a Redis failure.' }),
     connectTimeout: duration.default(1_000),
-    breaker: z.strictObject({
-      failures: z.number().int().positive().default(3).meta({ description: 'Consecutive Redis failures that open the breaker.' }),
-      cooldown: duration.default(500).meta({ description: 'How long the breaker stays open before one probe goes to Redis again.' }),
-    }).prefault({}),
+    breaker: z
+      .strictObject({
+        failures: z.number().int().positive().default(3).meta({ description: 'Consecutive Redis failures that open the breaker.' }),
+        cooldown: duration.default(500).meta({ description: 'How long the breaker stays open before one probe goes to Redis again.' }),
+      })
+      .prefault({}),
   })
-  .refine((redis) => (redis.url === undefined) !== (redis.cluster === undefined), { message: 'set exactly one of redis.url and redis.cluster' });
+  .refine((redis) => (redis.url === undefined) !== (redis.cluster === undefined), {
+    message: 'set exactly one of redis.url and redis.cluster',
+  });
 
 /** `rateLimit` on a route: one policy name or a list of them. */
 export const routeRateLimit = z
@@ -143,7 +198,10 @@ export const routeRateLimit = z
   .transform((value) => (Array.isArray(value) ? value : [value]))
   .meta({ description: 'Rate-limit policy name(s) from `rateLimits`; every one must allow the request.' });
 
-export const rateLimitsSchema = z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'policy names use letters, digits, "_", "." and "-"' }), rateLimitPolicySchema);
+export const rateLimitsSchema = z.record(
+  z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'policy names use letters, digits, "_", "." and "-"' }),
+  rateLimitPolicySchema,
+);
 
 export type RedisConfig = z.output<typeof redisSchema>;
 export type RateLimitPolicyConfig = z.output<typeof rateLimitPolicySchema>;
@@ -151,7 +209,11 @@ export type JwtConfig = z.output<typeof jwtSchema>;
 
 /** Cross-checks between routes and policies (called from the root schema's superRefine). */
 export function checkRateLimitRefs(
-  config: { routes: Array<{ rateLimit?: string[] | undefined }>; rateLimits: Record<string, RateLimitPolicyConfig>; redis?: RedisConfig | undefined },
+  config: {
+    routes: Array<{ rateLimit?: string[] | undefined }>;
+    rateLimits: Record<string, RateLimitPolicyConfig>;
+    redis?: RedisConfig | undefined;
+  },
   ctx: z.RefinementCtx,
 ): void {
   const policies = config.rateLimits ?? {};
@@ -159,11 +221,16 @@ export function checkRateLimitRefs(
     if (!Array.isArray(route.rateLimit)) return;
     route.rateLimit.forEach((name, at) => {
       if (!(name in policies)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', index, 'rateLimit', ...(route.rateLimit!.length > 1 ? [at] : [])], message: `unknown rate limit policy "${name}" (defined: ${Object.keys(policies).join(', ') || 'none'})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'rateLimit', ...(route.rateLimit!.length > 1 ? [at] : [])],
+          message: `unknown rate limit policy "${name}" (defined: ${Object.keys(policies).join(', ') || 'none'})`,
+        });
       }
     });
   });
   for (const [name, policy] of Object.entries(policies)) {
-    if (policy.store === 'redis' && !config.redis) ctx.addIssue({ code: 'custom', path: ['rateLimits', name, 'store'], message: 'store: redis needs a root `redis` section' });
+    if (policy.store === 'redis' && !config.redis)
+      ctx.addIssue({ code: 'custom', path: ['rateLimits', name, 'store'], message: 'store: redis needs a root `redis` section' });
   }
 }

@@ -9,11 +9,19 @@ const status5xx = z.number().int().min(500).max(599);
 
 export const breakerSchema = z.strictObject({
   failureRate: percent.prefault('50%').meta({ description: 'Opens when the share of failures in the window is above this.' }),
-  minRequests: z.number().int().positive().default(20).meta({ description: 'No decision before this many requests in the window (a blip never trips it).' }),
+  minRequests: z
+    .number()
+    .int()
+    .positive()
+    .default(20)
+    .meta({ description: 'No decision before this many requests in the window (a blip never trips it).' }),
   window: duration.default(10_000).meta({ description: 'Rolling window the failure rate is measured over.' }),
   openFor: duration.default(30_000).meta({ description: 'How long an open breaker keeps the backend out before half-open trials.' }),
   halfOpenRequests: z.number().int().positive().default(2).meta({ description: 'Trial requests in half-open; all must succeed to close.' }),
-  statuses: z.array(status5xx).default([500, 502, 503, 504]).meta({ description: 'Response statuses counted as failures (timeouts and connection errors always are).' }),
+  statuses: z
+    .array(status5xx)
+    .default([500, 502, 503, 504])
+    .meta({ description: 'Response statuses counted as failures (timeouts and connection errors always are).' }),
 });
 
 export const healthCheckSchema = z.strictObject({
@@ -28,20 +36,36 @@ export const healthCheckSchema = z.strictObject({
 
 const retryOn = z.union([
   z.enum(['connect-error', 'timeout']),
-  z.number().int().min(400).max(599).refine((status) => status !== 429, { message: '429 is throttling: it always fails over at once (see throttle), it is not a retry status' }),
+  z
+    .number()
+    .int()
+    .min(400)
+    .max(599)
+    .refine((status) => status !== 429, {
+      message: '429 is throttling: it always fails over at once (see throttle), it is not a retry status',
+    }),
 ]);
 
 export const retrySchema = z.strictObject({
-  on: z.array(retryOn).default(['connect-error', 'timeout', 502, 503, 504])
+  on: z
+    .array(retryOn)
+    .default(['connect-error', 'timeout', 502, 503, 504])
     .meta({ description: '"connect-error", "timeout" and response statuses that are retried.' }),
   maxRetries: z.number().int().min(0).default(2).meta({ description: 'Failure retries per request (on top of the first attempt).' }),
-  budget: percent.prefault('20%').meta({ description: 'Retries in flight may be at most this share of the requests in flight (Envoy retry budget).' }),
+  budget: percent
+    .prefault('20%')
+    .meta({ description: 'Retries in flight may be at most this share of the requests in flight (Envoy retry budget).' }),
   minRetries: z.number().int().min(0).default(3).meta({ description: 'Retries in flight always allowed, whatever the budget says.' }),
-  deadline: duration.optional().meta({ description: 'Bounds all attempts of one request until a response starts. Default: timeouts.headers × (maxRetries + 1).' }),
-  backoff: z.strictObject({
-    base: duration.default(50),
-    max: duration.default(1_000),
-  }).prefault({}).meta({ description: 'Same-backend retries (single-backend pools) wait base·2^n with full jitter, at most max.' }),
+  deadline: duration
+    .optional()
+    .meta({ description: 'Bounds all attempts of one request until a response starts. Default: timeouts.headers × (maxRetries + 1).' }),
+  backoff: z
+    .strictObject({
+      base: duration.default(50),
+      max: duration.default(1_000),
+    })
+    .prefault({})
+    .meta({ description: 'Same-backend retries (single-backend pools) wait base·2^n with full jitter, at most max.' }),
 });
 
 export const concurrencySchema = z.strictObject({
@@ -65,13 +89,21 @@ export const fallbackSchema = z
     headers: z.record(z.string(), z.string()).optional(),
     body: z.string().optional(),
   })
-  .refine((f) => (f.upstream !== undefined ? f.status === undefined && f.body === undefined && f.headers === undefined : f.status !== undefined || f.body !== undefined), {
-    message: 'a fallback is either { upstream: NAME } or a static response { status, headers, body }',
-  })
+  .refine(
+    (f) =>
+      f.upstream !== undefined
+        ? f.status === undefined && f.body === undefined && f.headers === undefined
+        : f.status !== undefined || f.body !== undefined,
+    {
+      message: 'a fallback is either { upstream: NAME } or a static response { status, headers, body }',
+    },
+  )
   .meta({ description: 'What to answer when no backend of the upstream can take the request.' });
 
 export const shutdownSchema = z.strictObject({
-  drain: duration.default(15_000).meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.' }),
+  drain: duration
+    .default(15_000)
+    .meta({ description: 'On SIGTERM/SIGINT, how long in-flight requests may take before connections are cut.' }),
 });
 
 export type BreakerConfig = z.output<typeof breakerSchema>;

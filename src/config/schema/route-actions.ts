@@ -16,12 +16,16 @@ export const headerOpsSchema = z.strictObject({
 
 export const rewriteSchema = z.strictObject({
   stripPrefix: plainPath.optional().meta({ description: 'Removed from the start of the path before forwarding.' }),
-  addPrefix: plainPath.optional().meta({ description: 'Added to the start of the path (after stripPrefix): both together replace a prefix.' }),
+  addPrefix: plainPath
+    .optional()
+    .meta({ description: 'Added to the start of the path (after stripPrefix): both together replace a prefix.' }),
   replacePrefix: z
     .strictObject({ from: plainPath, to: plainPath })
     .optional()
     .meta({ description: 'Replaces the matched prefix `from` with `to` (same as stripPrefix + addPrefix).' }),
-  path: pathPattern.optional().meta({ description: 'The forwarded path, built from the route\'s :params (e.g. "/v2/users/:id"); the rest of a prefix match is appended.' }),
+  path: pathPattern.optional().meta({
+    description: 'The forwarded path, built from the route\'s :params (e.g. "/v2/users/:id"); the rest of a prefix match is appended.',
+  }),
   requestHeaders: headerOpsSchema.optional(),
   responseHeaders: headerOpsSchema.optional(),
 });
@@ -35,7 +39,9 @@ export const splitSchema = z
   )
   .min(1)
   .refine((entries) => entries.some((e) => e.weight > 0), { message: 'at least one split weight must be above 0' })
-  .refine((entries) => new Set(entries.map((e) => e.upstream)).size === entries.length, { message: 'an upstream appears twice in the split' });
+  .refine((entries) => new Set(entries.map((e) => e.upstream)).size === entries.length, {
+    message: 'an upstream appears twice in the split',
+  });
 
 export const stickyBySchema = z
   .string()
@@ -45,10 +51,16 @@ export const stickyBySchema = z
 export const respondSchema = z
   .strictObject({
     status: z.number().int().min(200).max(599).optional().meta({ description: 'Default 200, or 302 with redirect.' }),
-    body: z.union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())]).optional()
+    body: z
+      .union([z.string(), z.record(z.string(), z.unknown()), z.array(z.unknown())])
+      .optional()
       .meta({ description: 'A string is sent as text/plain, an object or list as JSON.' }),
     headers: z.record(headerName, z.string()).optional(),
-    redirect: z.string().min(1).optional().meta({ description: 'Location to redirect to; ":name" params are filled in. The query is kept.' }),
+    redirect: z
+      .string()
+      .min(1)
+      .optional()
+      .meta({ description: 'Location to redirect to; ":name" params are filled in. The query is kept.' }),
   })
   .refine((r) => r.redirect === undefined || r.status === undefined || (r.status >= 300 && r.status < 400), {
     message: 'a redirect needs a 3xx status',
@@ -58,11 +70,17 @@ export const respondSchema = z
 export const mirrorSchema = z.strictObject({
   upstream: z.string().min(1),
   percent: percent.default(1).meta({ description: 'Share of the route\'s requests copied to the shadow, "5%" or 5. Default 100%.' }),
-  compare: z.enum(['none', 'status', 'body']).default('status')
+  compare: z
+    .enum(['none', 'status', 'body'])
+    .default('status')
     .meta({ description: '"status": status codes equal; "body": status and JSON bodies equal; "none": just send.' }),
   maxConcurrent: z.number().int().positive().default(16).meta({ description: 'Shadow requests in flight at most; more are skipped.' }),
-  timeout: duration.default(10_000).meta({ description: 'A shadow request still unanswered after this is abandoned (counted as a shadow error), freeing its slot.' }),
-  maxBody: size.default(1024 * 1024).meta({ description: 'With compare: body, responses up to this size are compared; larger ones count as not compared.' }),
+  timeout: duration
+    .default(10_000)
+    .meta({ description: 'A shadow request still unanswered after this is abandoned (counted as a shadow error), freeing its slot.' }),
+  maxBody: size
+    .default(1024 * 1024)
+    .meta({ description: 'With compare: body, responses up to this size are compared; larger ones count as not compared.' }),
 });
 
 /** The action keys; a route has exactly one. (Add new actions to this list.) */

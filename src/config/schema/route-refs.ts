@@ -4,7 +4,7 @@ import type { RouteConfig } from './route.js';
 export function routeUpstreamRefs(route: RouteConfig): Array<{ name: string; path: Array<string | number> }> {
   const refs: Array<{ name: string; path: Array<string | number> }> = [];
   if (route.upstream !== undefined) refs.push({ name: route.upstream, path: ['upstream'] });
-  route.split?.forEach((entry, index) => refs.push({ name: entry.upstream, path: ['split', index, 'upstream'] }));
+  for (const [index, entry] of (route.split ?? []).entries()) refs.push({ name: entry.upstream, path: ['split', index, 'upstream'] });
   if (route.mirror) refs.push({ name: route.mirror.upstream, path: ['mirror', 'upstream'] });
   return refs;
 }

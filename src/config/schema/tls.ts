@@ -12,7 +12,14 @@ function readPem(file: string): Read {
     return { text: readFileSync(file, 'utf8') };
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (error as Error).message;
+    const reason =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : (error as Error).message;
     return { error: `cannot read "${file}": ${reason}` };
   }
 }
@@ -21,7 +28,8 @@ function readPem(file: string): Read {
 export function checkCertificateFile(file: string): string | undefined {
   const read = readPem(file);
   if ('error' in read) return read.error;
-  if (!read.text.includes('-----BEGIN CERTIFICATE-----')) return `"${file}" holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)`;
+  if (!read.text.includes('-----BEGIN CERTIFICATE-----'))
+    return `"${file}" holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)`;
   try {
     new X509Certificate(read.text);
   } catch (error) {
@@ -34,7 +42,8 @@ export function checkCertificateFile(file: string): string | undefined {
 export function checkPrivateKeyFile(file: string): string | undefined {
   const read = readPem(file);
   if ('error' in read) return read.error;
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(read.text)) return `"${file}" holds no PEM private key (expected -----BEGIN ... PRIVATE KEY-----)`;
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(read.text))
+    return `"${file}" holds no PEM private key (expected -----BEGIN ... PRIVATE KEY-----)`;
   try {
     createPrivateKey(read.text);
   } catch {
@@ -43,24 +52,36 @@ export function checkPrivateKeyFile(file: string): string | undefined {
   return undefined;
 }
 
-const certificateFile = z.string().min(1).superRefine((file, ctx) => {
-  const problem = checkCertificateFile(file);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+const certificateFile = z
+  .string()
+  .min(1)
+  .superRefine((file, ctx) => {
+    const problem = checkCertificateFile(file);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
-const privateKeyFile = z.string().min(1).superRefine((file, ctx) => {
-  const problem = checkPrivateKeyFile(file);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+const privateKeyFile = z
+  .string()
+  .min(1)
+  .superRefine((file, ctx) => {
+    const problem = checkPrivateKeyFile(file);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 /** How the gateway verifies a backend's certificate. Per upstream, overridden field by field per backend. */
 export const upstreamTlsSchema = z.strictObject({
-  ca: certificateFile.optional()
+  ca: certificateFile
+    .optional()
     .meta({ description: 'PEM file of the CA(s) trusted for the backend certificate, instead of the system CAs.' }),
-  insecureSkipVerify: z.boolean().optional()
+  insecureSkipVerify: z
+    .boolean()
+    .optional()
     .meta({ description: 'Accept any backend certificate (default false). For testing only; logged as a warning at start.' }),
-  servername: z.string().min(1).optional()
-    .meta({ description: 'SNI name sent and checked against the certificate. Default: the backend URL\'s host name.' }),
+  servername: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: "SNI name sent and checked against the certificate. Default: the backend URL's host name." }),
 });
 
 /** TLS on the proxy listener. */
@@ -74,7 +95,11 @@ export const listenerTlsSchema = z
     try {
       const certificate = new X509Certificate(readFileSync(tls.cert, 'utf8'));
       if (!certificate.checkPrivateKey(createPrivateKey(readFileSync(tls.key, 'utf8')))) {
-        ctx.addIssue({ code: 'custom', path: ['key'], message: `the key in "${tls.key}" does not belong to the certificate in "${tls.cert}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['key'],
+          message: `the key in "${tls.key}" does not belong to the certificate in "${tls.cert}"`,
+        });
       }
     } catch (error) {
       ctx.addIssue({ code: 'custom', path: ['key'], message: `cannot check the key against the certificate: ${(error as Error).message}` });

@@ -7,7 +7,10 @@ export const duration = z
   .transform((value, ctx) => {
     const ms = typeof value === 'number' ? (value === 0 ? 0 : undefined) : parseDuration(value);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration with a unit, like "250ms", "10s" or "5m", got ${JSON.stringify(value)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration with a unit, like "250ms", "10s" or "5m", got ${JSON.stringify(value)}`,
+      });
       return z.NEVER;
     }
     return ms;
@@ -42,14 +45,17 @@ export const percent = z
 
 export const httpUrl = z
   .string()
-  .refine((value) => {
-    try {
-      const url = new URL(value);
-      return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && !url.search && !url.hash;
-    } catch {
-      return false;
-    }
-  }, { message: 'expected an absolute http:// or https:// URL without query or fragment' })
+  .refine(
+    (value) => {
+      try {
+        const url = new URL(value);
+        return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && !url.search && !url.hash;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'expected an absolute http:// or https:// URL without query or fragment' },
+  )
   .meta({ description: 'Absolute http(s) URL; a path is a prefix added to every request path.' });
 
 export const port = z.number().int().min(0).max(65535);

@@ -8,41 +8,61 @@ export const backendSchema = z.strictObject({
   url: httpUrl,
   priority: z.number().int().positive().default(1).meta({ description: 'Lower is used first; 1 = primary.' }),
   weight: z.number().positive().default(1).meta({ description: 'Relative share among ready backends of the same priority.' }),
-  name: z.string().min(1).optional().meta({ description: 'Shown in admin output and logs; also the state id, so one URL can be listed twice (e.g. with two API keys).' }),
+  name: z
+    .string()
+    .min(1)
+    .optional()
+    .meta({ description: 'Shown in admin output and logs; also the state id, so one URL can be listed twice (e.g. with two API keys).' }),
   headers: setHeadersSchema.optional(),
   removeHeaders: removeHeadersSchema.optional(),
   tls: upstreamTlsSchema.optional(),
 });
 
 export const throttleSchema = z.strictObject({
-  statuses: z.array(z.number().int().min(400).max(599)).default([429, 503])
-    .meta({ description: 'Statuses that mean "busy, come back later". 429 always cools the backend down; any other listed status only when it carries a retry hint.' }),
+  statuses: z.array(z.number().int().min(400).max(599)).default([429, 503]).meta({
+    description:
+      'Statuses that mean "busy, come back later". 429 always cools the backend down; any other listed status only when it carries a retry hint.',
+  }),
   defaultCooldown: duration.default(10_000),
   minCooldown: duration.default(0),
   maxCooldown: duration.default(300_000),
 });
 
 export const failoverSchema = z.strictObject({
-  maxAttempts: z.number().int().positive().optional()
+  maxAttempts: z
+    .number()
+    .int()
+    .positive()
+    .optional()
     .meta({ description: 'Attempts per request, each on a different backend. Default: the number of backends.' }),
-  replayBuffer: size.default(1024 * 1024)
-    .meta({ description: 'Request bodies up to this size are kept so they can be replayed to another backend; larger bodies are streamed once, without failover.' }),
+  replayBuffer: size.default(1024 * 1024).meta({
+    description:
+      'Request bodies up to this size are kept so they can be replayed to another backend; larger bodies are streamed once, without failover.',
+  }),
 });
 
 export const timeoutsSchema = z.strictObject({
   connect: duration.default(2_000),
   headers: duration.default(60_000).meta({ description: 'Time to receive the response status line and headers.' }),
   idle: duration.default(60_000).meta({ description: 'Longest pause between two response body chunks.' }),
-  websocketIdle: duration.default(300_000).meta({ description: 'A proxied WebSocket with no frame either way for this long is closed (1001) on both sides.' }),
+  websocketIdle: duration
+    .default(300_000)
+    .meta({ description: 'A proxied WebSocket with no frame either way for this long is closed (1001) on both sides.' }),
 });
 
 export const upstreamSchema = z.strictObject({
   balance: z.enum(['priority', 'round-robin', 'least-outstanding']).default('priority'),
-  backends: z.array(backendSchema).min(1, { message: 'an upstream needs at least one backend' }).max(32, { message: 'an upstream holds at most 32 backends' }),
+  backends: z
+    .array(backendSchema)
+    .min(1, { message: 'an upstream needs at least one backend' })
+    .max(32, { message: 'an upstream holds at most 32 backends' }),
   throttle: throttleSchema.prefault({}),
   failover: failoverSchema.prefault({}),
   timeouts: timeoutsSchema.prefault({}),
-  hostHeader: z.string().min(1).default('backend')
+  hostHeader: z
+    .string()
+    .min(1)
+    .default('backend')
     .meta({ description: '"backend" sends the backend\'s host, "preserve" keeps the client\'s Host, any other value is sent as is.' }),
   headers: setHeadersSchema.optional(),
   removeHeaders: removeHeadersSchema.optional(),

@@ -50,7 +50,8 @@ export class PartSink implements ResponseSink {
     const encoding = headers['content-encoding'];
     this.#encoding = typeof encoding === 'string' && encoding !== 'identity' ? encoding.toLowerCase() : undefined;
     const length = Number(headers['content-length']);
-    if (length > this.limit) this.cancel({ code: 'aggregate-part-too-large', detail: `the answer declares ${length} bytes, over maxPartBody (${this.limit})` });
+    if (length > this.limit)
+      this.cancel({ code: 'aggregate-part-too-large', detail: `the answer declares ${length} bytes, over maxPartBody (${this.limit})` });
   }
 
   write(chunk: Buffer): boolean {
@@ -137,7 +138,12 @@ export class PartSink implements ResponseSink {
     if (this.#settled) return;
     this.#settled = true;
     this.#chunks = [];
-    this.settle({ ok: false, problem: problemBody(code, detail, { ...this.extensions, ...extensions }), timeout: isTimeout(code), headers });
+    this.settle({
+      ok: false,
+      problem: problemBody(code, detail, { ...this.extensions, ...extensions }),
+      timeout: isTimeout(code),
+      headers,
+    });
   }
 }
 

@@ -6,7 +6,14 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute, CompiledUpstream } from '../../snapshot/snapshot.js';
-import { problemBody, PROBLEM_TYPE_PREFIX, PROBLEM_TYPES, sendProblem, type ProblemCode, type ProblemDetails } from '../../core/problems.js';
+import {
+  problemBody,
+  PROBLEM_TYPE_PREFIX,
+  PROBLEM_TYPES,
+  sendProblem,
+  type ProblemCode,
+  type ProblemDetails,
+} from '../../core/problems.js';
 import { ProxyExchange, type ExchangeContext } from '../../exchange/exchange.js';
 import { partScope, type RequestScope } from '../../exchange/request-scope.js';
 import type { RouteParams } from '../../routing/path-pattern.js';
@@ -62,7 +69,8 @@ class AggregateRun implements TemplateInput {
   constructor(readonly request: AggregateRequest) {
     this.params = request.params;
     this.#pending = request.aggregate.parts.length;
-    for (const part of request.aggregate.parts) this.#states.set(part, { sink: undefined, timer: undefined, startedAt: 0, outcome: undefined, failure: undefined });
+    for (const part of request.aggregate.parts)
+      this.#states.set(part, { sink: undefined, timer: undefined, startedAt: 0, outcome: undefined, failure: undefined });
   }
 
   query(): URLSearchParams {
@@ -96,21 +104,32 @@ class AggregateRun implements TemplateInput {
       this.#settle(part, fail(rendered.fromRequest ? 'aggregate-input-missing' : 'aggregate-part-skipped', detail, part));
       return;
     }
-    const sink = new PartSink(aggregate.maxPartBody, { part: part.name, upstream: part.upstream.name }, (result) => this.#settleSafely(part, result));
+    const sink = new PartSink(aggregate.maxPartBody, { part: part.name, upstream: part.upstream.name }, (result) =>
+      this.#settleSafely(part, result),
+    );
     state.sink = sink;
     if (part.timeout !== undefined && part.timeout < aggregate.timeout) {
-      state.timer = setTimeout(() => sink.cancel({ code: 'aggregate-part-timeout', detail: `no answer within the part timeout (${part.timeout} ms)` }), part.timeout);
+      state.timer = setTimeout(
+        () => sink.cancel({ code: 'aggregate-part-timeout', detail: `no answer within the part timeout (${part.timeout} ms)` }),
+        part.timeout,
+      );
     }
     route.stats.countUpstream(part.upstream.name);
-    const exchange = new ProxyExchange(sink, route, part.upstream, {
-      method: part.method,
-      path: rendered.path,
-      headers: partRequestHeaders(req, part.headers, proto),
-      body: null,
-      replayable: true,
-      clientHost: clientHost(req),
-      scope: this.request.scope && partScope(this.request.scope),
-    }, context);
+    const exchange = new ProxyExchange(
+      sink,
+      route,
+      part.upstream,
+      {
+        method: part.method,
+        path: rendered.path,
+        headers: partRequestHeaders(req, part.headers, proto),
+        body: null,
+        replayable: true,
+        clientHost: clientHost(req),
+        scope: this.request.scope && partScope(this.request.scope),
+      },
+      context,
+    );
     try {
       exchange.start();
     } catch (error) {
@@ -138,16 +157,25 @@ class AggregateRun implements TemplateInput {
       if (part.then.length > 0) this.answers.set(part.name, settled.value);
       if (part.select) {
         const found = selectField(settled.value, part.select);
-        settled = found.found ? { ok: true, value: found.value } : fail('aggregate-part-invalid-body', `the answer has no field "${part.select.join('.')}"`, part);
+        settled = found.found
+          ? { ok: true, value: found.value }
+          : fail('aggregate-part-invalid-body', `the answer has no field "${part.select.join('.')}"`, part);
       }
     }
-    const outcome: PartOutcome = settled.ok ? { part, value: settled.value, problem: undefined } : { part, value: null, problem: settled.problem };
+    const outcome: PartOutcome = settled.ok
+      ? { part, value: settled.value, problem: undefined }
+      : { part, value: null, problem: settled.problem };
     state.outcome = outcome;
     if (!settled.ok) state.failure = settled;
     this.#pending--;
     if (this.#done) return;
     const durationMs = performance.now() - (state.startedAt || this.#startedAt);
-    this.request.context.observer.aggregatePart(this.request.route, part.name, settled.ok ? 'ok' : settled.timeout ? 'timeout' : 'error', durationMs);
+    this.request.context.observer.aggregatePart(
+      this.request.route,
+      part.name,
+      settled.ok ? 'ok' : settled.timeout ? 'timeout' : 'error',
+      durationMs,
+    );
 
     if (!settled.ok && part.required) {
       this.#answerRequiredFailure(part, settled);
@@ -171,7 +199,11 @@ class AggregateRun implements TemplateInput {
       const elapsed = performance.now() - this.#startedAt;
       for (const part of missing) context.observer.aggregatePart(route, part.name, 'timeout', elapsed);
       const names = missingRequired.map((part) => part.name);
-      this.#answerProblem('aggregate-timeout', `required part${names.length > 1 ? 's' : ''} ${names.map((n) => `"${n}"`).join(', ')} did not answer within ${aggregate.timeout} ms`, { parts: names });
+      this.#answerProblem(
+        'aggregate-timeout',
+        `required part${names.length > 1 ? 's' : ''} ${names.map((n) => `"${n}"`).join(', ')} did not answer within ${aggregate.timeout} ms`,
+        { parts: names },
+      );
       return;
     }
     for (const part of missing) {
@@ -193,12 +225,19 @@ class AggregateRun implements TemplateInput {
       // own answer on, Retry-After included, so the client knows when to come back.
       const { type: _type, title: _title, status: _status, detail, ...members } = cause;
       this.#answerProblem(ownCode as ProblemCode, String(detail), { ...members, ...extensions }, failure.headers);
-    } else if (cause.type === PROBLEM_TYPE_PREFIX + 'aggregate-input-missing') {
+    } else if (cause.type === `${PROBLEM_TYPE_PREFIX}aggregate-input-missing`) {
       this.#answerProblem('aggregate-input-missing', String(cause.detail), extensions);
     } else if (failure.timeout) {
-      this.#answerProblem('aggregate-timeout', `required part "${part.name}" timed out: ${String(cause.detail)}`, { ...extensions, parts: [part.name], cause });
+      this.#answerProblem('aggregate-timeout', `required part "${part.name}" timed out: ${String(cause.detail)}`, {
+        ...extensions,
+        parts: [part.name],
+        cause,
+      });
     } else {
-      this.#answerProblem('aggregate-part-failed', `required part "${part.name}" failed: ${String(cause.detail)}`, { ...extensions, cause });
+      this.#answerProblem('aggregate-part-failed', `required part "${part.name}" failed: ${String(cause.detail)}`, {
+        ...extensions,
+        cause,
+      });
     }
   }
 
@@ -219,10 +258,22 @@ class AggregateRun implements TemplateInput {
     } catch {
       // An answer nested too deeply to merge or serialise (JSON.parse takes any depth; the
       // recursion afterwards does not): that part failed. Find it, then merge the rest.
-      outcomes = outcomes.map((outcome) => (outcome.problem || serialisable(outcome.value) ? outcome : { part: outcome.part, value: null, problem: fail('aggregate-part-invalid-body', 'the answer is nested too deeply to merge', outcome.part).problem }));
+      outcomes = outcomes.map((outcome) =>
+        outcome.problem || serialisable(outcome.value)
+          ? outcome
+          : {
+              part: outcome.part,
+              value: null,
+              problem: fail('aggregate-part-invalid-body', 'the answer is nested too deeply to merge', outcome.part).problem,
+            },
+      );
       const broken = outcomes.find((outcome) => outcome.problem && outcome.part.required);
       if (broken) {
-        this.#answerProblem('aggregate-part-failed', `required part "${broken.part.name}" failed: ${String(broken.problem!.detail)}`, { part: broken.part.name, upstream: broken.part.upstream.name, cause: broken.problem });
+        this.#answerProblem('aggregate-part-failed', `required part "${broken.part.name}" failed: ${String(broken.problem!.detail)}`, {
+          part: broken.part.name,
+          upstream: broken.part.upstream.name,
+          cause: broken.problem,
+        });
         return;
       }
       try {

@@ -32,7 +32,11 @@ export interface CompiledAggregate<Upstream = unknown> {
   readonly parts: readonly CompiledPart<Upstream>[];
 }
 
-export function compileAggregate<Upstream>(config: AggregateConfig, upstreams: ReadonlyMap<string, Upstream>, routeParams: readonly string[]): CompiledAggregate<Upstream> {
+export function compileAggregate<Upstream>(
+  config: AggregateConfig,
+  upstreams: ReadonlyMap<string, Upstream>,
+  routeParams: readonly string[],
+): CompiledAggregate<Upstream> {
   const names = new Set<string>();
   const gather = (parts: Record<string, AggregatePartConfig>) => {
     for (const [name, part] of Object.entries(parts)) {

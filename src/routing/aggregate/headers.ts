@@ -3,7 +3,11 @@
 
 import type { IncomingMessage } from 'node:http';
 
-export function partRequestHeaders(req: IncomingMessage, allow: readonly string[], proto: 'http' | 'https'): Record<string, string | string[]> {
+export function partRequestHeaders(
+  req: IncomingMessage,
+  allow: readonly string[],
+  proto: 'http' | 'https',
+): Record<string, string | string[]> {
   const source = req.headers;
   const out: Record<string, string | string[]> = { accept: 'application/json' };
   for (const name of allow) {

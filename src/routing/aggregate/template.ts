@@ -67,7 +67,8 @@ export function renderTemplate(template: PathTemplate, input: TemplateInput): Re
       if (value === undefined) return { ok: false, missing: piece.name, fromRequest: true };
     } else {
       const found = selectField(input.answers.get(piece.part), piece.field);
-      if (found.found && (typeof found.value === 'string' || typeof found.value === 'number' || typeof found.value === 'boolean')) value = String(found.value);
+      if (found.found && (typeof found.value === 'string' || typeof found.value === 'number' || typeof found.value === 'boolean'))
+        value = String(found.value);
       if (value === undefined) return { ok: false, missing: piece.name, fromRequest: false };
     }
     out += encodeURIComponent(value);
