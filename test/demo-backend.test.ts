@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSimulatedBackend, type SimulatedBackend } from '../src/demo/backends.js';
+import { startSimulatedBackend, type SimulatedBackend } from '../demo/backends.ts';
 
 interface Reply {
   status: number;

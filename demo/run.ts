@@ -17,13 +17,13 @@ import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startSimulatedBackend, type SimulatedBackend } from './backends.js';
+import { startSimulatedBackend, type SimulatedBackend } from './backends.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-/** Package root: this file is src/demo/run.ts or dist/demo/run.js. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Package root: this file is demo/run.ts (run by Node 24 directly, types stripped). */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = resolve(ROOT, 'dist', 'cli', 'main.js');
 const CONFIG = resolve(ROOT, 'config', 'demo.yaml');
 
