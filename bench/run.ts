@@ -44,6 +44,7 @@ options:
   --slices N        rated load split over N autocannon instances started 1/N s apart (default 10)
   --backend-latency MS   throttling: delay of each accepted answer of the simulated backends (default 0)
   --gateway-dir DIR      run DIR/dist/cli/main.js (another checkout, built) instead of this one's
+  --baseline-dir DIR     passthrough: also measure DIR's built gateway, interleaved (before/after in one run)
   --gateway-node-options="FLAGS"   extra node flags for the spillway processes only
   --save NAME       write one combined bench/results/NAME.{json,md} (instead of the per-scenario files)
   --check           exit 1 if a target (throttling, connections) is missed or a self-check is noisy
@@ -70,6 +71,7 @@ const parseBenchArgs = () =>
       slices: { type: 'string' },
       'backend-latency': { type: 'string' },
       'gateway-dir': { type: 'string' },
+      'baseline-dir': { type: 'string' },
       'gateway-node-options': { type: 'string' },
       save: { type: 'string' },
       check: { type: 'boolean', default: false },
@@ -110,6 +112,7 @@ const slices = number('slices', 10, { min: 1, integer: true })!;
 const backendLatencyMs = number('backend-latency', 0, { min: 0 })!;
 if (values['gateway-node-options']) gatewayNodeArgs.push(...values['gateway-node-options'].split(/\s+/).filter(Boolean));
 if (values['gateway-dir']) gatewayTarget.dir = resolve(values['gateway-dir']);
+if (values['baseline-dir']) gatewayTarget.baselineDir = resolve(values['baseline-dir']);
 if (values.save !== undefined && !/^[\w.-]+$/.test(values.save)) fail('--save NAME: letters, digits, "_", "-" and "." only');
 
 const selected = positionals.length ? positionals : Object.keys(SCENARIOS);

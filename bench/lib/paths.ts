@@ -13,4 +13,4 @@ export const HOST = '127.0.0.1';
 export const benchUrl = (path: string): string => pathToFileURL(join(BENCH_DIR, path)).href;
 
 /** The checkout whose dist/ is run as the gateway (run.ts --gateway-dir); this one by default. */
-export const gatewayTarget = { dir: ROOT };
+export const gatewayTarget: { dir: string; baselineDir: string | undefined } = { dir: ROOT, baselineDir: undefined };

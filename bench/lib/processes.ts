@@ -177,11 +177,12 @@ export async function startGateway(
     env = {},
     nodeArgs = [],
     probe = true,
-  }: { label?: string; env?: Record<string, string>; nodeArgs?: string[]; probe?: boolean } = {},
+    dir = gatewayTarget.dir,
+  }: { label?: string; env?: Record<string, string>; nodeArgs?: string[]; probe?: boolean; dir?: string } = {},
 ): Promise<Gateway> {
   const gateway = await startGatewayProcess({
     yaml,
-    gatewayDir: gatewayTarget.dir,
+    gatewayDir: dir,
     nodeArgs: [...gatewayNodeArgs, ...nodeArgs, '--import', GUARD, ...(probe ? ['--import', PROBE] : [])],
     env,
     ipc: probe,

@@ -162,6 +162,8 @@ export async function measureRounds({
       if (s.warmup > 0) await load({ ...opts, duration: s.warmup } as Options);
       let ratedResult: RatedRun | undefined;
       if (doRated) {
+        // Let the warm-up's garbage collection and JIT work finish before the CPU is counted.
+        await new Promise((resolve) => setTimeout(resolve, 1000));
         ratedResult = await ratedRun(t, s);
         log(
           `${tag}: ${s.rate} req/s × ${s.rateDuration}s → ${fmt(ratedResult.responses)} answered, ${t.subject?.label ?? '?'} ${fmt(ratedResult.cpuUsPerReq, 1)} CPU µs/req, ${fmt(ratedResult.bytesPerReq, 0)} bytes/req, p99 ${fmt(ratedResult.latencyMs.p99, 1)} ms`,

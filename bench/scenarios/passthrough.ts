@@ -3,6 +3,7 @@
 // off) and through fastify + @fastify/http-proxy, interleaved.
 
 import { forkTarget, configHead, startGateway, withTargets } from '../lib/processes.ts';
+import { gatewayTarget } from '../lib/paths.ts';
 import {
   allFigures,
   figuresTable,
@@ -47,6 +48,10 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
     const spillway = track(await startGateway(gatewayYaml(url), { label: 'spillway' }));
     const twin = track(await startGateway(gatewayYaml(url), { label: 'spillway twin' }));
     const metricsOff = track(await startGateway(gatewayYaml(url, { metrics: false }), { label: 'spillway metrics off' }));
+    const baselineDir = gatewayTarget.baselineDir;
+    const baseline = baselineDir
+      ? track(await startGateway(gatewayYaml(url), { label: 'spillway baseline', dir: baselineDir }))
+      : undefined;
     const proxy = track(await forkTarget('fastify-proxy.ts', [url], { label: 'fastify-proxy', probe: true }));
     log(
       `origin ${url} (pid ${origin.pid}); spillway pids ${spillway.pid}, twin ${twin.pid}, metrics off ${metricsOff.pid}; fastify-proxy pid ${proxy.pid}`,
@@ -68,6 +73,7 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
       gw('spillway', spillway),
       gw('spillway twin', twin),
       gw('spillway metrics off', metricsOff),
+      ...(baseline ? [gw('spillway baseline', baseline)] : []),
       {
         name: 'fastify-proxy',
         options: { method: 'GET', url: `${proxy.ready.url}/`, pipelining: settings.pipelining },
@@ -81,6 +87,7 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
       ['spillway', spillway],
       ['spillway twin', twin],
       ['spillway metrics off', metricsOff],
+      ...(baseline ? [['spillway baseline', baseline] as [string, typeof baseline]] : []),
       ['origin', origin],
     ]);
 
