@@ -2,6 +2,7 @@
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerTelemetryRoutes } from './admin-telemetry.js';
+import { redactUrl } from '../config/redact.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ConfigReloader } from '../snapshot/reload.js';
 import { registerConfigAdmin } from './admin-config.js';
@@ -30,7 +31,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
         const cooling = state.isCooling(now);
         const { breaker, health } = state;
         return {
-          url: backend.url,
+          url: redactUrl(backend.url),
           ...(backend.name ? { name: backend.name } : {}),
           // Names only: the values are credentials.
           ...(backend.headerEdit
@@ -80,7 +81,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
             ? {
                 healthy: health.healthy,
                 lastProbeAt: health.lastProbeAt ? new Date(health.lastProbeAt).toISOString() : null,
-                lastError: health.lastError ?? null,
+                lastError: health.lastError === undefined ? null : redactUrl(health.lastError),
               }
             : null,
           requests: state.requests,
