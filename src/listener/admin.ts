@@ -9,8 +9,10 @@ import { registerConfigAdmin } from './admin-config.js';
 import { routesView } from './admin-views.js';
 import type { EventBuffer } from '../telemetry/event-buffer.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { type AdminGuardOptions, registerAdminGuard } from './admin-auth.js';
+import { registerSessionRoutes } from './admin-session.js';
 
-export interface AdminOptions {
+export interface AdminOptions extends AdminGuardOptions {
   getSnapshot: () => Snapshot;
   isReady: () => boolean;
   reloader?: ConfigReloader;
@@ -94,8 +96,16 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
   return { upstreams };
 }
 
+/** Admin requests carry small bodies at most (a sign-in token); none is parsed before the guard ran. */
+const ADMIN_BODY_LIMIT = 16 * 1024;
+
 export function createAdminServer(options: AdminOptions): FastifyInstance {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, bodyLimit: ADMIN_BODY_LIMIT });
+  registerAdminGuard(app, options);
+  // Bodies stay text: the sign-in reads its form or JSON itself, and an empty JSON reload is fine.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  registerSessionRoutes(app, () => options.settings().token);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (!options.isReady()) return reply.code(503).send({ status: 'starting' });
