@@ -53,8 +53,9 @@ export function sessionValid(cookieHeader: string | undefined, token: string, no
   const expires = value.slice(0, dot);
   const expiresAt = Number.parseInt(expires, 36);
   if (!Number.isFinite(expiresAt) || expiresAt <= now) return false;
-  const given = Buffer.from(value.slice(dot + 1), 'base64url');
-  const expected = signature(token, expires);
+  // Compared as text: base64url decoding ignores the spare bits of the last character.
+  const given = Buffer.from(value.slice(dot + 1));
+  const expected = Buffer.from(signature(token, expires).toString('base64url'));
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
