@@ -51,7 +51,11 @@ function checkBrowserWrite(request: FastifyRequest, reply: FastifyReply) {
   if (SAFE_METHODS.has(request.method)) return undefined;
   const type = request.headers['content-type'];
   if (!type || !JSON_TYPE.test(type)) {
-    return refuse(reply, 'admin-forbidden', 'send Content-Type: application/json (a form or a cross-site request cannot), or use the bearer token');
+    return refuse(
+      reply,
+      'admin-forbidden',
+      'send Content-Type: application/json (a form or a cross-site request cannot), or use the bearer token',
+    );
   }
   const origin = request.headers.origin;
   const host = request.headers.host;

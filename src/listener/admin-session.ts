@@ -88,7 +88,10 @@ ${message ? `<p class="error">${message}</p>\n` : ''}<form method="post" action=
 }
 
 function problem(reply: FastifyReply, code: 'admin-unauthorized' | 'bad-request', detail: string) {
-  reply.code(code === 'admin-unauthorized' ? 401 : 400).type('application/problem+json').header('cache-control', 'no-store');
+  reply
+    .code(code === 'admin-unauthorized' ? 401 : 400)
+    .type('application/problem+json')
+    .header('cache-control', 'no-store');
   return reply.send(problemBody(code, detail));
 }
 
@@ -116,7 +119,8 @@ export function registerSessionRoutes(app: FastifyInstance, getToken: () => stri
     const token = getToken();
     const submitted = submittedToken(request.headers['content-type'], request.body);
     if (token === undefined) return problem(reply, 'admin-unauthorized', 'no admin token is configured: there is nothing to sign in with');
-    if (submitted.token === undefined) return problem(reply, 'bad-request', 'send the token as a form field "token" or as JSON {"token": "..."}');
+    if (submitted.token === undefined)
+      return problem(reply, 'bad-request', 'send the token as a form field "token" or as JSON {"token": "..."}');
     if (!tokenMatches(submitted.token, token)) {
       if (submitted.form) return reply.code(401).headers(PAGE_HEADERS).send(loginPage('That is not the admin token.'));
       return problem(reply, 'admin-unauthorized', 'that is not the admin token');

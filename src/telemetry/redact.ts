@@ -5,10 +5,11 @@
 //    redaction the admin views use, config/redact.ts) are replaced in the finished line,
 //    whatever field carries them.
 
-import { configSecrets } from '../config/redact.js';
+import { configSecrets, REDACTED } from '../config/redact.js';
 import type { GatewayConfig } from '../config/schema/index.js';
 
-export const CENSOR = '[redacted]';
+/** The same marker as the admin views use. */
+export const CENSOR = REDACTED;
 
 /** Header and field names whose values are never logged. */
 export const ALWAYS_REDACTED = [

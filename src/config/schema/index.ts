@@ -37,13 +37,10 @@ const adminSchema = z.strictObject({
     description:
       'Bearer token for /admin/* and POST /admin/reload (browsers sign in once at /admin/login). Default: $SPILLWAY_ADMIN_TOKEN; none = admin open on loopback only. A reload picks up a new value.',
   }),
-  metricsToken: z
-    .boolean()
-    .default(false)
-    .meta({
-      description:
-        'Put GET /metrics behind admin.token too (Prometheus: `authorization: { credentials: ... }`). /healthz and /readyz never need it.',
-    }),
+  metricsToken: z.boolean().default(false).meta({
+    description:
+      'Put GET /metrics behind admin.token too (Prometheus: `authorization: { credentials: ... }`). /healthz and /readyz never need it.',
+  }),
 });
 
 const limitsSchema = z.strictObject({
