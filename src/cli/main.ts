@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { gatewayJsonSchema } from '../config/schema/index.js';
+import { adminExposureWarning } from '../config/admin-exposure.js';
 import { Gateway } from '../listener/gateway.js';
 import { createLogger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
@@ -64,6 +65,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'check') {
     for (const warning of loaded.warnings)
       process.stderr.write(`warning: ${warning.file}:${warning.line}:${warning.column} ${warning.path} ${warning.message}\n`);
+    const exposed = adminExposureWarning(loaded.config);
+    if (exposed) process.stderr.write(`warning: ${file} admin: ${exposed}\n`);
     process.stdout.write(`${file}: ok (${Object.keys(loaded.config.upstreams).length} upstreams, ${loaded.config.routes.length} routes)\n`);
     return 0;
   }

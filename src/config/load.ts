@@ -70,7 +70,7 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const raw = toPlainData(doc, file, at);
+  const raw = withAdminTokenFromEnv(toPlainData(doc, file, at), env);
   const result = gatewaySchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
@@ -112,6 +112,15 @@ function toPlainData(doc: Document, file: string, at: (offset: number | undefine
       },
     ]);
   }
+}
+
+/** SPILLWAY_ADMIN_TOKEN stands in for admin.token when the file sets none (read on every load and reload). */
+function withAdminTokenFromEnv(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+  const token = env.SPILLWAY_ADMIN_TOKEN;
+  if (!token || typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const admin = (raw as { admin?: unknown }).admin ?? {};
+  if (typeof admin !== 'object' || admin === null || Array.isArray(admin) || 'token' in admin) return raw;
+  return { ...raw, admin: { ...admin, token } };
 }
 
 function plainScalar(text: string): string | number | boolean {

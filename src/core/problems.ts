@@ -24,6 +24,8 @@ export const PROBLEM_TYPES = {
   'client-rate-limited': { status: 429, title: 'Client rate limit exceeded' },
   'client-key-missing': { status: 401, title: 'The request lacks the client key its rate limit needs' },
   'rate-limiter-unavailable': { status: 503, title: 'The rate limiter cannot decide (its store is unavailable)' },
+  'admin-unauthorized': { status: 401, title: 'The admin listener needs its token' },
+  'admin-forbidden': { status: 403, title: 'The admin listener refused a request a browser on another site could have sent' },
   'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
   // fan-out (aggregate routes): whole-response errors, then the per-part problems of `_errors`
   'aggregate-part-failed': { status: 502, title: 'A required part of the aggregate failed' },

@@ -23,6 +23,7 @@ import { createListener } from './listener.js';
 import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
 import { sendProblem } from '../core/problems.js';
+import { adminExposureWarning, isLoopbackHost } from '../config/admin-exposure.js';
 
 export interface GatewayOptions {
   file?: string;
@@ -53,6 +54,9 @@ export class Gateway {
   readonly #scrubber: SecretScrubber | undefined;
   #snapshot: Snapshot;
   #ready = false;
+  /** Whether the admin listener is bound to a loopback address (known once it listens). */
+  #adminLoopback = true;
+  #adminHost = '';
   readonly proxy: FastifyInstance;
   readonly admin: FastifyInstance;
   readonly scheme: 'http' | 'https';
@@ -143,7 +147,15 @@ export class Gateway {
       reloader: this.reloader,
       metrics: this.telemetry.metrics,
       events: this.telemetry.events,
+      settings: () => this.#snapshot.config.admin,
+      loopbackBind: () => this.#adminLoopback,
     });
+  }
+
+  /** An admin listener beyond loopback without a token answers /admin/* 401: say so, and how to fix it. */
+  #warnUnprotectedAdmin(config: GatewayConfig): void {
+    const warning = adminExposureWarning(config, this.#adminHost);
+    if (warning) this.logger.warn({ event: 'admin.no_token', host: this.#adminHost, url: this.adminUrl }, warning);
   }
 
   get snapshot(): Snapshot {
@@ -157,6 +169,9 @@ export class Gateway {
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
     this.adminUrl = urlOf(this.admin, 'http');
+    this.#adminHost = (this.admin.server.address() as AddressInfo).address;
+    this.#adminLoopback = isLoopbackHost(this.#adminHost);
+    this.#warnUnprotectedAdmin(this.#snapshot.config);
     this.#ready = true;
   }
 
@@ -170,6 +185,7 @@ export class Gateway {
       limits: this.limits,
     });
     warnInsecureBackends(next, this.logger);
+    if (this.#adminHost) this.#warnUnprotectedAdmin(config);
     this.#snapshot = next;
     this.#scrubber?.update(config);
     const keys = snapshotKeys(next);

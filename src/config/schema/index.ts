@@ -9,6 +9,7 @@ import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
 import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
 import { logSchema, metricsSchema } from './telemetry.js';
+import { secret } from './secret.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -19,9 +20,27 @@ const listenSchema = z.strictObject({
   http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
 });
 
+/** Long enough that guessing is hopeless; `openssl rand -hex 32` gives 64 characters. */
+const adminToken = z
+  .string()
+  .min(16, { message: 'the admin token (admin.token or SPILLWAY_ADMIN_TOKEN) needs at least 16 characters, e.g. `openssl rand -hex 32`' })
+  .max(1024)
+  .regex(/^[\x21-\x7e]+$/, { message: 'the admin token must be printable ASCII without spaces (it travels in an HTTP header)' });
+
 const adminSchema = z.strictObject({
-  host: z.string().min(1).default('127.0.0.1'),
+  host: z.string().min(1).default('127.0.0.1').meta({
+    description:
+      'Address of the admin listener. Anything but a loopback address needs admin.token, else every /admin/* request is answered 401.',
+  }),
   port: port.default(9901),
+  token: secret(adminToken).optional().meta({
+    description:
+      'Bearer token for /admin/* and POST /admin/reload (browsers sign in once at /admin/login). Default: $SPILLWAY_ADMIN_TOKEN; none = admin open on loopback only. A reload picks up a new value.',
+  }),
+  metricsToken: z.boolean().default(false).meta({
+    description:
+      'Put GET /metrics behind admin.token too (Prometheus: `authorization: { credentials: ... }`). /healthz and /readyz never need it.',
+  }),
 });
 
 const limitsSchema = z.strictObject({

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { duration } from './units.js';
+import { secret } from './secret.js';
 
 const RATE_UNITS: Record<string, number> = {
   s: 1_000,
@@ -72,6 +73,15 @@ const cidr = z
     { message: 'expected an IP address or CIDR, like "10.0.0.0/8" or "::1"' },
   );
 
+/** The members of a JWK that hold private or symmetric key material (RFC 7518 §6). */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/** A key of a JWKS file as parsed: its private members are secrets (a verifier needs none). */
+const jwkSchema = z.looseObject(Object.fromEntries(PRIVATE_JWK_MEMBERS.map((member) => [member, secret(z.unknown()).optional()])));
+
+/** What a JWKS source becomes: a URL to fetch, or the keys read from a file. */
+const jwksLoaded = z.union([z.strictObject({ url: z.string() }), z.strictObject({ file: z.string(), keys: z.array(jwkSchema) })]);
+
 /** A JWKS document read from a file when the config is loaded (a URL is fetched at run time). */
 const jwksSource = z
   .string()
@@ -94,6 +104,7 @@ const jwksSource = z
       return z.NEVER;
     }
   })
+  .pipe(jwksLoaded)
   .meta({
     description:
       'A JWKS: an https:// URL (fetched and cached) or a file path (read when the config loads; relative to the working directory).',
@@ -101,7 +112,7 @@ const jwksSource = z
 
 export const jwtSchema = z
   .strictObject({
-    secret: z.string().min(1).optional().meta({ description: 'HS256 shared secret (use ${ENV}).' }),
+    secret: secret(z.string().min(1)).optional().meta({ description: 'HS256 shared secret (use ${ENV}).' }),
     jwks: jwksSource.optional(),
     issuer: z.string().min(1).optional().meta({ description: 'Required `iss` claim.' }),
     audience: z.string().min(1).optional().meta({ description: 'Required `aud` claim.' }),
@@ -113,7 +124,7 @@ export const jwtSchema = z
   });
 
 export const tierSchema = z.strictObject({
-  keys: z.array(z.string().min(1)).min(1).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
+  keys: secret(z.array(z.string().min(1)).min(1)).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
   capacity: z
     .number()
     .positive()
@@ -172,7 +183,8 @@ export const rateLimitPolicySchema = z
       for (const key of tier.keys) {
         const other = seen.get(key);
         if (other)
-          ctx.addIssue({ code: 'custom', path: ['tiers', name, 'keys'], message: `key ${JSON.stringify(key)} is also in tier "${other}"` });
+          // The key itself is a secret: the file:line of the error points at it.
+          ctx.addIssue({ code: 'custom', path: ['tiers', name, 'keys'], message: `a key of this tier is also in tier "${other}"` });
         seen.set(key, name);
       }
     }
@@ -180,11 +192,12 @@ export const rateLimitPolicySchema = z
 
 export const redisSchema = z
   .strictObject({
-    url: z
-      .string()
-      .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
-      .optional(),
-    cluster: z.array(z.string().min(1)).min(1).optional().meta({ description: 'Cluster seed nodes: "host:port" or redis:// URLs.' }),
+    url: secret(z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }), 'url').optional(),
+    cluster: z
+      .array(secret(z.string().min(1), 'url'))
+      .min(1)
+      .optional()
+      .meta({ description: 'Cluster seed nodes: "host:port" or redis:// URLs.' }),
     keyPrefix: z.string().default('spillway:'),
     onRedisError: z
       .enum(['open', 'closed', 'local'])
