@@ -78,7 +78,10 @@ function refund(taken: readonly Taken[]): void {
   for (const { policy, identity, source } of taken) {
     const { bucket } = identity;
     try {
-      policy.store.refund({ key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: bucket.cost, maxWaitMs: 0 }, source);
+      policy.store.refund(
+        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: bucket.cost, maxWaitMs: 0 },
+        source,
+      );
     } catch {
       // best effort
     }

@@ -190,7 +190,7 @@ export const redisSchema = z
       .refine((ms) => ms >= 1 && ms <= 60_000, { message: 'commandTimeout must be between 1ms and 60s' })
       .meta({
         description:
-          "Redis is slow when the gateway has waited this long for a limiter reply with nothing else to do (time its own event loop is busy does not count): a Redis failure for the breaker; the checks already sent keep waiting up to hardTimeout.",
+          'Redis is slow when the gateway has waited this long for a limiter reply with nothing else to do (time its own event loop is busy does not count): a Redis failure for the breaker; the checks already sent keep waiting up to hardTimeout.',
       }),
     hardTimeout: duration
       .default(500)
