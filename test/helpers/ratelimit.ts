@@ -3,7 +3,6 @@
 import { SignJWT } from 'jose';
 import type { LimiterResult } from '../../src/core/events.js';
 import { withDefaults, type ProxyObserver } from '../../src/snapshot/observer.js';
-import { waitUntil } from './wait.js';
 
 export interface Hit {
   status: number;
