@@ -193,10 +193,11 @@ export const redisSchema = z
           'Redis is slow when the gateway has waited this long for a limiter reply with nothing else to do (time its own event loop is busy does not count): a Redis failure for the breaker; the checks already sent keep waiting up to hardTimeout.',
       }),
     hardTimeout: duration
-      .default(500)
-      .refine((ms) => ms >= 1 && ms <= 60_000, { message: 'hardTimeout must be between 1ms and 60s' })
+      .optional()
+      .refine((ms) => ms === undefined || (ms >= 1 && ms <= 60_000), { message: 'hardTimeout must be between 1ms and 60s' })
       .meta({
-        description: 'The hard bound: no request waits longer than this (wall clock) for a limiter reply, however busy the gateway is.',
+        description:
+          'The hard bound: no request waits longer than this (wall clock) for a limiter reply, however busy the gateway is. Default: 500ms, or commandTimeout when that is longer.',
       }),
     connectTimeout: duration.default(1_000),
     breaker: z
@@ -213,10 +214,11 @@ export const redisSchema = z
     message: 'redis.sentinels and redis.name go together (name: the master group the sentinels monitor)',
     path: ['name'],
   })
-  .refine((redis) => redis.hardTimeout >= redis.commandTimeout, {
+  .refine((redis) => redis.hardTimeout === undefined || redis.hardTimeout >= redis.commandTimeout, {
     message: 'redis.hardTimeout must be at least redis.commandTimeout',
     path: ['hardTimeout'],
-  });
+  })
+  .transform((redis) => ({ ...redis, hardTimeout: redis.hardTimeout ?? Math.max(500, redis.commandTimeout) }));
 
 /** `rateLimit` on a route: one policy name or a list of them. */
 export const routeRateLimit = z
