@@ -17,6 +17,8 @@ export type LimitVerdict =
 interface Taken {
   policy: CompiledPolicy;
   identity: ClientIdentity;
+  /** Where the tokens were taken: they go back to the same store. */
+  source: 'store' | 'local';
 }
 
 export class RouteRateLimit {
@@ -61,7 +63,7 @@ export class RouteRateLimit {
         reports.push(report);
         return { kind: 'limited', policy: policy.name, retryAfterMs: outcome.waitMs, headers: rateLimitHeaders(reports, report) };
       }
-      taken.push({ policy, identity });
+      taken.push({ policy, identity, source: outcome.source });
       reports.push(report);
       results.push(outcome.waitMs > 0 ? 'queued' : 'allowed');
       if (outcome.waitMs > waitMs) waitMs = outcome.waitMs;
@@ -71,16 +73,15 @@ export class RouteRateLimit {
   }
 }
 
-/** Gives the tokens back (best effort: a failed refund only leaves the bucket a little emptier). */
+/** Gives the tokens back to where they were taken (best effort: a failed refund only leaves the bucket a little emptier). */
 function refund(taken: readonly Taken[]): void {
-  for (const { policy, identity } of taken) {
+  for (const { policy, identity, source } of taken) {
     const { bucket } = identity;
     try {
-      const pending = policy.store.take(
-        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: -bucket.cost, maxWaitMs: 0 },
-        policy.onRedisError === 'local' ? 'local' : 'open',
+      policy.store.refund(
+        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: bucket.cost, maxWaitMs: 0 },
+        source,
       );
-      if (pending instanceof Promise) pending.catch(() => undefined);
     } catch {
       // best effort
     }

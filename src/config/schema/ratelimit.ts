@@ -198,12 +198,31 @@ export const redisSchema = z
       .min(1)
       .optional()
       .meta({ description: 'Cluster seed nodes: "host:port" or redis:// URLs.' }),
+    sentinels: z
+      .array(secret(z.string().min(1), 'url'))
+      .min(1)
+      .optional()
+      .meta({ description: 'Redis Sentinel nodes ("host:port" or redis:// URLs); with `name`, the master they watch.' }),
+    name: z.string().min(1).optional().meta({ description: 'With `sentinels`: the master group name the sentinels monitor.' }),
     keyPrefix: z.string().default('spillway:'),
     onRedisError: z
       .enum(['open', 'closed', 'local'])
       .default('local')
       .meta({ description: 'When Redis fails: open (allow), closed (503), local (an in-process bucket per replica).' }),
-    commandTimeout: duration.default(50).meta({ description: 'A limiter command slower than this counts as a Redis failure.' }),
+    commandTimeout: duration
+      .default(50)
+      .refine((ms) => ms >= 1 && ms <= 60_000, { message: 'commandTimeout must be between 1ms and 60s' })
+      .meta({
+        description:
+          'Redis is slow when the gateway has waited this long for a limiter reply with nothing else to do (time its own event loop is busy does not count): a Redis failure for the breaker; the checks already sent keep waiting up to hardTimeout.',
+      }),
+    hardTimeout: duration
+      .optional()
+      .refine((ms) => ms === undefined || (ms >= 1 && ms <= 60_000), { message: 'hardTimeout must be between 1ms and 60s' })
+      .meta({
+        description:
+          'The hard bound: no request waits longer than this (wall clock) for a limiter reply, however busy the gateway is. Default: 500ms, or commandTimeout when that is longer.',
+      }),
     connectTimeout: duration.default(1_000),
     breaker: z
       .strictObject({
@@ -218,9 +237,18 @@ export const redisSchema = z
       })
       .prefault({}),
   })
-  .refine((redis) => (redis.url === undefined) !== (redis.cluster === undefined), {
-    message: 'set exactly one of redis.url and redis.cluster',
-  });
+  .refine((redis) => [redis.url, redis.cluster, redis.sentinels].filter((v) => v !== undefined).length === 1, {
+    message: 'set exactly one of redis.url, redis.cluster and redis.sentinels',
+  })
+  .refine((redis) => (redis.sentinels === undefined) === (redis.name === undefined), {
+    message: 'redis.sentinels and redis.name go together (name: the master group the sentinels monitor)',
+    path: ['name'],
+  })
+  .refine((redis) => redis.hardTimeout === undefined || redis.hardTimeout >= redis.commandTimeout, {
+    message: 'redis.hardTimeout must be at least redis.commandTimeout',
+    path: ['hardTimeout'],
+  })
+  .transform((redis) => ({ ...redis, hardTimeout: redis.hardTimeout ?? Math.max(500, redis.commandTimeout) }));
 
 /** `rateLimit` on a route: one policy name or a list of them. */
 export const routeRateLimit = z
