@@ -23,6 +23,7 @@ export const PROBLEM_TYPES = {
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
   'client-rate-limited': { status: 429, title: 'Client rate limit exceeded' },
   'client-key-missing': { status: 401, title: 'The request lacks the client key its rate limit needs' },
+  'client-unauthenticated': { status: 401, title: 'The request lacks valid credentials for this route' },
   'rate-limiter-unavailable': { status: 503, title: 'The rate limiter cannot decide (its store is unavailable)' },
   'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
   // fan-out (aggregate routes): whole-response errors, then the per-part problems of `_errors`

@@ -7,7 +7,8 @@ import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
-import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { checkRateLimitRefs, cidr, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { pathsSchema } from './paths.js';
 import { logSchema, metricsSchema } from './telemetry.js';
 
 const listenSchema = z.strictObject({
@@ -17,6 +18,10 @@ const listenSchema = z.strictObject({
     .optional()
     .meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
   http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
+  trustedProxies: z.array(cidr).default([]).meta({
+    description:
+      'Peers (addresses / CIDRs) whose X-Forwarded-For, X-Real-IP and Forwarded are believed; from any other peer they are replaced or dropped. Also decides `ip` rate-limit keys and `stickyBy: ip`.',
+  }),
 });
 
 const adminSchema = z.strictObject({
@@ -34,6 +39,7 @@ export const gatewaySchema = z
     listen: listenSchema.prefault({}),
     admin: adminSchema.prefault({}),
     limits: limitsSchema.prefault({}),
+    paths: pathsSchema.prefault({}),
     log: logSchema.prefault({}),
     reload: reloadSchema.prefault({}),
     metrics: metricsSchema.prefault({}),
