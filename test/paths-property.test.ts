@@ -204,7 +204,9 @@ describe('property: the rule matched is the rule the backend serves', () => {
     ).join('\n');
 
     async function gatewayFor(mode: PathOptions): Promise<TestGateway> {
-      backend ??= await startBackend((_req, res) => res.end('ok'));
+      backend ??= await startBackend((_req, res) => {
+        res.end('ok');
+      });
       const key = JSON.stringify(mode);
       if (!gateways.has(key)) {
         const yaml = `paths: ${key}\nupstreams: { app: { backends: [ { url: ${backend.url} } ] } }\nroutes:\n${routesYaml}\n`;

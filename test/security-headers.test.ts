@@ -124,3 +124,30 @@ routes: [ { match: { path: / }, upstream: app, rateLimit: per-key } ]
     expect(app.received).toHaveLength(2);
   });
 });
+
+describe('spillway check warns for configs these changes affect', () => {
+  it('header keys without auth, proxies trusted by a policy but not by the listener, patterns that cannot match', async () => {
+    const { parseConfigText } = await import('../src/config/load.js');
+    const { warnings } = parseConfigText(
+      `upstreams: { app: { backends: [ { url: "http://127.0.0.1:1" } ] } }
+rateLimits:
+  per-key: { key: header:x-api-key, capacity: 5, refill: 1/s }
+  per-ip: { key: ip, capacity: 5, refill: 1/s, trustedProxies: [10.0.0.0/8] }
+routes:
+  - { match: { path: "/a;b" }, upstream: app }
+  - { match: { path: /files. }, upstream: app }
+  - { match: { path: /keyed }, upstream: app, rateLimit: per-key }
+  - { match: { path: /authed }, upstream: app, rateLimit: per-key, auth: { apiKeys: { keys: [k1] } } }
+  - { match: { path: / }, upstream: app, rateLimit: per-ip }
+`,
+      'g.yaml',
+      {},
+    );
+    expect(warnings.map((w) => `${w.line} ${w.path}: ${w.message}`)).toEqual([
+      expect.stringMatching(/^6 routes\[0\]\.match: rules see paths without ";" parameters/),
+      expect.stringMatching(/^7 routes\[1\]\.match: a segment of this pattern ends in "\." or whitespace/),
+      expect.stringMatching(/^8 routes\[2\]\.rateLimit: policy "per-key" keys clients by x-api-key without route auth: .* refused 400/),
+      expect.stringMatching(/^4 rateLimits\.per-ip\.trustedProxies: listen\.trustedProxies is empty/),
+    ]);
+  });
+});
