@@ -151,3 +151,34 @@ routes:
     ]);
   });
 });
+
+describe('stickyBy: ip', () => {
+  const yaml = (a: string, b: string, trusted: string) => `listen: { host: 127.0.0.1, port: 0${trusted} }
+upstreams: { a: { backends: [ { url: ${a} } ] }, b: { backends: [ { url: ${b} } ] } }
+routes:
+  - match: { path: / }
+    split: [ { upstream: a, weight: 50 }, { upstream: b, weight: 50 } ]
+    stickyBy: ip
+`;
+
+  it('follows X-Forwarded-For only from listen.trustedProxies', async () => {
+    const a = await startBackend();
+    const b = await startBackend();
+    live.backends = [a, b];
+    const spread = async () => {
+      for (let i = 1; i <= 20; i++) expect((await raw(live.gateway!.url, '/x', `X-Forwarded-For: 198.51.100.${i}\r\n`)).status).toBe(200);
+      const counts = [a.received.length, b.received.length];
+      a.received.length = 0;
+      b.received.length = 0;
+      return counts;
+    };
+    live.gateway = await startGateway(yaml(a.url, b.url, ''));
+    // untrusted: every request is the same client (the peer), so one side takes all
+    expect((await spread()).sort()).toEqual([0, 20]);
+    await live.gateway.close();
+    live.gateway = await startGateway(yaml(a.url, b.url, ', trustedProxies: [127.0.0.1]'));
+    const [onA, onB] = await spread();
+    expect(onA).toBeGreaterThan(0);
+    expect(onB).toBeGreaterThan(0);
+  });
+});
