@@ -128,7 +128,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     }
 
     // 2. route
-    const request = new RequestView(method, target.match, target.query, req.headers, snapshot.clientIp(req));
+    const request = new RequestView(method, target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
     if (!matched) {
       sendProblem(res, 'route-not-found', `no route matches ${method} ${target.match}`);

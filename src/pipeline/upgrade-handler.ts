@@ -46,7 +46,7 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       sink.problem(target.problem, target.detail);
       return;
     }
-    const request = new RequestView('GET', target.match, target.query, req.headers, snapshot.clientIp(req));
+    const request = new RequestView('GET', target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
     if (!matched) {
       sink.problem('route-not-found', `no route matches GET ${target.match}`);
