@@ -70,6 +70,10 @@ describe('auth.apiKeys', () => {
     expect((await hit(`${url}/x`, { 'x-api-key': 'k-alice-0123456789, k-bob-0123456789' })).status).toBe(401);
     // a route without auth stays open
     expect((await hit(`${url}/open`)).status).toBe(200);
+    // the keys never show in the admin config view
+    const view = await (await fetch(`${live.gateway!.adminUrl}/admin/config`)).text();
+    expect(view).not.toContain('k-alice-0123456789');
+    expect(view).not.toContain('k-bob-0123456789');
   });
 
   it('keys from a file, re-read when the config reloads', async () => {
