@@ -35,7 +35,7 @@ describe('units', () => {
 describe('config validation', () => {
   it('fills documented defaults', () => {
     const { config } = parseConfigText(VALID, 'gateway.yaml', {});
-    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080, http2: false });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080, http2: false, trustedProxies: [] });
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9901, metricsToken: false });
     const llm = config.upstreams.llm!;
     expect(llm.balance).toBe('priority');

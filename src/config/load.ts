@@ -4,6 +4,7 @@ import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { protectReferences, resolveReferences } from './env.js';
 import { gatewaySchema, type GatewayConfig } from './schema/index.js';
 import { unreachableRuleWarnings } from './unreachable-rules.js';
+import { identityWarnings } from './identity-warnings.js';
 
 export interface LoadedConfig {
   file: string;
@@ -81,6 +82,9 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
   }
   for (const warning of unreachableRuleWarnings(result.data.routes)) {
     warnings.push({ file, ...locate(doc, ['routes', warning.index], at), path: `routes[${warning.index}]`, message: warning.message });
+  }
+  for (const warning of identityWarnings(result.data)) {
+    warnings.push({ file, ...locate(doc, warning.path, at), path: formatPath(warning.path), message: warning.message });
   }
   return { file, config: result.data, source, warnings };
 }

@@ -23,6 +23,7 @@ export const PROBLEM_TYPES = {
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
   'client-rate-limited': { status: 429, title: 'Client rate limit exceeded' },
   'client-key-missing': { status: 401, title: 'The request lacks the client key its rate limit needs' },
+  'client-unauthenticated': { status: 401, title: 'The request lacks valid credentials for this route' },
   'rate-limiter-unavailable': { status: 503, title: 'The rate limiter cannot decide (its store is unavailable)' },
   'admin-unauthorized': { status: 401, title: 'The admin listener needs its token' },
   'admin-forbidden': { status: 403, title: 'The admin listener refused a request a browser on another site could have sent' },

@@ -12,6 +12,7 @@ export type LimitVerdict =
   | { readonly kind: 'allow'; readonly waitMs: number; readonly headers: Record<string, string>; refund(): void }
   | { readonly kind: 'limited'; readonly policy: string; readonly retryAfterMs: number; readonly headers: Record<string, string> }
   | { readonly kind: 'missing-key'; readonly policy: string }
+  | { readonly kind: 'repeated-key'; readonly policy: string; readonly header: string }
   | { readonly kind: 'unavailable'; readonly policy: string; readonly retryAfterMs: number };
 
 interface Taken {
@@ -28,18 +29,24 @@ export class RouteRateLimit {
     return this.policies.map((policy) => policy.name);
   }
 
-  async check(req: IncomingMessage, routeName: string, observer: LimiterEvents): Promise<LimitVerdict> {
+  /** `authIdentity`: what the route's `auth` proved (the `auth` key part). */
+  async check(req: IncomingMessage, routeName: string, observer: LimiterEvents, authIdentity?: string): Promise<LimitVerdict> {
     const taken: Taken[] = [];
     const reports: PolicyReport[] = [];
     const results: Array<'allowed' | 'queued' | 'error'> = [];
     let waitMs = 0;
     for (const policy of this.policies) {
-      const found = policy.identify(req, routeName);
+      const found = policy.identify(req, routeName, authIdentity);
       const identity = found instanceof Promise ? await found : found;
       if (!identity) {
         refund(taken);
         observer.limiterDecision(policy.name, 'missing-key');
         return { kind: 'missing-key', policy: policy.name };
+      }
+      if ('repeated' in identity) {
+        refund(taken);
+        observer.limiterDecision(policy.name, 'missing-key');
+        return { kind: 'repeated-key', policy: policy.name, header: identity.repeated };
       }
       const { bucket } = identity;
       const pending = policy.store.take(

@@ -9,6 +9,7 @@ import type { RouteStatsRegistry } from '../state/route-stats.js';
 import { compileSplit } from '../routing/split.js';
 import type { FallbackConfig } from '../config/schema/resilience.js';
 import type { CompiledRoute, CompiledUpstream, RouteAction, RouteFallback } from './snapshot.js';
+import { compileRouteAuth } from '../auth/route-auth.js';
 
 /** The name a rule is known by (admin, logs, counters). */
 export function routeName(route: RouteConfig, index: number): string {
@@ -20,9 +21,10 @@ export function compileRoute(
   index: number,
   upstreams: ReadonlyMap<string, CompiledUpstream>,
   stats: RouteStatsRegistry,
+  caseInsensitive = false,
 ): CompiledRoute {
   const name = routeName(route, index);
-  const match = compileMatch(route.match);
+  const match = compileMatch(route.match, caseInsensitive);
   const upstreamOf = (upstream: string) => upstreams.get(upstream)!;
   let action: RouteAction;
   if (route.split) {
@@ -46,7 +48,7 @@ export function compileRoute(
     match,
     action,
     upstream: action.kind === 'upstream' ? action.upstream : undefined,
-    rewrite: compilePathRewrite(route.rewrite, match.path),
+    rewrite: compilePathRewrite(route.rewrite, match.path, caseInsensitive),
     requestHeaders: compileHeaderOps(route.rewrite?.requestHeaders),
     responseHeaders: compileHeaderOps(route.rewrite?.responseHeaders),
     mirror: route.mirror
@@ -63,6 +65,7 @@ export function compileRoute(
     removeHeaders:
       route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
+    auth: route.auth ? compileRouteAuth(route.auth) : undefined,
   };
 }
 

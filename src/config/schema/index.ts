@@ -7,7 +7,8 @@ import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
-import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { checkRateLimitRefs, cidr, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { pathsSchema } from './paths.js';
 import { logSchema, metricsSchema } from './telemetry.js';
 import { secret } from './secret.js';
 
@@ -18,6 +19,10 @@ const listenSchema = z.strictObject({
     .optional()
     .meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
   http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
+  trustedProxies: z.array(cidr).default([]).meta({
+    description:
+      'Peers (addresses / CIDRs) whose X-Forwarded-For, X-Real-IP and Forwarded are believed; from any other peer they are replaced or dropped. Also decides `ip` rate-limit keys and `stickyBy: ip`.',
+  }),
 });
 
 /** Long enough that guessing is hopeless; `openssl rand -hex 32` gives 64 characters. */
@@ -57,6 +62,7 @@ export const gatewaySchema = z
     listen: listenSchema.prefault({}),
     admin: adminSchema.prefault({}),
     limits: limitsSchema.prefault({}),
+    paths: pathsSchema.prefault({}),
     log: logSchema.prefault({}),
     reload: reloadSchema.prefault({}),
     metrics: metricsSchema.prefault({}),

@@ -51,14 +51,14 @@ export const rate = z
   })
   .meta({ description: 'Refill rate: tokens per unit (s, m, h, d), e.g. "10/s", "600/m", "10000/h", "5/10s".' });
 
-const KEY_PART = /^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|jwt:[A-Za-z0-9_.:-]+|ip|route)$/;
+const KEY_PART = /^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|jwt:[A-Za-z0-9_.:-]+|ip|route|auth)$/;
 
 const keyPart = z
   .string()
   .trim()
-  .refine((value) => KEY_PART.test(value), { message: 'a key is "header:<name>", "ip", "jwt:<claim>" or "route"' });
+  .refine((value) => KEY_PART.test(value), { message: 'a key is "header:<name>", "ip", "jwt:<claim>", "route" or "auth"' });
 
-const cidr = z
+export const cidr = z
   .string()
   .trim()
   .refine(
@@ -110,18 +110,24 @@ const jwksSource = z
       'A JWKS: an https:// URL (fetched and cached) or a file path (read when the config loads; relative to the working directory).',
   });
 
+/** The fields of a JWT verification (rate-limit `jwt` and route `auth.jwt`). */
+export const jwtFields = {
+  secret: secret(z.string().min(1)).optional().meta({ description: 'HS256 shared secret (use ${ENV}).' }),
+  jwks: jwksSource.optional(),
+  issuer: z.string().min(1).optional().meta({ description: 'Required `iss` claim.' }),
+  audience: z.string().min(1).optional().meta({ description: 'Required `aud` claim.' }),
+  header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying "Bearer <token>".' }),
+  clockTolerance: duration.default(0).meta({ description: 'Leeway for exp/nbf.' }),
+  requireExp: z.boolean().default(false).meta({ description: 'Refuse tokens without an `exp` claim (tokens that never expire).' }),
+};
+
+/** Exactly one key source. */
+export const oneJwtKeySource = (jwt: { secret?: string | undefined; jwks?: unknown }): boolean =>
+  (jwt.secret === undefined) !== (jwt.jwks === undefined);
+
 export const jwtSchema = z
-  .strictObject({
-    secret: secret(z.string().min(1)).optional().meta({ description: 'HS256 shared secret (use ${ENV}).' }),
-    jwks: jwksSource.optional(),
-    issuer: z.string().min(1).optional().meta({ description: 'Required `iss` claim.' }),
-    audience: z.string().min(1).optional().meta({ description: 'Required `aud` claim.' }),
-    header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying "Bearer <token>".' }),
-    clockTolerance: duration.default(0).meta({ description: 'Leeway for exp/nbf.' }),
-  })
-  .refine((jwt) => (jwt.secret === undefined) !== (jwt.jwks === undefined), {
-    message: 'set exactly one of jwt.secret (HS256) and jwt.jwks',
-  });
+  .strictObject(jwtFields)
+  .refine(oneJwtKeySource, { message: 'set exactly one of jwt.secret (HS256) and jwt.jwks' });
 
 export const tierSchema = z.strictObject({
   keys: secret(z.array(z.string().min(1)).min(1)).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
@@ -139,8 +145,12 @@ export const rateLimitPolicySchema = z
   .strictObject({
     key: z
       .union([keyPart, z.array(keyPart).min(1)])
+      .default('auth')
       .transform((value) => (Array.isArray(value) ? value : [value]))
-      .meta({ description: 'Client identity: header:<name>, ip, jwt:<claim>, route — or a list that combines them.' }),
+      .meta({
+        description:
+          "Client identity: auth (the identity the route's `auth` established; the default), header:<name>, ip, jwt:<claim>, route — or a list that combines them.",
+      }),
     capacity: z.number().positive().max(MAX_TOKENS).meta({ description: 'Bucket size: the burst a client may send at once.' }),
     refill: rate,
     cost: z.number().positive().max(MAX_TOKENS).default(1).meta({ description: 'Tokens one request takes.' }),
@@ -148,7 +158,9 @@ export const rateLimitPolicySchema = z
       .enum(['deny', 'ip'])
       .default('deny')
       .meta({ description: 'A request without the key: deny (401) or use the client IP instead.' }),
-    trustedProxies: z.array(cidr).default([]).meta({ description: 'Peers whose X-Forwarded-For is believed when the key is ip.' }),
+    trustedProxies: z.array(cidr).optional().meta({
+      description: 'Overrides listen.trustedProxies for this policy: peers whose X-Forwarded-For is believed when the key is ip.',
+    }),
     jwt: jwtSchema.optional(),
     tiers: z.record(z.string().min(1), tierSchema).default({}),
     mode: z
