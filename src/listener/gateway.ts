@@ -11,6 +11,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { ConsoleSampler } from '../telemetry/console-sampler.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
@@ -143,6 +144,7 @@ export class Gateway {
       reloader: this.reloader,
       metrics: this.telemetry.metrics,
       events: this.telemetry.events,
+      console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
     });
   }
 

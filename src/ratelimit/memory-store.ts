@@ -35,6 +35,15 @@ export class MemoryBucketStore implements BucketStore {
     for (const [key, state] of this.#buckets) if (state.fullAt <= now) this.#buckets.delete(key);
   }
 
+  /** A read-only walk over the live buckets (the console's busiest keys); times are on `now()`'s clock. */
+  entries(): IterableIterator<[string, Readonly<BucketState & { fullAt: number }>]> {
+    return this.#buckets.entries();
+  }
+
+  now(): number {
+    return this.#clock();
+  }
+
   get size(): number {
     return this.#buckets.size;
   }
