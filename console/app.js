@@ -26,6 +26,13 @@
   const num = (value, digits = 1) => (value === null || value === undefined ? '–' : Number(value).toFixed(digits).replace(/\.0+$/, ''));
   const ms = (value) => (value === null ? '–' : value < 10 ? `${value.toFixed(1)} ms` : `${Math.round(value)} ms`);
 
+  // Colours through the CSSOM: the page's CSP forbids inline style attributes.
+  function swatch(color) {
+    const span = el('span', { class: 'swatch' }, '■ ');
+    span.style.color = color;
+    return span;
+  }
+
   function stateCell(backend) {
     const span = el('span', { class: `state state-${backend.state}` }, backend.state);
     if (backend.state === 'cooling' && backend.cooldownUntil) {
@@ -60,7 +67,7 @@
       el(
         'tr',
         { 'data-backend': b.label },
-        el('td', {}, el('span', { style: `color:${PALETTE[i % PALETTE.length]}` }, '■ '), b.label),
+        el('td', {}, swatch(PALETTE[i % PALETTE.length]), b.label),
         el('td', { class: 'num' }, b.priority),
         el('td', { class: 'num' }, b.weight),
         el('td', {}, stateCell(b)),
@@ -105,7 +112,7 @@
           width,
           height: 150,
           scales: { y: { range: [0, 100] } },
-          axes: [axis, { ...axis, values: (_u, ticks) => ticks.map((t) => `${t}%`), size: 45 }],
+          axes: [axis, { ...axis, values: (_u, ticks) => ticks.map((t) => `${t}%`), size: 52 }],
           series: [
             {},
             ...upstream.backends.map((b, i) => ({

@@ -297,8 +297,9 @@ export class ConsoleSampler {
     let scanned = 0;
     for (const [key, bucket] of buckets.entries()) {
       if (++scanned > SCAN_LIMIT) break;
+      // Ranked by when the bucket is full again: the most drained first, then the most recent.
       const fullIn = bucket.fullAt - now;
-      if (fullIn <= 0 || (top.length === BUSIEST && fullIn <= top[BUSIEST - 1]!.fullIn)) continue;
+      if (top.length === BUSIEST && fullIn <= top[BUSIEST - 1]!.fullIn) continue;
       top.push({ key, fullIn });
       top.sort((a, b) => b.fullIn - a.fullIn);
       if (top.length > BUSIEST) top.pop();
@@ -307,7 +308,7 @@ export class ConsoleSampler {
       const cut = key.indexOf('\u0000');
       const policy = cut < 0 ? '' : key.slice(0, cut);
       const client = createHmac('sha256', this.#salt).update(key).digest('hex').slice(0, 12);
-      return { policy, client, fullInSec: Math.round(fullIn / 100) / 10 };
+      return { policy, client, fullInSec: Math.max(0, Math.round(fullIn / 100) / 10) };
     });
   }
 }
