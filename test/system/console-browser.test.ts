@@ -159,7 +159,7 @@ describe('the live console in headless Chromium', () => {
       message: 'the chart to move the traffic to the priority-2 backend',
       until: (probe) => probe !== null && (probe.spillover ?? 0) >= 90,
     });
-    expect(moved.primary ?? 0).toBeLessThanOrEqual(10);
+    expect(moved?.primary ?? 0).toBeLessThanOrEqual(10);
     await page.locator('#decisions li[data-event="backend.cooldown"]').first().waitFor({ timeout: 3_000 });
     await page.locator('#decisions li[data-event="upstream.failover"]').first().waitFor({ timeout: 3_000 });
 
