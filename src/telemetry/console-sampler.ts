@@ -252,7 +252,7 @@ export class ConsoleSampler {
       const deltas = ids.map((id) => (later.backends.get(id)?.requests ?? 0) - (earlier.backends.get(id)?.requests ?? 0));
       const total = deltas.reduce((sum, d) => sum + Math.max(0, d), 0);
       t.push(Math.round(later.at / 1000));
-      deltas.forEach((d, j) => shares[j]!.push(total > 0 ? Math.round((Math.max(0, d) / total) * 1000) / 10 : null));
+      for (const [j, d] of deltas.entries()) shares[j]!.push(total > 0 ? Math.round((Math.max(0, d) / total) * 1000) / 10 : null);
     }
     return { t, shares };
   }
