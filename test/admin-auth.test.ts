@@ -107,7 +107,7 @@ describe('admin listener with admin.token', () => {
       body: new URLSearchParams({ token: TOKEN }).toString(),
     });
     expect(signIn.status).toBe(303);
-    expect(signIn.headers.location).toBe('/admin/upstreams');
+    expect(signIn.headers.location).toBe('/console');
     const setCookie = signIn.headers['set-cookie']?.[0] ?? '';
     expect(setCookie).toMatch(/^spillway_admin=[^;]+;/);
     expect(setCookie).toMatch(/;\s*HttpOnly/i);
@@ -115,9 +115,13 @@ describe('admin listener with admin.token', () => {
     expect(setCookie).toMatch(/;\s*Path=\//);
     const cookie = setCookie.split(';')[0]!;
 
-    for (const path of ['/admin/upstreams', '/admin/routes', '/admin/config', '/admin/events']) {
+    for (const path of ['/admin/upstreams', '/admin/routes', '/admin/config', '/admin/events', '/console']) {
       expect((await httpRequest(gw.adminUrl + path, { headers: { cookie } })).status).toBe(200);
     }
+    // Without a session the console page sends the browser to the sign-in form.
+    const anonymous = await httpRequest(`${gw.adminUrl}/console`);
+    expect(anonymous.status).toBe(303);
+    expect(anonymous.headers.location).toBe('/admin/login');
     // A cookie value not signed with the token, or a stale one, is worth nothing.
     const forged = `spillway_admin=${cookie.split('=')[1]!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))}`;
     expectProblem(await httpRequest(`${gw.adminUrl}/admin/upstreams`, { headers: { cookie: forged } }), 401, 'admin-unauthorized');

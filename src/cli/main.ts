@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// spillway CLI: `spillway --config FILE` (start), `spillway check --config FILE`, `spillway schema`.
+// spillway CLI: `spillway --config FILE` (start), `spillway check --config FILE`, `spillway schema`,
+// `spillway status [--watch]`.
 
 import { boundYoungGeneration } from './young-generation.js'; // first: its start-up effect must run before the other modules load
 import { parseArgs } from 'node:util';
@@ -11,11 +12,14 @@ import { Gateway } from '../listener/gateway.js';
 import { createLogger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { startTracingFromEnv, type Tracing } from '../telemetry/tracing.js';
+import { runStatus } from './status.js';
 
 const USAGE = `usage:
   spillway [start] --config FILE   run the gateway
   spillway check --config FILE     validate a config file (exit 0 when valid)
   spillway schema                  print the config JSON Schema
+  spillway status [--watch]        the upstream table from a running gateway's admin listener
+                                   (--admin URL, --token TOKEN; see spillway status --help)
 options:
   -c, --config FILE   config file (default: $SPILLWAY_CONFIG or ./gateway.yaml)
   -h, --help          this text`;
@@ -29,6 +33,7 @@ function parseCliArgs(argv: string[]) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'status') return runStatus(argv.slice(1));
   let parsed: ReturnType<typeof parseCliArgs>;
   try {
     parsed = parseCliArgs(argv);

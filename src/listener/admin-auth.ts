@@ -98,6 +98,10 @@ export function registerAdminGuard(app: FastifyInstance, options: AdminGuardOpti
     }
     if (SIGN_IN.has(path)) return;
     if (sessionValid(request.headers.cookie, token)) return checkBrowserWrite(request, reply);
+    // A browser opening the console without a session is sent to the sign-in form.
+    if (request.method === 'GET' && (path === '/' || path === '/console' || path === '/console/')) {
+      return reply.code(303).header('location', '/admin/login').header('cache-control', 'no-store').send();
+    }
     return refuse(reply, 'admin-unauthorized', 'send Authorization: Bearer <admin token>, or sign in at /admin/login');
   });
 }

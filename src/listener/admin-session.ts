@@ -10,7 +10,7 @@ import { problemBody } from '../core/problems.js';
 export const SESSION_COOKIE = 'spillway_admin';
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 /** Where a browser lands after signing in. */
-const AFTER_SIGN_IN = '/admin/upstreams';
+const AFTER_SIGN_IN = '/console';
 
 /** Equal-time comparison: both sides are hashed first, so neither length nor content leaks. */
 export function tokenMatches(given: string, token: string): boolean {

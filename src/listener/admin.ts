@@ -11,6 +11,9 @@ import type { EventBuffer } from '../telemetry/event-buffer.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
 import { type AdminGuardOptions, registerAdminGuard } from './admin-auth.js';
 import { registerSessionRoutes } from './admin-session.js';
+import type { ConsoleSampler } from '../telemetry/console-sampler.js';
+import { backendStateName } from '../telemetry/backend-view.js';
+import { registerConsole } from './console/routes.js';
 
 export interface AdminOptions extends AdminGuardOptions {
   getSnapshot: () => Snapshot;
@@ -20,6 +23,8 @@ export interface AdminOptions extends AdminGuardOptions {
   metrics?: GatewayMetrics | undefined;
   /** Recent decision events at GET /admin/events. */
   events?: EventBuffer | undefined;
+  /** The live console at /console and its feed at /admin/console/*. */
+  console?: ConsoleSampler | undefined;
 }
 
 export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
@@ -50,15 +55,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
             : {}),
           priority: backend.priority,
           weight: backend.weight,
-          state: cooling
-            ? 'cooling'
-            : breaker && breaker.state !== 'closed'
-              ? breaker.state
-              : !state.healthy
-                ? 'unhealthy'
-                : state.inFlight >= state.maxConcurrent
-                  ? 'full'
-                  : 'ready',
+          state: backendStateName(state, now),
           cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
           cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
           lastCooldown: state.lastCooldown
@@ -115,5 +112,6 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
+  if (options.console) registerConsole(app, options.console, options.events);
   return app;
 }

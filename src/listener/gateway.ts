@@ -11,6 +11,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { ConsoleSampler } from '../telemetry/console-sampler.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
@@ -149,6 +150,7 @@ export class Gateway {
       events: this.telemetry.events,
       settings: () => this.#snapshot.config.admin,
       loopbackBind: () => this.#adminLoopback,
+      console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
     });
   }
 
