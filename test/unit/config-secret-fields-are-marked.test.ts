@@ -51,6 +51,8 @@ describe('config secret marks', () => {
       'routes[].match.cookies.*',
       'routes[].rewrite.requestHeaders.set.*',
       'rateLimits.*.tiers.*.keys',
+      'routes[].auth.apiKeys.keys',
+      'routes[].auth.apiKeys.file',
       'rateLimits.*.jwt.secret',
       'rateLimits.*.jwt.jwks.keys[].d',
       'rateLimits.*.jwt.jwks.keys[].qi',
@@ -64,9 +66,17 @@ describe('config secret marks', () => {
 
   it('leave no secret-sounding field unmarked', () => {
     const SOUNDS_SECRET = /(secret|token|passw|credential|apikey|api-key|private)[^.]*$|\.keys(\[\])?$/i;
-    // Not secrets despite the name: a boolean switch, and a JWKS's key list (its public members
-    // n, e, kid are not secret; the private ones are marked one by one).
-    const NOT_SECRET = new Set(['admin.metricsToken', 'rateLimits.*.jwt.jwks.keys', 'rateLimits.*.jwt.jwks.keys[]']);
+    // Not secrets despite the name: a boolean switch, a JWKS's key list (its public members
+    // n, e, kid are not secret; the private ones are marked one by one), and the `auth.apiKeys`
+    // block (its header name is not secret; its `keys` are marked).
+    const NOT_SECRET = new Set([
+      'admin.metricsToken',
+      'rateLimits.*.jwt.jwks.keys',
+      'rateLimits.*.jwt.jwks.keys[]',
+      'routes[].auth.jwt.jwks.keys',
+      'routes[].auth.jwt.jwks.keys[]',
+      'routes[].auth.apiKeys',
+    ]);
     const unmarked = [...paths]
       .filter(([path, marked]) => !marked && SOUNDS_SECRET.test(path) && !NOT_SECRET.has(path))
       .map(([path]) => path);
