@@ -207,8 +207,8 @@ class UnsampledTrace implements ServerTrace {
     _attemptNumber: number,
     headers: Record<string, string | string[]>,
   ): AttemptTrace {
-    this.#traceId ??= randomHex(4);
-    headers.traceparent = `00-${this.#traceId}-${randomHex(2)}-00`;
+    this.#traceId ??= randomHex(16);
+    headers.traceparent = `00-${this.#traceId}-${randomHex(8)}-00`;
     if (this.tracestate !== undefined) headers.tracestate = this.tracestate;
     return UNRECORDED_ATTEMPT;
   }

@@ -4,6 +4,8 @@
 // parentbased_always_on); the SDK is then told to record everything it is handed.
 // Samplers this does not know (jaeger_remote, xray, …) leave the decision to the SDK.
 
+import { randomFillSync } from 'node:crypto';
+
 /** A W3C traceparent the client sent. */
 export interface IncomingTrace {
   readonly traceId: string;
@@ -68,9 +70,16 @@ export function preSamplerFromEnv(env: NodeJS.ProcessEnv, random: () => number =
   }
 }
 
-/** 2n random lower-case hex digits (the SDK's own ids are Math.random based too). */
-export function randomHex(words: number): string {
-  let out = '';
-  for (let i = 0; i < words; i++) out += ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, '0');
-  return out;
+const pool = Buffer.allocUnsafe(4096);
+let poolAt = pool.length;
+
+/** `bytes` random bytes as lower-case hex: one string from a pooled random buffer. */
+export function randomHex(bytes: number): string {
+  if (poolAt + bytes > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const hex = pool.toString('hex', poolAt, poolAt + bytes);
+  poolAt += bytes;
+  return hex;
 }
