@@ -23,6 +23,10 @@ import { createListener } from './listener.js';
 import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
 import { sendProblem } from '../core/problems.js';
+import { declaredLength } from '../pipeline/client-body.js';
+import { createClientErrorHandler } from './client-errors.js';
+import { guardHttp2Sessions } from './http2-guard.js';
+import type { Http2SecureServer } from 'node:http2';
 
 export interface GatewayOptions {
   file?: string;
@@ -101,6 +105,8 @@ export class Gateway {
     const listener = createListener(
       config,
       {
+        // Unparsable requests (400), oversized headers (431) and slow clients (408) get problem+json.
+        clientErrorHandler: createClientErrorHandler(() => this.observer),
         // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
         // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
         frameworkErrors: (_error, request, reply) => {
@@ -112,6 +118,36 @@ export class Gateway {
     );
     this.proxy = listener.app;
     this.scheme = listener.scheme;
+    // Expect: 100-continue: a body declared too large is refused before the client sends it.
+    this.proxy.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const limit = this.#snapshot.limits.maxRequestBody;
+      const declared = declaredLength(req);
+      if (declared !== undefined && declared > limit) {
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${limit} bytes`, { headers: { connection: 'close' } });
+        return;
+      }
+      res.writeContinue();
+      this.proxy.server.emit('request', req, res);
+    });
+    if (listener.http2) {
+      guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
+        limits: config.listen.http2Limits,
+        keepAliveIdleMs: config.listen.timeouts.keepAliveIdle,
+        getObserver: () => this.observer,
+      });
+    }
+    // HTTP/2 streams start one turn later: a stream the client reset in the same read (rapid
+    // reset) is gone by then and never reaches a backend.
+    const routed = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 2) {
+        handler(req, res);
+        return;
+      }
+      setImmediate(() => {
+        if (streamGone(res)) this.observer.clientProtocolError('http2-reset-before-start');
+        else handler(req, res);
+      });
+    };
     // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
     this.proxy.server.on(
       'upgrade',
@@ -125,12 +161,12 @@ export class Gateway {
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        handler(request.raw, reply.raw);
+        routed(request.raw, reply.raw);
       },
     });
     this.proxy.setNotFoundHandler((request, reply) => {
       reply.hijack();
-      handler(request.raw, reply.raw);
+      routed(request.raw, reply.raw);
     });
     this.proxy.setErrorHandler((error, request, reply) => {
       reply.hijack();
@@ -203,6 +239,12 @@ export class Gateway {
       await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }
+}
+
+/** True when an HTTP/2 response's stream is closed (reset by the client, or its connection gone). */
+function streamGone(res: ServerResponse): boolean {
+  const stream = (res as ServerResponse & { stream?: { destroyed: boolean; closed: boolean } }).stream;
+  return stream === undefined || stream.destroyed || stream.closed;
 }
 
 function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {

@@ -5,6 +5,7 @@ import { routeSchema } from './route.js';
 import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
+import { http2LimitsSchema, listenTimeoutsSchema } from './listen.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
 import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
@@ -17,6 +18,10 @@ const listenSchema = z.strictObject({
     .optional()
     .meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
   http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
+  timeouts: listenTimeoutsSchema
+    .prefault({})
+    .meta({ description: 'How long a client may take (client side; upstream timeouts are about backends).' }),
+  http2Limits: http2LimitsSchema.prefault({}).meta({ description: 'What one HTTP/2 client connection may ask for.' }),
 });
 
 const adminSchema = z.strictObject({
