@@ -3,7 +3,7 @@
 // over raw sockets, so the bytes and the moment the gateway closes are what is asserted.
 
 import { request } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { startBackend } from './helpers/backend.js';
 import { startGateway } from './helpers/gateway.js';
 import { perTest } from './helpers/per-test.js';
@@ -106,7 +106,7 @@ describe('listen.timeouts on HTTP/1', () => {
       res.end('ok');
     });
     const echo = await startEchoBackend();
-    live.backends = [echo];
+    onTestFinished(() => echo.close());
     live.backend = app;
     live.gateway = await startGateway(
       `listen: { host: 127.0.0.1, port: 0, timeouts: { keepAliveIdle: 300ms, requestBodyIdle: 300ms, requestBody: 400ms } }
