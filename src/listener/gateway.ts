@@ -25,7 +25,7 @@ import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
 import { sendProblem } from '../core/problems.js';
 import { declaredLength } from '../pipeline/client-body.js';
 import { createClientErrorHandler } from './client-errors.js';
-import { guardHttp2Sessions } from './http2-guard.js';
+import { guardHttp2Sessions, type Http2Sessions } from './http2-guard.js';
 import type { Http2SecureServer } from 'node:http2';
 
 export interface GatewayOptions {
@@ -57,6 +57,7 @@ export class Gateway {
   readonly #scrubber: SecretScrubber | undefined;
   #snapshot: Snapshot;
   #ready = false;
+  #http2Sessions: Http2Sessions | undefined;
   readonly proxy: FastifyInstance;
   readonly admin: FastifyInstance;
   readonly scheme: 'http' | 'https';
@@ -130,7 +131,7 @@ export class Gateway {
       this.proxy.server.emit('request', req, res);
     });
     if (listener.http2) {
-      guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
+      this.#http2Sessions = guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
         limits: config.listen.http2Limits,
         keepAliveIdleMs: config.listen.timeouts.keepAliveIdle,
         getObserver: () => this.observer,
@@ -221,7 +222,10 @@ export class Gateway {
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
-    const force = setTimeout(() => server.closeAllConnections?.(), drainMs);
+    const force = setTimeout(() => {
+      server.closeAllConnections?.();
+      this.#http2Sessions?.destroyAll();
+    }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
     // drained gateway stops as soon as its in-flight requests are done.

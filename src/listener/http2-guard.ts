@@ -17,9 +17,16 @@ export interface Http2GuardOptions {
 /** Time a session that got GOAWAY has to finish its open streams before it is destroyed. */
 const GOAWAY_GRACE_MS = 1_000;
 
-export function guardHttp2Sessions(server: Pick<Http2Server, 'on'>, options: Http2GuardOptions): void {
+export interface Http2Sessions {
+  /** Destroys every open session (the end of a shutdown's drain). */
+  destroyAll(): void;
+}
+
+export function guardHttp2Sessions(server: Pick<Http2Server, 'on'>, options: Http2GuardOptions): Http2Sessions {
   const { limits, keepAliveIdleMs, getObserver } = options;
+  const sessions = new Set<Http2Session>();
   server.on('session', (session: Http2Session) => {
+    sessions.add(session);
     let open = 0;
     let idle: NodeJS.Timeout | undefined;
     let windowStart = 0;
@@ -60,8 +67,16 @@ export function guardHttp2Sessions(server: Pick<Http2Server, 'on'>, options: Htt
         if (open === 0 && !refused && !session.closed && !session.destroyed) armIdle();
       });
     });
-    session.once('close', () => clearTimeout(idle));
+    session.once('close', () => {
+      clearTimeout(idle);
+      sessions.delete(session);
+    });
     // A protocol error on one connection is that connection's end, never the process's.
     session.on('error', () => session.destroy());
   });
+  return {
+    destroyAll() {
+      for (const session of sessions) session.destroy();
+    },
+  };
 }

@@ -86,8 +86,8 @@ export function createListener(
         allowHTTP1: true,
         settings: { maxConcurrentStreams, maxHeaderListSize },
         maxHeaderListPairs: 256,
-        // nghttp2's own rapid-reset brake (a token bucket), beside the per-second count of http2-guard.ts.
-        streamResetBurst: maxResetsPerSecond,
+        // nghttp2 own brake (a token bucket) for a flood inside one read, above the count of http2-guard.ts.
+        streamResetBurst: Math.max(1_000, 10 * maxResetsPerSecond),
         streamResetRate: maxResetsPerSecond,
         connectionsCheckingInterval,
       },
