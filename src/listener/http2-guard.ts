@@ -14,9 +14,6 @@ export interface Http2GuardOptions {
   getObserver: () => ProxyObserver;
 }
 
-/** Time a session that got GOAWAY has to finish its open streams before it is destroyed. */
-const GOAWAY_GRACE_MS = 1_000;
-
 export interface Http2Sessions {
   /** Destroys every open session (the end of a shutdown's drain). */
   destroyAll(): void;
@@ -43,9 +40,10 @@ export function guardHttp2Sessions(server: Pick<Http2Server, 'on'>, options: Htt
       refused = true;
       clearTimeout(idle);
       getObserver().clientProtocolError('http2-rapid-reset');
+      // GOAWAY and gone at once, while nghttp2 is still inside the read: every frame queued
+      // behind (hundreds of HEADERS per TLS record) would otherwise become a request object first.
       session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      session.close();
-      setTimeout(() => session.destroy(), GOAWAY_GRACE_MS).unref();
+      session.destroy();
     };
     const onReset = () => {
       if (refused) return;
@@ -60,10 +58,13 @@ export function guardHttp2Sessions(server: Pick<Http2Server, 'on'>, options: Htt
     session.on('stream', (stream: Http2Stream) => {
       open++;
       clearTimeout(idle);
+      // The client cancelled the stream (RST_STREAM) before its answer was complete. Node says
+      // so synchronously, while it parses the frame, so a flood is stopped within the read.
+      stream.once('aborted', () => {
+        if (!session.destroyed) onReset();
+      });
       stream.once('close', () => {
         open--;
-        // A stream the client cancelled (RST_STREAM) before its answer was complete.
-        if (stream.rstCode !== constants.NGHTTP2_NO_ERROR && !session.destroyed) onReset();
         if (open === 0 && !refused && !session.closed && !session.destroyed) armIdle();
       });
     });

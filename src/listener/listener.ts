@@ -87,7 +87,7 @@ export function createListener(
         settings: { maxConcurrentStreams, maxHeaderListSize },
         maxHeaderListPairs: 256,
         // nghttp2 own brake (a token bucket) for a flood inside one read, above the count of http2-guard.ts.
-        streamResetBurst: Math.max(1_000, 10 * maxResetsPerSecond),
+        streamResetBurst: maxResetsPerSecond,
         streamResetRate: maxResetsPerSecond,
         connectionsCheckingInterval,
       },
