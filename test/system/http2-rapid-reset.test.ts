@@ -6,10 +6,10 @@
 
 import { readFile } from 'node:fs/promises';
 import { connect as h2Connect, type ClientHttp2Session } from 'node:http2';
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend.js';
 import { type CliGateway, startCli, writeTempConfig } from '../helpers/gateway.js';
+import { floodConnection, rapidResetBytes } from '../helpers/h2-frames.js';
 import { makeCa, makeServerCert, type TestCa } from '../helpers/tls-certs.js';
 import { sleep } from '../helpers/wait.js';
 
@@ -40,51 +40,6 @@ afterAll(async () => {
   await backend?.close();
 });
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
-
-/** HPACK: GET, https, "/" from the static table; :authority as a literal. */
-const HEADER_BLOCK = Buffer.concat([Buffer.from([0x82, 0x87, 0x84, 0x41, 9]), Buffer.from('127.0.0.1')]);
-const CANCEL = Buffer.from([0, 0, 0, 8]);
-
-function attackBytes(): Buffer {
-  const parts: Buffer[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))];
-  for (let i = 0; i < PAIRS; i++) {
-    const stream = 1 + 2 * i;
-    parts.push(frame(1, 0x5, stream, HEADER_BLOCK), frame(3, 0, stream, CANCEL));
-  }
-  return Buffer.concat(parts);
-}
-
-/** Opens one raw h2 connection, writes the flood, resolves with the GOAWAY error code (or -1 when closed without one). */
-function attack(port: number, bytes: Buffer): Promise<number> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, ALPNProtocols: ['h2'], servername: 'localhost' }, () => {
-      socket.write(bytes);
-    });
-    let received = Buffer.alloc(0);
-    let goaway = -1;
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      while (received.length >= 9) {
-        const length = received.readUIntBE(0, 3);
-        if (received.length < 9 + length) break;
-        if (received[3] === 7 && goaway === -1) goaway = received.readUInt32BE(9 + 4);
-        received = received.subarray(9 + length);
-      }
-      if (goaway !== -1) socket.destroy();
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => resolve(goaway));
-  });
-}
-
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
@@ -112,7 +67,7 @@ describe('HTTP/2 rapid reset over 30 connections', () => {
     const rssBefore = await rssMb(pid);
     const backendBefore = backend.received.length;
 
-    const bytes = attackBytes();
+    const bytes = rapidResetBytes(PAIRS);
     const baseline: number[] = [];
     for (let i = 0; i < 20; i++) baseline.push((await timedRequest(normal)).ms);
     // A normal request every 20 ms while the 30 connections flood (not waiting for the last one).
@@ -120,7 +75,9 @@ describe('HTTP/2 rapid reset over 30 connections', () => {
     const answers: Array<Promise<void>> = [];
     let peakRss = rssBefore;
     let attacking = true;
-    const all = Promise.all(Array.from({ length: CONNECTIONS }, () => attack(port, bytes))).finally(() => (attacking = false));
+    const all = Promise.all(Array.from({ length: CONNECTIONS }, () => floodConnection(port, ca.cert, bytes))).finally(
+      () => (attacking = false),
+    );
     while (attacking) {
       answers.push(
         timedRequest(normal).then(({ status, ms }) => {
