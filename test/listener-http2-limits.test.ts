@@ -8,6 +8,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from './helpers/backend.js';
 import { startGateway } from './helpers/gateway.js';
+import { parseConfigText } from '../src/config/load.js';
 import { floodConnection, rapidResetBytes } from './helpers/h2-frames.js';
 import { perTest } from './helpers/per-test.js';
 import { scrape } from './helpers/telemetry.js';
@@ -271,5 +272,30 @@ describe('TLS profile of the listener', () => {
     live.gateway = await startGateway(h2Yaml(app.url).replace(`key: ${cert.keyFile} }`, `key: ${cert.keyFile}, minVersion: TLSv1.3 }`));
     expect(await handshake(live.gateway.url, { maxVersion: 'TLSv1.2' })).toMatch(/^refused/);
     expect(await handshake(live.gateway.url, {})).toMatch(/^TLS_/);
+  });
+});
+
+describe('spillway check on a config written before these limits', () => {
+  it('warns where the TLS profile, the HTTP/2 limits or the body timeout change what the file does', () => {
+    const before = `listen: { host: 127.0.0.1, port: 0, http2: true, tls: { cert: ${cert.certFile}, key: ${cert.keyFile} } }
+limits: { maxRequestBody: 2gb }
+upstreams:
+  app:
+    backends: [ { url: http://127.0.0.1:1 } ]
+routes:
+  - upstream: app
+`;
+    const { warnings } = parseConfigText(before, 'old.yaml', {});
+    expect(warnings.map((w) => [w.path, w.line])).toEqual([
+      ['listen.tls', 1],
+      ['listen.http2', 1],
+      ['limits.maxRequestBody', 2],
+    ]);
+    expect(warnings[0]!.message).toContain('intermediate');
+    expect(warnings[2]!.message).toContain('listen.timeouts.requestBody');
+    const explicit = before
+      .replace(`key: ${cert.keyFile} }`, `key: ${cert.keyFile}, minVersion: TLSv1.2 }`)
+      .replace('http2: true,', 'http2: true, http2Limits: { maxConcurrentStreams: 100 }, timeouts: { requestBody: 1h },');
+    expect(parseConfigText(explicit, 'new.yaml', {}).warnings).toEqual([]);
   });
 });
