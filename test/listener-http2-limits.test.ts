@@ -299,3 +299,41 @@ routes:
     expect(parseConfigText(explicit, 'new.yaml', {}).warnings).toEqual([]);
   });
 });
+
+describe('HTTP/1.1 on the HTTP/2 listener', () => {
+  /** Raw HTTP/1.1 over TLS (ALPN http/1.1): what came back and when the gateway closed. */
+  const http1OverTls = (url: string, start: string, drip = '') =>
+    new Promise<{ text: string; afterMs: number }>((resolve) => {
+      const { port } = new URL(url);
+      const began = performance.now();
+      let text = '';
+      let timer: NodeJS.Timeout | undefined;
+      const socket = tlsConnect(
+        { host: '127.0.0.1', port: Number(port), ca: ca.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'] },
+        () => {
+          socket.write(start);
+          if (drip) timer = setInterval(() => socket.write(drip), 100);
+        },
+      );
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ text, afterMs: performance.now() - began });
+      });
+    });
+
+  it('gets the same problem+json framing errors and header timeout', async () => {
+    const app = await startBackend();
+    live.backend = app;
+    live.gateway = await startGateway(h2Yaml(app.url, ', timeouts: { requestHeaders: 300ms }'));
+    const garbage = await http1OverTls(live.gateway.url, 'GARBAGE\r\n\r\n');
+    expect(garbage.text).toMatch(/^HTTP\/1\.1 400/);
+    expect(garbage.text).toContain('application/problem+json');
+    const slow = await http1OverTls(live.gateway.url, 'GET /x HTTP/1.1\r\nHost: a\r\n', 'X-Slow: 1\r\n');
+    expect(slow.text).toMatch(/^HTTP\/1\.1 408/);
+    expect(slow.text).toContain('urn:spillway:problem:request-timeout');
+    expect(slow.afterMs).toBeLessThan(2_000);
+  });
+});
