@@ -7,6 +7,8 @@ export type AttemptOutcome = 'ok' | 'throttled' | 'error' | 'timeout' | 'breaker
 export type BreakerState = 'closed' | 'open' | 'half-open';
 export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
 /** error: the store could not decide (onRedisError open/closed); missing-key: no client key (401). */
+/** What the cache did for one request of a cached route (hit: fresh; stale: stale-while-revalidate or stale-if-error). */
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'collapsed' | 'revalidated' | 'bypass';
 export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error' | 'missing-key';
 
 /** A backend told to rest: until when, and which header (or "default") said so. */
@@ -67,4 +69,10 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   // fan-out
   aggregatePart(route: Route, part: string, outcome: 'ok' | 'error' | 'timeout', durationMs: number): void;
   aggregateResponse(route: Route, partial: boolean, status: number): void;
+
+  // cache
+  /** A request of a cached route was answered: `bytes` of body came from the cache (0 when it did not). */
+  cacheLookup(route: Route, result: CacheResult, bytes: number): void;
+  /** An answer went into the cache store. */
+  cacheStored(route: Route, bytes: number): void;
 }

@@ -8,6 +8,7 @@ import { registerConfigAdmin } from './admin-config.js';
 import { routesView } from './admin-views.js';
 import type { EventBuffer } from '../telemetry/event-buffer.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { problemBody } from '../core/problems.js';
 
 export interface AdminOptions {
   getSnapshot: () => Snapshot;
@@ -17,6 +18,8 @@ export interface AdminOptions {
   metrics?: GatewayMetrics | undefined;
   /** Recent decision events at GET /admin/events. */
   events?: EventBuffer | undefined;
+  /** DELETE /admin/cache?prefix=: drops cached answers whose path + query starts with prefix. */
+  purgeCache?: ((prefix: string) => Promise<{ memory: number; redis: number | undefined }>) | undefined;
 }
 
 export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
@@ -104,5 +107,19 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
+  const purgeCache = options.purgeCache;
+  if (purgeCache) {
+    app.delete<{ Querystring: { prefix?: string } }>('/admin/cache', async (request, reply) => {
+      const prefix = request.query.prefix;
+      if (typeof prefix !== 'string' || !prefix.startsWith('/')) {
+        return reply
+          .code(400)
+          .type('application/problem+json')
+          .send(problemBody('bad-request', 'prefix is required and starts with "/" (use prefix=/ to purge everything)'));
+      }
+      const purged = await purgeCache(prefix);
+      return { prefix, purged: { memory: purged.memory, redis: purged.redis ?? null } };
+    });
+  }
   return app;
 }

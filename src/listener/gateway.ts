@@ -17,6 +17,7 @@ import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
+import { CacheRegistry } from '../state/cache-registry.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -48,6 +49,12 @@ export class Gateway {
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly cache = new CacheRegistry({
+    degraded: (degraded, reason) =>
+      degraded
+        ? this.logger.warn({ event: 'cache.degraded', reason }, 'the Redis cache store is skipped until Redis answers again')
+        : this.logger.info({ event: 'cache.recovered', reason }, 'the Redis cache store answers again'),
+  });
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -79,6 +86,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -143,6 +151,7 @@ export class Gateway {
       reloader: this.reloader,
       metrics: this.telemetry.metrics,
       events: this.telemetry.events,
+      purgeCache: (prefix) => this.cache.purge(prefix),
     });
   }
 
@@ -153,6 +162,7 @@ export class Gateway {
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
     await this.limits.ready();
+    await this.cache.ready();
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -168,6 +178,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
     });
     warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
@@ -176,6 +187,7 @@ export class Gateway {
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
+    this.cache.retain(keys.memoryCaches, keys.redisCache);
     return next;
   }
 
@@ -200,6 +212,7 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
+      this.cache.close();
       await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }

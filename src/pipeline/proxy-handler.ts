@@ -28,6 +28,7 @@ import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
+import { runCacheStage, type PreparedForward } from './cache-stage.js';
 
 export interface ProxyHandlerOptions {
   getSnapshot: () => Snapshot;
@@ -73,6 +74,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     forwardPath: string,
     scope: RequestScope | undefined,
     isFallback = false,
+    prepared?: PreparedForward,
   ): void {
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
@@ -82,11 +84,11 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       const block = poolBlock(upstream.backends, now);
       if (block.kind !== 'full') {
         reportSkippedCooling(upstream, now, context.observer);
-        const sink = new ServerResponseSink(res);
+        const sink = prepared?.sink ?? new ServerResponseSink(res);
         const fellBack =
           !isFallback &&
           takeFallback(route, sink, (fallbackUpstream) => {
-            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true);
+            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true, prepared);
             return true;
           });
         if (!fellBack) answerPoolBlocked(sink, route, upstream, block, now, context.observer);
@@ -108,6 +110,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
+      if (prepared?.conditional) Object.assign(headers, prepared.conditional);
       const forward = {
         method: req.method ?? 'GET',
         path: forwardPath,
@@ -117,14 +120,16 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
         scope,
       };
-      let sink: ResponseSink = new ServerResponseSink(res);
+      let sink: ResponseSink = prepared?.sink ?? new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
-      if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
+      if (route.mirror && !prepared?.background) sink = startMirror(route, route.mirror, sink, forward, context);
       const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
       exchange.start();
     };
 
-    const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
+    const body =
+      prepared?.body ??
+      (prepared?.background ? ({ kind: 'none' } as const) : readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody));
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
   }
@@ -190,6 +195,24 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
     const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + query;
+    const cache = route.cache;
+    if (cache) {
+      // The cache stage answers from the store, or comes back with its sink (and the body, for
+      // routes keyed by it) to forward through.
+      runCacheStage({
+        req,
+        route,
+        cache,
+        path,
+        query,
+        clientSink: new ServerResponseSink(res),
+        observer: context.observer,
+        readBody: () => readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody),
+        forward: (prepared) =>
+          forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, prepared.background ? undefined : scope, false, prepared),
+      });
+      return;
+    }
     forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
   }
 }

@@ -25,6 +25,8 @@ export const silentObserver: ProxyObserver = {
   mirrorCompared() {},
   aggregatePart() {},
   aggregateResponse() {},
+  cacheLookup() {},
+  cacheStored() {},
 };
 
 /** A full observer from a partial one (the rest are no-ops). */

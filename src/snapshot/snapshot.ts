@@ -16,6 +16,8 @@ import type { CompiledAggregate } from '../routing/aggregate/compile.js';
 import type { UpstreamResilience } from '../resilience/policy.js';
 import type { ThrottlePolicy } from '../resilience/cooldown.js';
 import type { RouteRateLimit } from '../ratelimit/route-limit.js';
+import type { CacheConfig } from '../config/schema/cache.js';
+import type { CacheStore, CollapseLocks } from '../state/cache-registry.js';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -90,6 +92,19 @@ export interface CompiledRoute {
   readonly fallback: RouteFallback | undefined;
   /** Client rate limits (absent: none, and no per-request cost). */
   readonly rateLimit?: RouteRateLimit | undefined;
+  /** The route's shared HTTP cache (absent: none). */
+  readonly cache?: CompiledCache | undefined;
+}
+
+export interface CompiledCache {
+  readonly config: CacheConfig;
+  readonly store: CacheStore;
+  /** In-flight misses of this process (collapsed forwarding). */
+  readonly locks: CollapseLocks;
+  /** keyBy entries (header names and/or "body"). */
+  readonly keyBy: readonly string[];
+  /** keyBy holds "body": POST answers are cached by their JSON body. */
+  readonly byBody: boolean;
 }
 
 /** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */

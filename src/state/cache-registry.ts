@@ -1,0 +1,132 @@
+// The cache's live state, kept across reloads: one memory LRU per route (by route name), the
+// shared Redis connection (kept while the config names the same Redis), and the in-flight
+// misses that identical requests wait on (collapsed forwarding).
+
+import type { GatewayConfig } from '../config/schema/index.js';
+import type { CacheConfig } from '../config/schema/cache.js';
+import type { CacheEntry } from '../cache/entry.js';
+import { MemoryCacheStore, type CacheStore } from './cache-memory.js';
+import { RedisCacheConnection, RedisCacheStore, type RedisCacheEvents } from './cache-redis.js';
+
+export type { CacheStore };
+
+/** One miss in flight per key; identical misses wait for its entry (or give up after their bound). */
+export class CollapseLocks {
+  readonly #flights = new Map<string, Array<(entry: CacheEntry | undefined) => void>>();
+
+  /** True when the caller leads (goes to the backend); false when a request for this key is already in flight. */
+  lead(key: string): boolean {
+    if (this.#flights.has(key)) return false;
+    this.#flights.set(key, []);
+    return true;
+  }
+
+  isInFlight(key: string): boolean {
+    return this.#flights.has(key);
+  }
+
+  /** Resolves with the leader's entry, or undefined when it stored none or `timeoutMs` passed. */
+  wait(key: string, timeoutMs: number): Promise<CacheEntry | undefined> {
+    const waiters = this.#flights.get(key);
+    if (waiters === undefined) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (entry: CacheEntry | undefined) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(entry);
+      };
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      waiters.push(finish);
+    });
+  }
+
+  /** The leader is done: waiters get its entry (undefined: nothing stored, they go on their own). */
+  release(key: string, entry: CacheEntry | undefined): void {
+    const waiters = this.#flights.get(key);
+    if (waiters === undefined) return;
+    this.#flights.delete(key);
+    for (const wake of waiters) wake(entry);
+  }
+
+  get size(): number {
+    return this.#flights.size;
+  }
+}
+
+export class CacheRegistry {
+  readonly #memory = new Map<string, MemoryCacheStore>();
+  #redis: { signature: string; connection: RedisCacheConnection } | undefined;
+  readonly locks = new CollapseLocks();
+
+  constructor(readonly events: RedisCacheEvents = { degraded() {} }) {}
+
+  /** The store a route's cache config asks for. */
+  storeFor(route: string, cache: CacheConfig, config: GatewayConfig): CacheStore {
+    if (cache.store === 'redis' && config.redis) return new RedisCacheStore(this.#connection(config), cache.maxBody);
+    let store = this.#memory.get(route);
+    if (store === undefined) {
+      store = new MemoryCacheStore(cache.maxSize, cache.maxBody);
+      this.#memory.set(route, store);
+    } else {
+      store.resize(cache.maxSize, cache.maxBody);
+    }
+    return store;
+  }
+
+  #connection(config: GatewayConfig): RedisCacheConnection {
+    const signature = JSON.stringify(config.redis);
+    if (this.#redis?.signature === signature) return this.#redis.connection;
+    const old = this.#redis?.connection;
+    if (old) setTimeout(() => old.close(), 5_000).unref();
+    const connection = new RedisCacheConnection(config.redis!, this.events);
+    this.#redis = { signature, connection };
+    return connection;
+  }
+
+  /** Drops stores of routes that are gone or no longer cache in memory. */
+  retain(memoryRoutes: ReadonlySet<string>, usesRedis: boolean): void {
+    for (const [name, store] of this.#memory) {
+      if (!memoryRoutes.has(name)) {
+        store.clear();
+        this.#memory.delete(name);
+      }
+    }
+    if (!usesRedis && this.#redis) {
+      const old = this.#redis.connection;
+      setTimeout(() => old.close(), 5_000).unref();
+      this.#redis = undefined;
+    }
+  }
+
+  memoryStore(route: string): MemoryCacheStore | undefined {
+    return this.#memory.get(route);
+  }
+
+  /** Purges `prefix` (path + query) from every memory store of this process and from Redis (every replica). */
+  async purge(prefix: string): Promise<{ memory: number; redis: number | undefined }> {
+    let memory = 0;
+    for (const store of this.#memory.values()) memory += await store.purge(prefix);
+    let redis: number | undefined;
+    if (this.#redis) {
+      try {
+        redis = await this.#redis.connection.purge(prefix);
+      } catch {
+        redis = undefined;
+      }
+    }
+    return { memory, redis };
+  }
+
+  async ready(timeoutMs = 1_000): Promise<void> {
+    if (this.#redis) await this.#redis.connection.ready(timeoutMs);
+  }
+
+  close(): void {
+    for (const store of this.#memory.values()) store.clear();
+    this.#memory.clear();
+    this.#redis?.connection.close();
+    this.#redis = undefined;
+  }
+}
