@@ -20,7 +20,7 @@ export function formatCacheStatus(parts: CacheStatusParts): string {
   if (parts.hit) text += '; hit';
   if (parts.fwd !== undefined) text += `; fwd=${parts.fwd}`;
   if (parts.fwdStatus !== undefined) text += `; fwd-status=${parts.fwdStatus}`;
-  if (parts.ttl !== undefined) text += `; ttl=${Math.round(parts.ttl)}`;
+  if (parts.ttl !== undefined) text += `; ttl=${Math.floor(parts.ttl)}`;
   if (parts.stored) text += '; stored';
   if (parts.collapsed) text += '; collapsed';
   if (parts.detail !== undefined)

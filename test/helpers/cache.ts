@@ -35,11 +35,11 @@ export async function fetchAnswer(url: string, init: RequestInit = {}): Promise<
   };
 }
 
-export async function cacheSetup(script: Script, cacheYaml = '{}', extra = ''): Promise<CacheSetup> {
+export async function cacheSetup(script: Script, cacheYaml = '{}', extra = '', upstreamExtra = ''): Promise<CacheSetup> {
   const backend = await startBackend(script);
   const gw = await startGateway(`
 upstreams:
-  api: { backends: [ { url: ${backend.url} } ] }
+  api: { backends: [ { url: ${backend.url} } ] ${upstreamExtra} }
 ${extra}
 routes:
   - name: cached
