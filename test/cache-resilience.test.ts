@@ -230,3 +230,30 @@ describe('admin purge', () => {
     expect(bad.headers.get('content-type')).toContain('application/problem+json');
   });
 });
+
+describe('reload', () => {
+  it('memory entries outlive a config reload', async () => {
+    const s = await setup((_req, res) => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' });
+      res.end('kept');
+    });
+    await s.get('/r');
+    const { parseConfigText } = await import('../src/config/load.js');
+    const { config } = parseConfigText(
+      `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+upstreams:
+  api: { backends: [ { url: ${s.backend.url} } ] }
+routes:
+  - name: cached
+    upstream: api
+    cache: { maxSize: 10mb }
+`,
+      'reloaded.yaml',
+      {},
+    );
+    s.gw.gateway.apply(config, 'reloaded.yaml');
+    expect((await s.get('/r')).cacheStatus).toContain('hit');
+    expect(s.calls()).toBe(1);
+  });
+});
