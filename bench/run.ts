@@ -23,10 +23,11 @@ import * as aggregate from './scenarios/aggregate.ts';
 import * as resilience from './scenarios/resilience.ts';
 import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
+import * as cache from './scenarios/cache.ts';
 
-const SCENARIOS: Record<string, Scenario> = { passthrough, throttling, connections, aggregate, resilience, telemetry, ratelimit };
+const SCENARIOS: Record<string, Scenario> = { passthrough, throttling, connections, aggregate, resilience, telemetry, ratelimit, cache };
 /** Target turns per round, for the time budget. */
-const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2 };
+const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, cache: 3 };
 
 const USAGE = `usage: node bench/run.ts [scenario...] [options]
 
@@ -144,6 +145,7 @@ const settingsFor: Record<string, Settings> = {
   passthrough: base,
   telemetry: base,
   ratelimit: base,
+  cache: base,
   aggregate: base,
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
