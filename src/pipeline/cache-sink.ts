@@ -11,7 +11,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { formatCacheStatus, type CacheStatusParts, type Forward } from '../cache/cache-status.js';
 import type { CacheEntry } from '../cache/entry.js';
-import { decideStore, libHeaders, staleIfErrorAllowed, ttlSeconds, type LibHeaders } from '../cache/freshness.js';
+import { decideStore, libHeaders, staleIfErrorAllowed, ttlSeconds, type LibHeaders, type StoreDecision } from '../cache/freshness.js';
 import type CachePolicy from 'http-cache-semantics';
 import { PROBLEM_TYPES, type ProblemCode } from '../core/problems.js';
 import type { CacheResult } from '../core/events.js';
@@ -47,6 +47,8 @@ export interface CacheExchange {
   /** Extra Cache-Status detail for a pass-through (e.g. the unkeyed header seen). */
   readonly detail?: string | undefined;
   readonly collapsed?: boolean;
+  /** A background refresh: no client, not counted as a request. */
+  readonly background?: boolean;
 }
 
 type Mode = 'pass' | 'record' | 'swallow';
@@ -98,10 +100,7 @@ export class CacheSink extends DelegatingSink {
     let stores = false;
     if (x.mayStore && x.method !== 'HEAD') {
       const flat = libHeaders(headers);
-      const decision = decideStore(x.method, x.target, x.requestHeaders, status, flat, {
-        defaultTtlMs: x.cache.config.defaultTtl,
-        staleIfErrorMs: x.cache.config.staleIfError ?? 0,
-      });
+      const decision = decideSafely(x, status, flat);
       const length = Number(flat['content-length']);
       if (decision.store && !(length > x.cache.config.maxBody)) {
         this.#mode = 'record';
@@ -120,7 +119,7 @@ export class CacheSink extends DelegatingSink {
       collapsed: x.collapsed,
       detail: x.detail,
     });
-    x.observer.cacheLookup(x.route, x.fwd === 'bypass' || x.fwd === 'method' ? 'bypass' : 'miss', 0);
+    if (!x.background) x.observer.cacheLookup(x.route, x.fwd === 'bypass' || x.fwd === 'method' ? 'bypass' : 'miss', 0);
     super.start(status, headers);
   }
 
@@ -168,7 +167,7 @@ export class CacheSink extends DelegatingSink {
       return;
     }
     this.#release(undefined);
-    this.x.observer.cacheLookup(this.x.route, 'miss', 0);
+    if (!this.x.background) this.x.observer.cacheLookup(this.x.route, 'miss', 0);
     const status_ = formatCacheStatus({ fwd: this.x.fwd, fwdStatus: status, collapsed: this.x.collapsed, detail: this.x.detail });
     super.problem(code, detail, { ...options, headers: { ...options?.headers, 'cache-status': status_ } });
   }
@@ -186,7 +185,7 @@ export class CacheSink extends DelegatingSink {
     const replacement = this.#replacement!;
     this.#release(replacement.result === 'revalidated' ? replacement.entry : undefined);
     const bytes = serveEntry(this.inner, replacement.entry, replacement.entry.policy.responseHeaders(), this.x.method, replacement.parts);
-    this.x.observer.cacheLookup(this.x.route, replacement.result, bytes);
+    if (!this.x.background) this.x.observer.cacheLookup(this.x.route, replacement.result, bytes);
   }
 
   #store(entry: CacheEntry): void {
@@ -208,6 +207,18 @@ export class CacheSink extends DelegatingSink {
   /** The status the backend (or the gateway) gave, for tests and logs. */
   get forwardedStatus(): number {
     return this.#status;
+  }
+}
+
+/** Whether to store; an answer the policy cannot read (a defect) is simply not stored. */
+function decideSafely(x: CacheExchange, status: number, flat: LibHeaders): StoreDecision {
+  try {
+    return decideStore(x.method, x.target, x.requestHeaders, status, flat, {
+      defaultTtlMs: x.cache.config.defaultTtl,
+      staleIfErrorMs: x.cache.config.staleIfError ?? 0,
+    });
+  } catch {
+    return { store: false, reason: 'unreadable' };
   }
 }
 

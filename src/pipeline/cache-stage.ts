@@ -46,6 +46,8 @@ export interface CacheStageInput {
   /** Reads the client's body (POST routes keyed by body). */
   readBody: () => ClientBody | Promise<ClientBody>;
   forward: (prepared: PreparedForward) => void;
+  /** Set once the request went on to the backend. */
+  forwarded?: boolean;
 }
 
 /** A sink that drops everything: where background refreshes answer. */
@@ -75,7 +77,30 @@ function conditionalOf(headers: LibHeaders): LibHeaders {
   return out;
 }
 
-export function runCacheStage(input: CacheStageInput): void {
+/**
+ * Runs a continuation of the stage after an await. A defect in it must not become an unhandled
+ * rejection (which ends the process): the request is then forwarded without the cache, unless it
+ * was forwarded or answered already.
+ */
+function guarded<T>(input: CacheStageInput, step: (value: T) => void): (value: T) => void {
+  return (value) => {
+    try {
+      step(value);
+    } catch {
+      if (!input.forwarded && !input.clientSink.started) bypass(input, 'bypass', 'cache-error');
+    }
+  };
+}
+
+export function runCacheStage(stageInput: CacheStageInput): void {
+  // Notes when the request went on to the backend (see guarded()).
+  const input: CacheStageInput = {
+    ...stageInput,
+    forward: (prepared) => {
+      input.forwarded = true;
+      stageInput.forward(prepared);
+    },
+  };
   const { req, cache } = input;
   const method = req.method ?? 'GET';
   const cacheable = method === 'GET' || method === 'HEAD' || (method === 'POST' && cache.byBody);
@@ -100,7 +125,11 @@ export function runCacheStage(input: CacheStageInput): void {
     }
     lookup(input, method, key.hash, read);
   };
-  if (body instanceof Promise) body.then(go, () => bypass(input, 'bypass', 'body-error', { kind: 'aborted' }));
+  if (body instanceof Promise)
+    body.then(
+      guarded(input, go),
+      guarded(input, () => bypass(input, 'bypass', 'body-error', { kind: 'aborted' })),
+    );
   else go(body);
 }
 
@@ -151,7 +180,11 @@ function lookup(input: CacheStageInput, method: string, bodyHash: string | undef
     const context: LookupContext = { input, method, key: key.primary, target: key.target, policyRequest, unkeyed, body };
     decideLookup(context, value.entry, value.varyMiss);
   };
-  if (found instanceof Promise) found.then(decide, () => decide({ entry: undefined, varyMiss: false }));
+  if (found instanceof Promise)
+    found.then(
+      guarded(input, decide),
+      guarded(input, () => decide({ entry: undefined, varyMiss: false })),
+    );
   else decide(found);
 }
 
@@ -204,17 +237,19 @@ function decideLookup(context: LookupContext, entry: CacheEntry | undefined, var
     forwardMiss(context, undefined, fwd, undefined, method !== 'HEAD');
     return;
   }
-  input.cache.locks.wait(context.key, input.cache.config.lockTimeout).then((leaderEntry) => {
-    if (leaderEntry !== undefined) {
-      const lookup = evaluate(leaderEntry.policy, context.policyRequest);
-      if (lookup.kind === 'fresh') {
-        answerFromEntry(input, leaderEntry, lookup.headers, method, 'collapsed');
-        return;
+  input.cache.locks.wait(context.key, input.cache.config.lockTimeout).then(
+    guarded(input, (leaderEntry: CacheEntry | undefined) => {
+      if (leaderEntry !== undefined) {
+        const lookup = evaluate(leaderEntry.policy, context.policyRequest);
+        if (lookup.kind === 'fresh') {
+          answerFromEntry(input, leaderEntry, lookup.headers, method, 'collapsed');
+          return;
+        }
       }
-    }
-    // The leader stored nothing usable for us, or took too long: on our own.
-    forwardMiss(context, leaderEntry, fwd, undefined, false, true);
-  });
+      // The leader stored nothing usable for us, or took too long: on our own.
+      forwardMiss(context, leaderEntry, fwd, undefined, false, true);
+    }),
+  );
 }
 
 function answerFromEntry(
@@ -294,7 +329,7 @@ function forwardMiss(
 
 /** stale-while-revalidate: the refresh nobody waits for (it leads the key's lock). */
 function refresh(context: LookupContext, stored: CacheEntry, conditional: LibHeaders): void {
-  const x = exchangeFor(context, stored, 'stale', true, false);
+  const x = { ...exchangeFor(context, stored, 'stale', true, false), background: true };
   const sink = new CacheSink(new NullSink(), x);
   context.input.forward({ sink, body: context.body, conditional, background: true });
 }
