@@ -87,6 +87,28 @@ describe('redis store', () => {
     }
   });
 
+  it('an entry larger than maxBody never goes to Redis', async () => {
+    const backend = await startBackend((_req, res) => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' });
+      res.end('y'.repeat(8192));
+    });
+    open.push(backend);
+    const gw = await startGateway(`
+redis: { url: ${redis.url}, keyPrefix: "cap:", commandTimeout: 200ms }
+upstreams:
+  api: { backends: [ { url: ${backend.url} } ] }
+routes:
+  - { name: small, match: { path: /small }, upstream: api, cache: { store: redis, maxBody: 16kb } }
+  - { name: capped, upstream: api, cache: { store: redis, maxBody: 4kb } }
+`);
+    open.push(gw);
+    // Big first: writes go in order on one connection, so once the small one is there the big one would be too.
+    await fetchAnswer(`${gw.url}/big`);
+    await fetchAnswer(`${gw.url}/small`);
+    await waitUntil(() => client.keys('cap:cache:/small*'), { until: (keys) => keys.length === 1, message: 'the small entry' });
+    expect(await client.keys('cap:cache:/big*')).toEqual([]);
+  });
+
   it('Redis down: the cache is skipped, every request is answered by the backend', async () => {
     const { backend, gateways } = await replicas(1, 'down:');
     const gw = gateways[0]!;

@@ -189,6 +189,27 @@ describe('freshness', () => {
     expect(s.calls()).toBe(2);
   });
 
+  it('an answer larger than maxBody is passed on whole but not stored (known length or streamed)', async () => {
+    const s = await setup((req, res) => {
+      const body = 'x'.repeat(4096);
+      if (req.url === '/chunked') {
+        res.writeHead(200, { 'cache-control': 'max-age=60' });
+        res.write(body.slice(0, 2048));
+        res.end(body.slice(2048));
+        return;
+      }
+      res.writeHead(200, { 'cache-control': 'max-age=60', 'content-length': String(body.length) });
+      res.end(body);
+    }, '{ maxBody: 1kb }');
+    for (const path of ['/sized', '/chunked']) {
+      expect((await s.get(path)).body.length).toBe(4096);
+      const again = await s.get(path);
+      expect(again.body.length).toBe(4096);
+      expect(again.cacheStatus).not.toContain('hit');
+      expect(s.calls(path)).toBe(2);
+    }
+  });
+
   it('POST and other methods pass through (Cache-Status fwd=method)', async () => {
     const s = await setup(counting({ 'cache-control': 'max-age=60' }));
     const post = await s.get('/a', { 'content-type': 'text/plain' }, 'POST', 'x');
