@@ -68,6 +68,14 @@ describe('LLM answers keyed by body', () => {
     expect(s.calls()).toBe(3);
   });
 
+  it('a body over limits.maxRequestBody gets the usual 413 problem, with Cache-Status', async () => {
+    const s = await llm();
+    const answer = await s.get('/v1/chat/completions', { 'content-type': 'application/json' }, 'POST', 'x'.repeat(11 * 1024 * 1024));
+    expect(answer.status).toBe(413);
+    expect(answer.headers.get('content-type')).toBe('application/problem+json');
+    expect(answer.cacheStatus).toContain('fwd-status=413');
+  });
+
   it('a body that is not JSON passes through', async () => {
     const s = await llm();
     const answer = await s.get('/v1/chat/completions', { 'content-type': 'text/plain' }, 'POST', 'not json');

@@ -169,11 +169,10 @@ function lookup(input: CacheStageInput, method: string, bodyHash: string | undef
     bypass(input, 'bypass', 'target-too-long', body);
     return;
   }
-  const policyRequest: CachePolicy.Request = {
-    method: method === 'HEAD' ? 'GET' : method,
-    url: key.target,
-    headers: libHeaders(req.headers),
-  };
+  const headers = libHeaders(req.headers);
+  // HTTP/2 clients send :authority, not Host: the entry remembers the host either way.
+  if (host !== undefined) headers.host = host;
+  const policyRequest: CachePolicy.Request = { method: method === 'HEAD' ? 'GET' : method, url: key.target, headers };
   const unkeyed = unkeyedInput(req.headers, cache.keyBy);
   const found = readEntry(cache, key.primary, req);
   const decide = (value: { entry: CacheEntry | undefined; varyMiss: boolean }) => {

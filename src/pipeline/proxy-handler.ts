@@ -99,9 +99,12 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
 
     const start = (body: ClientBody) => {
       switch (body.kind) {
-        case 'too-large':
-          sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+        case 'too-large': {
+          const detail = `the request body exceeds ${body.limit} bytes`;
+          if (prepared) prepared.sink.problem('payload-too-large', detail, { headers: { connection: 'close' } });
+          else sendProblem(res, 'payload-too-large', detail, { headers: { connection: 'close' } });
           return;
+        }
         case 'aborted':
           res.destroy();
           return;
