@@ -4,8 +4,9 @@
 
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll } from './helpers/backend.js';
-import { cacheSetup, type CacheSetup } from './helpers/cache.js';
+import { closeAll, startBackend } from './helpers/backend.js';
+import { cacheSetup, fetchAnswer, type CacheSetup } from './helpers/cache.js';
+import { startGateway } from './helpers/gateway.js';
 import { sleep, waitUntil } from './helpers/wait.js';
 
 const open: Array<{ close(): Promise<void> }> = [];
@@ -255,5 +256,40 @@ routes:
     s.gw.gateway.apply(config, 'reloaded.yaml');
     expect((await s.get('/r')).cacheStatus).toContain('hit');
     expect(s.calls()).toBe(1);
+  });
+});
+
+describe('fallback', () => {
+  it("the route's fallback answer is passed on, never stored as the upstream's", async () => {
+    let throttle = true;
+    const backend = await startBackend((_req, res) => {
+      if (throttle) {
+        res.writeHead(429, { 'retry-after': '1' });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('real answer');
+    });
+    const gw = await startGateway(`
+upstreams:
+  api: { backends: [ { url: ${backend.url} } ] }
+routes:
+  - name: cached
+    upstream: api
+    cache: { defaultTtl: 1m }
+    fallback: { status: 200, body: maintenance }
+`);
+    open.push(gw, backend);
+    const during = await fetchAnswer(`${gw.url}/page`);
+    expect(during.body).toBe('maintenance');
+    expect(during.cacheStatus).not.toContain('stored');
+    // The pool-blocked short-cut takes the fallback too.
+    expect((await fetchAnswer(`${gw.url}/page`)).body).toBe('maintenance');
+    throttle = false;
+    await sleep(1100);
+    const after = await fetchAnswer(`${gw.url}/page`);
+    expect(after.body).toBe('real answer');
+    expect(after.cacheStatus).toContain('stored');
   });
 });

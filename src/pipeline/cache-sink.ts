@@ -65,6 +65,8 @@ export class CacheSink extends DelegatingSink {
   /** What to serve once the swallowed answer ends. */
   #replacement: { entry: CacheEntry; parts: CacheStatusParts; result: CacheResult } | undefined;
   #released = false;
+  /** The route's fallback answers: passed on, never stored as the upstream's answer. */
+  #fallback = false;
 
   constructor(
     inner: ResponseSink,
@@ -98,7 +100,7 @@ export class CacheSink extends DelegatingSink {
       return;
     }
     let stores = false;
-    if (x.mayStore && x.method !== 'HEAD') {
+    if (x.mayStore && !this.#fallback && x.method !== 'HEAD') {
       const flat = libHeaders(headers);
       const decision = decideSafely(x, status, flat);
       const length = Number(flat['content-length']);
@@ -170,6 +172,11 @@ export class CacheSink extends DelegatingSink {
     if (!this.x.background) this.x.observer.cacheLookup(this.x.route, 'miss', 0);
     const status_ = formatCacheStatus({ fwd: this.x.fwd, fwdStatus: status, collapsed: this.x.collapsed, detail: this.x.detail });
     super.problem(code, detail, { ...options, headers: { ...options?.headers, 'cache-status': status_ } });
+  }
+
+  override fallingBack(): void {
+    this.#fallback = true;
+    super.fallingBack();
   }
 
   override abort(error: Error): void {
