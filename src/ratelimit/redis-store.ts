@@ -112,7 +112,7 @@ export class RedisBucketStore implements BucketStore {
   }
 }
 
-function clusterNode(seed: string): ClusterNode {
+export function clusterNode(seed: string): ClusterNode {
   if (/^rediss?:\/\//.test(seed)) {
     const url = new URL(seed);
     return { host: url.hostname, port: Number(url.port || 6379) };
@@ -155,7 +155,7 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /** user:password from the first seed URL that carries them (every node of a cluster shares them). */
-function clusterCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
+export function clusterCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
   for (const seed of seeds) {
     if (!/^rediss?:\/\//.test(seed)) continue;
     const url = new URL(seed);

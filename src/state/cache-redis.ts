@@ -10,7 +10,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import { decodeValue, encodeValue, type StoredValue } from '../cache/entry.js';
 import { RedisBreaker } from '../ratelimit/redis-breaker.js';
-import { withTimeout } from '../ratelimit/redis-store.js';
+import { clusterCredentials, clusterNode, withTimeout } from '../ratelimit/redis-store.js';
 import type { CacheStore } from './cache-memory.js';
 
 const require = createRequire(import.meta.url);
@@ -42,13 +42,12 @@ export class RedisCacheConnection {
     };
     const ioredis = require('ioredis') as typeof import('ioredis');
     this.client = config.cluster
-      ? new ioredis.Cluster(
-          config.cluster.map((seed) => {
-            const url = new URL(/^rediss?:\/\//.test(seed) ? seed : `redis://${seed}`);
-            return { host: url.hostname, port: Number(url.port || 6379) };
-          }),
-          { redisOptions: options, enableOfflineQueue: false, enableAutoPipelining: true },
-        )
+      ? new ioredis.Cluster(config.cluster.map(clusterNode), {
+          redisOptions: { ...options, ...clusterCredentials(config.cluster) },
+          enableOfflineQueue: false,
+          enableAutoPipelining: true,
+          clusterRetryStrategy: (times: number) => Math.min(times * 50, 250),
+        })
       : new ioredis.Redis(config.url!, options);
     this.client.on('error', () => {});
   }
