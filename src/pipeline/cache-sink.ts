@@ -19,6 +19,7 @@ import { DelegatingSink } from '../exchange/delegating-sink.js';
 import type { ProblemOptions, ResponseSink } from '../exchange/sink.js';
 import type { CompiledCache, CompiledRoute } from '../snapshot/snapshot.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
+import type { Flight } from '../state/cache-registry.js';
 
 /** Statuses a stored answer may stand in for (RFC 5861's errors, and throttling). */
 function isErrorStatus(status: number): boolean {
@@ -35,8 +36,8 @@ export interface CacheExchange {
   readonly requestHeaders: IncomingHttpHeaders;
   /** Where the entry goes: the primary key, or the variant key once the answer's Vary is known. */
   readonly storeKey: (vary: readonly string[]) => { key: string; marker: boolean };
-  /** The primary key this request leads (collapsed forwarding), if it leads. */
-  readonly leads: string | undefined;
+  /** The flight this request leads (collapsed forwarding), if it leads. */
+  readonly leads: Flight | undefined;
   readonly target: string;
   /** The entry found for this request, stale or not reusable without the backend. */
   readonly stored: CacheEntry | undefined;

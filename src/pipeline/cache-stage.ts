@@ -21,6 +21,12 @@ import type { ProxyObserver } from '../snapshot/observer.js';
 import type { CompiledCache, CompiledRoute } from '../snapshot/snapshot.js';
 import { CacheSink, serveEntry, type CacheExchange } from './cache-sink.js';
 import type { ClientBody } from './client-body.js';
+import type { Flight } from '../state/cache-registry.js';
+
+/** How long a leader may hold a key before a new request takes over (its leader never reported back). */
+function maxHold(cache: CompiledCache): number {
+  return Math.max(60_000, cache.config.lockTimeout * 10);
+}
 
 /** What the forward stage gets from the cache stage. */
 export interface PreparedForward {
@@ -223,17 +229,23 @@ function decideLookup(context: LookupContext, entry: CacheEntry | undefined, var
     }
     if (lookup.kind === 'stale-while-revalidate') {
       answerFromEntry(input, entry, lookup.headers, method, 'stale');
-      if (method !== 'HEAD' && input.cache.locks.lead(context.key)) refresh(context, entry, conditionalOf(lookup.revalidate));
+      const flight = method === 'HEAD' ? undefined : input.cache.locks.lead(context.key, maxHold(input.cache));
+      if (flight !== undefined) refresh(context, entry, conditionalOf(lookup.revalidate), flight);
       return;
     }
     const fwd: Forward = entry.policy.stale() ? 'stale' : 'request';
-    forwardMiss(context, entry, fwd, conditionalOf(lookup.revalidate), false);
+    forwardMiss(context, entry, fwd, conditionalOf(lookup.revalidate), undefined);
     return;
   }
   const fwd: Forward = varyMiss ? 'vary-miss' : 'uri-miss';
   // HEAD cannot fill the cache (no body): it never leads nor waits.
-  if (method === 'HEAD' || input.cache.locks.lead(context.key)) {
-    forwardMiss(context, undefined, fwd, undefined, method !== 'HEAD');
+  if (method === 'HEAD') {
+    forwardMiss(context, undefined, fwd, undefined, undefined);
+    return;
+  }
+  const flight = input.cache.locks.lead(context.key, maxHold(input.cache));
+  if (flight !== undefined) {
+    forwardMiss(context, undefined, fwd, undefined, flight);
     return;
   }
   input.cache.locks.wait(context.key, input.cache.config.lockTimeout).then(
@@ -246,7 +258,7 @@ function decideLookup(context: LookupContext, entry: CacheEntry | undefined, var
         }
       }
       // The leader stored nothing usable for us, or took too long: on our own.
-      forwardMiss(context, leaderEntry, fwd, undefined, false, true);
+      forwardMiss(context, leaderEntry, fwd, undefined, undefined, true);
     }),
   );
 }
@@ -290,7 +302,7 @@ function exchangeFor(
   context: LookupContext,
   stored: CacheEntry | undefined,
   fwd: Forward,
-  leads: boolean,
+  leads: Flight | undefined,
   collapsed: boolean,
 ): CacheExchange {
   const { input } = context;
@@ -304,7 +316,7 @@ function exchangeFor(
     requestHeaders: req.headers,
     storeKey: (vary) =>
       vary.length > 0 ? { key: variantKey(context.key, vary, req.headers), marker: true } : { key: context.key, marker: false },
-    leads: leads ? context.key : undefined,
+    leads,
     target: context.target,
     stored,
     fwd,
@@ -319,7 +331,7 @@ function forwardMiss(
   stored: CacheEntry | undefined,
   fwd: Forward,
   conditional: LibHeaders | undefined,
-  leads: boolean,
+  leads: Flight | undefined,
   collapsed = false,
 ): void {
   const x = exchangeFor(context, stored, fwd, leads, collapsed);
@@ -327,8 +339,8 @@ function forwardMiss(
 }
 
 /** stale-while-revalidate: the refresh nobody waits for (it leads the key's lock). */
-function refresh(context: LookupContext, stored: CacheEntry, conditional: LibHeaders): void {
-  const x = { ...exchangeFor(context, stored, 'stale', true, false), background: true };
+function refresh(context: LookupContext, stored: CacheEntry, conditional: LibHeaders, flight: Flight): void {
+  const x = { ...exchangeFor(context, stored, 'stale', flight, false), background: true };
   const sink = new CacheSink(new NullSink(), x);
   context.input.forward({ sink, body: context.body, conditional, background: true });
 }

@@ -10,15 +10,34 @@ import { RedisCacheConnection, RedisCacheStore, type RedisCacheEvents } from './
 
 export type { CacheStore };
 
+/** One request in flight for a key, and the identical requests waiting for its entry. */
+export interface Flight {
+  readonly key: string;
+  readonly since: number;
+  readonly waiters: Array<(entry: CacheEntry | undefined) => void>;
+}
+
 /** One miss in flight per key; identical misses wait for its entry (or give up after their bound). */
 export class CollapseLocks {
-  readonly #flights = new Map<string, Array<(entry: CacheEntry | undefined) => void>>();
+  readonly #flights = new Map<string, Flight>();
 
-  /** True when the caller leads (goes to the backend); false when a request for this key is already in flight. */
-  lead(key: string): boolean {
-    if (this.#flights.has(key)) return false;
-    this.#flights.set(key, []);
-    return true;
+  constructor(readonly clock: () => number = Date.now) {}
+
+  /**
+   * The caller's flight when it leads (goes to the backend); undefined when a request for this key
+   * is already in flight. A flight held longer than `maxHoldMs` (its leader never reported back) is
+   * taken over, so a lost leader costs waiters one bounded wait, never every later request.
+   */
+  lead(key: string, maxHoldMs: number): Flight | undefined {
+    const now = this.clock();
+    const current = this.#flights.get(key);
+    if (current !== undefined) {
+      if (now - current.since <= maxHoldMs) return undefined;
+      this.release(current, undefined);
+    }
+    const flight: Flight = { key, since: now, waiters: [] };
+    this.#flights.set(key, flight);
+    return flight;
   }
 
   isInFlight(key: string): boolean {
@@ -27,8 +46,8 @@ export class CollapseLocks {
 
   /** Resolves with the leader's entry, or undefined when it stored none or `timeoutMs` passed. */
   wait(key: string, timeoutMs: number): Promise<CacheEntry | undefined> {
-    const waiters = this.#flights.get(key);
-    if (waiters === undefined) return Promise.resolve(undefined);
+    const flight = this.#flights.get(key);
+    if (flight === undefined) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let done = false;
       const finish = (entry: CacheEntry | undefined) => {
@@ -38,16 +57,14 @@ export class CollapseLocks {
         resolve(entry);
       };
       const timer = setTimeout(() => finish(undefined), timeoutMs);
-      waiters.push(finish);
+      flight.waiters.push(finish);
     });
   }
 
   /** The leader is done: waiters get its entry (undefined: nothing stored, they go on their own). */
-  release(key: string, entry: CacheEntry | undefined): void {
-    const waiters = this.#flights.get(key);
-    if (waiters === undefined) return;
-    this.#flights.delete(key);
-    for (const wake of waiters) wake(entry);
+  release(flight: Flight, entry: CacheEntry | undefined): void {
+    if (this.#flights.get(flight.key) === flight) this.#flights.delete(flight.key);
+    for (const wake of flight.waiters.splice(0)) wake(entry);
   }
 
   get size(): number {

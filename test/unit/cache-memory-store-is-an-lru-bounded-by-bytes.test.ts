@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../../src/cache/entry.js';
 import { decodeValue, encodeValue } from '../../src/cache/entry.js';
 import { MemoryCacheStore } from '../../src/state/cache-memory.js';
+import { CollapseLocks } from '../../src/state/cache-registry.js';
 
 function entry(target: string, bytes: number): CacheEntry {
   const policy = new CachePolicy({ url: target, headers: {} }, { status: 200, headers: { 'cache-control': 'max-age=60' } });
@@ -59,5 +60,30 @@ describe('stored entry encoding (Redis)', () => {
     expect(decoded.body.equals(original.body)).toBe(true);
     expect(decoded.policy.maxAge()).toBe(60);
     expect(decodeValue(Buffer.from('garbage bytes'))).toBeUndefined();
+  });
+});
+
+describe('CollapseLocks', () => {
+  it('one leader per key; waiters get its entry; a lost leader is taken over after maxHold', async () => {
+    let now = 0;
+    const locks = new CollapseLocks(() => now);
+    const flight = locks.lead('k', 1_000)!;
+    expect(flight).toBeDefined();
+    expect(locks.lead('k', 1_000)).toBeUndefined();
+    const waiting = locks.wait('k', 5_000);
+    const stored = entry('/k', 1);
+    locks.release(flight, stored);
+    expect(await waiting).toBe(stored);
+    expect(locks.size).toBe(0);
+
+    const lost = locks.lead('k', 1_000)!;
+    const abandoned = locks.wait('k', 5_000);
+    now += 1_001;
+    const next = locks.lead('k', 1_000);
+    expect(next).toBeDefined();
+    expect(await abandoned).toBeUndefined();
+    // The lost leader reporting late does not end the new leader's flight.
+    locks.release(lost, undefined);
+    expect(locks.isInFlight('k')).toBe(true);
   });
 });
