@@ -232,6 +232,9 @@ describe('admin purge', () => {
     expect(await purge.json()).toEqual({ prefix: '/users/', purged: { memory: 2, redis: null } });
     expect((await s.get('/users/1')).cacheStatus).toContain('uri-miss');
     expect((await s.get('/orders/1')).cacheStatus).toContain('hit');
+    const routes = (await (await fetch(`${s.gw.adminUrl}/admin/routes`)).json()) as { routes: Array<{ cache: Record<string, unknown> }> };
+    expect(routes.routes[0]!.cache).toMatchObject({ store: 'memory', entries: 2, maxSize: 256 * 1024 * 1024, maxBody: 1024 * 1024 });
+    expect(routes.routes[0]!.cache.bytes).toBeGreaterThan(0);
     const bad = await fetch(`${s.gw.adminUrl}/admin/cache`, { method: 'DELETE' });
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toContain('application/problem+json');

@@ -11,6 +11,8 @@ export interface CacheStore {
   set(key: string, value: StoredValue, ttlMs: number): void;
   /** Drops every entry whose path + query starts with `prefix`; resolves to how many went. */
   purge(prefix: string): Promise<number>;
+  /** What this process holds (memory stores; Redis is not counted). */
+  usage?(): { entries: number; bytes: number };
 }
 
 interface Slot {
@@ -37,6 +39,10 @@ export class MemoryCacheStore implements CacheStore {
 
   get size(): number {
     return this.#slots.size;
+  }
+
+  usage(): { entries: number; bytes: number } {
+    return { entries: this.#slots.size, bytes: this.#bytes };
   }
 
   get(key: string): StoredValue | undefined {
