@@ -78,6 +78,16 @@ describe('freshness', () => {
     expect(hit.cacheStatus).toContain('hit');
   });
 
+  it('defaultTtl applies to 200 answers, not to errors such as 404', async () => {
+    const s = await setup((req, res) => {
+      res.writeHead(req.url === '/missing' ? 404 : 200, { 'content-type': 'text/plain' });
+      res.end(req.url);
+    }, '{ defaultTtl: 30s }');
+    await s.get('/missing');
+    expect((await s.get('/missing')).status).toBe(404);
+    expect(s.calls('/missing')).toBe(2);
+  });
+
   it.each([
     ['no-store', 'no-store, max-age=60'],
     ['private', 'private, max-age=60'],
@@ -232,6 +242,32 @@ describe('Vary', () => {
     expect((await s.get('/a', { 'accept-language': 'en' })).body).toBe('lang en');
     expect((await s.get('/a', { 'accept-language': 'fr' })).body).toBe('lang fr');
     expect(s.calls()).toBe(2);
+  });
+
+  it('revalidating one variant keeps the others', async () => {
+    const s = await setup((req, res) => {
+      const lang = String(req.headers['accept-language']);
+      const etag = `"${lang}"`;
+      if (req.headers['if-none-match'] === etag) {
+        res.writeHead(304, { etag, vary: 'Accept-Language', 'cache-control': 'max-age=60' });
+        res.end();
+        return;
+      }
+      res.writeHead(200, { etag, vary: 'Accept-Language', 'cache-control': 'max-age=1' });
+      res.end(`lang ${lang}`);
+    });
+    await s.get('/v', { 'accept-language': 'en' });
+    await s.get('/v', { 'accept-language': 'fr' });
+    await sleep(1100);
+    const en = await s.get('/v', { 'accept-language': 'en' });
+    expect(en.body).toBe('lang en');
+    expect(en.cacheStatus).toContain('fwd-status=304');
+    const fr = await s.get('/v', { 'accept-language': 'fr' });
+    expect(fr.body).toBe('lang fr');
+    expect(fr.cacheStatus).toContain('fwd-status=304');
+    expect((await s.get('/v', { 'accept-language': 'en' })).cacheStatus).toContain('hit');
+    expect((await s.get('/v', { 'accept-language': 'fr' })).cacheStatus).toContain('hit');
+    expect(s.calls()).toBe(4);
   });
 
   it('Vary: * is never stored', async () => {

@@ -85,6 +85,9 @@ export type StoreDecision =
   | { readonly store: true; readonly policy: CachePolicy; readonly retainMs: number; readonly vary: readonly string[] }
   | { readonly store: false; readonly reason: string };
 
+/** Statuses the route's defaultTtl applies to (errors and redirects that may change keep their own rules). */
+const DEFAULT_TTL_STATUSES = new Set([200, 203, 204, 301, 308]);
+
 /** How long an entry that can only be revalidated (no freshness, but a validator) is kept. */
 const VALIDATOR_RETENTION_MS = 10 * 60 * 1000;
 
@@ -107,19 +110,33 @@ export function decideStore(
     delete headers['set-cookie'];
   }
   const explicit = cc.has('s-maxage') || cc.has('max-age') || headers.expires !== undefined;
-  if (!explicit && options.defaultTtlMs !== undefined && !cc.has('no-cache') && !cc.has('no-store') && !cc.has('private')) {
+  if (
+    !explicit &&
+    options.defaultTtlMs !== undefined &&
+    DEFAULT_TTL_STATUSES.has(status) &&
+    !cc.has('no-cache') &&
+    !cc.has('no-store') &&
+    !cc.has('private')
+  ) {
     const ttl = Math.max(1, Math.round(options.defaultTtlMs / 1000));
     headers['cache-control'] = headers['cache-control'] ? `${headers['cache-control']}, s-maxage=${ttl}` : `s-maxage=${ttl}`;
   }
   const request = policyRequest(method, url, requestHeaders, vary);
   const policy = new CachePolicy(request, { status, headers }, { shared: true, cacheHeuristic: 0 });
   if (!policy.storable()) return { store: false, reason: storeRefusal(method, status, cc, requestHeaders) };
-  const fresh = policy.maxAge() * 1000 - policy.age() * 1000;
-  const staleWindow = staleIfErrorWindowMs(cc, options.staleIfErrorMs);
-  const hasValidator = headers.etag !== undefined || headers['last-modified'] !== undefined;
-  const retainMs = Math.max(policy.timeToLive(), fresh + staleWindow, hasValidator ? VALIDATOR_RETENTION_MS : 0);
+  const retainMs = retentionMs(policy, options.staleIfErrorMs);
   if (retainMs <= 0) return { store: false, reason: 'no-freshness' };
-  return { store: true, policy, retainMs: Math.round(retainMs), vary };
+  return { store: true, policy, retainMs, vary };
+}
+
+/** How long a store keeps an entry: its freshness plus the longest stale window, at least a while when it can be revalidated. */
+export function retentionMs(policy: CachePolicy, routeStaleIfErrorMs: number): number {
+  const headers = policy.responseHeaders();
+  const cc = parseCacheControl(headers['cache-control']);
+  const fresh = (policy.maxAge() - policy.age()) * 1000;
+  const staleWindow = staleIfErrorWindowMs(cc, routeStaleIfErrorMs);
+  const hasValidator = headers.etag !== undefined || headers['last-modified'] !== undefined;
+  return Math.round(Math.max(policy.timeToLive(), fresh + staleWindow, hasValidator ? VALIDATOR_RETENTION_MS : 0));
 }
 
 function storeRefusal(method: string, status: number, cc: Map<string, string>, requestHeaders: IncomingHttpHeaders): string {

@@ -11,7 +11,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { formatCacheStatus, type CacheStatusParts, type Forward } from '../cache/cache-status.js';
 import type { CacheEntry } from '../cache/entry.js';
-import { decideStore, libHeaders, staleIfErrorAllowed, ttlSeconds, type LibHeaders, type StoreDecision } from '../cache/freshness.js';
+import {
+  decideStore,
+  libHeaders,
+  policyRequest,
+  retentionMs,
+  staleIfErrorAllowed,
+  ttlSeconds,
+  varyNames,
+  type LibHeaders,
+  type StoreDecision,
+} from '../cache/freshness.js';
 import type CachePolicy from 'http-cache-semantics';
 import { PROBLEM_TYPES, type ProblemCode } from '../core/problems.js';
 import type { CacheResult } from '../core/events.js';
@@ -82,9 +92,11 @@ export class CacheSink extends DelegatingSink {
     const { x } = this;
     const stored = x.stored;
     if (status === 304 && stored !== undefined) {
-      const revalidated = stored.policy.revalidatedPolicy(x.policyRequest, { status, headers: libHeaders(headers) });
-      if (!revalidated.modified) {
-        const entry: CacheEntry = { ...stored, policy: revalidated.policy };
+      const revalidated = revalidate(stored, x, headers);
+      if (revalidated !== undefined) {
+        const entry: CacheEntry = { ...stored, policy: revalidated, retainMs: retentionMs(revalidated, x.cache.config.staleIfError ?? 0) };
+        // A varying answer keeps living at its variant's key.
+        this.#vary = varyNames(revalidated.responseHeaders().vary);
         this.#store(entry);
         this.#replacement = {
           entry,
@@ -215,6 +227,19 @@ export class CacheSink extends DelegatingSink {
   /** The status the backend (or the gateway) gave, for tests and logs. */
   get forwardedStatus(): number {
     return this.#status;
+  }
+}
+
+/** The stored entry's policy refreshed by a 304; undefined when the 304 is not about it (the client's own validator). */
+function revalidate(stored: CacheEntry, x: CacheExchange, headers: IncomingHttpHeaders): CachePolicy | undefined {
+  try {
+    // The entry remembers only what it varies on (and whether Authorization was sent): never credentials.
+    const vary = varyNames(stored.policy.responseHeaders().vary);
+    const request = policyRequest(x.method, x.target, x.requestHeaders, vary);
+    const revalidated = stored.policy.revalidatedPolicy(request, { status: 304, headers: libHeaders(headers) });
+    return revalidated.modified ? undefined : revalidated.policy;
+  } catch {
+    return undefined;
   }
 }
 
