@@ -29,10 +29,10 @@ export function isVaryMarker(value: StoredValue): value is VaryMarker {
   return 'vary' in value;
 }
 
-/** Bytes a stored value costs (the body dominates; headers are estimated). */
+/** Bytes a stored value costs: body, target, and the policy's headers (counted once, when stored). */
 export function storedSize(value: StoredValue): number {
   if (isVaryMarker(value)) return 64 + value.target.length + value.vary.join(',').length;
-  return 512 + value.target.length + value.body.length;
+  return 128 + value.target.length + value.body.length + JSON.stringify(value.policy.toObject()).length;
 }
 
 interface EncodedMeta {
