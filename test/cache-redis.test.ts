@@ -128,3 +128,37 @@ routes:
     }
   });
 });
+
+describe('memory stores with a root redis', () => {
+  it('a purge on one replica reaches the memory stores of the others (pub/sub)', async () => {
+    const backend = await startBackend((req, res) => {
+      res.writeHead(200, { 'cache-control': 'max-age=60' });
+      res.end(`answer for ${req.url}`);
+    });
+    open.push(backend);
+    const yaml = `
+redis: { url: ${redis.url}, keyPrefix: "pubsub:", commandTimeout: 200ms }
+upstreams:
+  api: { backends: [ { url: ${backend.url} } ] }
+routes:
+  - { name: cached, upstream: api, cache: { store: memory } }
+`;
+    const a = await startGateway(yaml);
+    const b = await startGateway(yaml);
+    open.push(a, b);
+    const entries = async (gw: TestGateway) =>
+      ((await (await fetch(`${gw.adminUrl}/admin/routes`)).json()) as { routes: Array<{ cache: { entries: number } }> }).routes[0]!.cache
+        .entries;
+    await fetchAnswer(`${a.url}/p/1`);
+    await fetchAnswer(`${b.url}/p/1`);
+    await fetchAnswer(`${b.url}/q/1`);
+    expect(await entries(b)).toBe(2);
+    // B's subscription may still be starting right after listen: wait until it is in place.
+    await waitUntil(async () => (await client.pubsub('NUMSUB', 'pubsub:cache:purge'))[1] === 2, { message: 'both replicas subscribed' });
+    const purge = await fetch(`${a.adminUrl}/admin/cache?prefix=/p/`, { method: 'DELETE' });
+    expect(await purge.json()).toEqual({ prefix: '/p/', purged: { memory: 1, redis: 0 } });
+    await waitUntil(() => entries(b), { until: (n) => n === 1, message: "B's memory store purged" });
+    expect((await fetchAnswer(`${b.url}/p/1`)).cacheStatus).toContain('uri-miss');
+    expect((await fetchAnswer(`${b.url}/q/1`)).cacheStatus).toContain('hit');
+  });
+});

@@ -92,6 +92,7 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
     }
     return compiled;
   });
+  if (registries.cache && config.routes.some((route) => route.cache !== undefined)) registries.cache.connect(config);
 
   return { config, file, loadedAt: new Date(), routes, upstreams, limits: config.limits };
 }
@@ -113,6 +114,6 @@ export function snapshotKeys(snapshot: Snapshot): {
     }
   }
   const memoryCaches = new Set(snapshot.routes.filter((route) => route.cache?.store.kind === 'memory').map((route) => route.name));
-  const redisCache = snapshot.routes.some((route) => route.cache?.store.kind === 'redis');
+  const redisCache = snapshot.config.redis !== undefined && snapshot.routes.some((route) => route.cache !== undefined);
   return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), memoryCaches, redisCache };
 }

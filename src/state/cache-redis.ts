@@ -76,6 +76,34 @@ export class RedisCacheConnection {
     });
   }
 
+  #subscriber: Redis | Cluster | undefined;
+
+  /** Purge announcements of the other replicas (for their memory stores) reach `onPurge`. */
+  subscribe(instance: string, onPurge: (prefix: string) => void): void {
+    const subscriber: Redis | Cluster = 'nodes' in this.client ? (this.client as Cluster).duplicate() : (this.client as Redis).duplicate();
+    this.#subscriber = subscriber;
+    const channel = `${this.prefix}purge`;
+    subscriber.on('error', () => {});
+    // Subscribe on every (re)connection: with no offline queue a subscribe sent while down fails.
+    subscriber.on('ready', () => void subscriber.subscribe(channel).catch(() => {}));
+    subscriber.on('message', (from: string, message: string) => {
+      if (from !== channel) return;
+      try {
+        const parsed = JSON.parse(message) as { instance?: unknown; prefix?: unknown };
+        if (parsed.instance !== instance && typeof parsed.prefix === 'string') onPurge(parsed.prefix);
+      } catch {
+        // not ours
+      }
+    });
+  }
+
+  /** Tells the other replicas to purge `prefix` from their memory stores; false when Redis could not take it. */
+  async announcePurge(instance: string, prefix: string): Promise<boolean> {
+    const channel = `${this.prefix}purge`;
+    const sent = await this.run((client) => client.publish(channel, JSON.stringify({ instance, prefix })));
+    return sent !== undefined;
+  }
+
   /** Deletes every cache key whose path + query starts with `target` (all routes, all replicas). */
   async purge(target: string): Promise<number> {
     const pattern = `${globEscape(this.prefix + target)}*`;
@@ -94,6 +122,7 @@ export class RedisCacheConnection {
   }
 
   close(): void {
+    this.#subscriber?.disconnect();
     this.client.disconnect();
   }
 }

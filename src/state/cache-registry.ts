@@ -2,6 +2,7 @@
 // shared Redis connection (kept while the config names the same Redis), and the in-flight
 // misses that identical requests wait on (collapsed forwarding).
 
+import { randomUUID } from 'node:crypto';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { CacheConfig } from '../config/schema/cache.js';
 import type { CacheEntry } from '../cache/entry.js';
@@ -92,14 +93,32 @@ export class CacheRegistry {
     return store;
   }
 
+  /**
+   * With a root `redis` and any cached route, the cache keeps a connection: Redis stores use it,
+   * and purges reach the memory stores of every replica through it (pub/sub).
+   */
+  connect(config: GatewayConfig): void {
+    if (config.redis) this.#connection(config);
+  }
+
   #connection(config: GatewayConfig): RedisCacheConnection {
     const signature = JSON.stringify(config.redis);
     if (this.#redis?.signature === signature) return this.#redis.connection;
     const old = this.#redis?.connection;
     if (old) setTimeout(() => old.close(), 5_000).unref();
     const connection = new RedisCacheConnection(config.redis!, this.events);
+    connection.subscribe(this.#instance, (prefix) => void this.#purgeMemory(prefix));
     this.#redis = { signature, connection };
     return connection;
+  }
+
+  /** This process among the replicas (its own purge announcements are not applied twice). */
+  readonly #instance = randomUUID();
+
+  async #purgeMemory(prefix: string): Promise<number> {
+    let count = 0;
+    for (const store of this.#memory.values()) count += await store.purge(prefix);
+    return count;
   }
 
   /** Drops stores of routes that are gone or no longer cache in memory. */
@@ -121,17 +140,22 @@ export class CacheRegistry {
     return this.#memory.get(route);
   }
 
-  /** Purges `prefix` (path + query) from every memory store of this process and from Redis (every replica). */
+  /**
+   * Purges `prefix` (path + query) from every memory store of this process and from Redis, and
+   * announces it to the other replicas for their memory stores. `redis` is undefined without a
+   * Redis connection or when Redis could not be reached.
+   */
   async purge(prefix: string): Promise<{ memory: number; redis: number | undefined }> {
-    let memory = 0;
-    for (const store of this.#memory.values()) memory += await store.purge(prefix);
+    const memory = await this.#purgeMemory(prefix);
     let redis: number | undefined;
     if (this.#redis) {
+      const connection = this.#redis.connection;
       try {
-        redis = await this.#redis.connection.purge(prefix);
+        redis = await connection.purge(prefix);
       } catch {
         redis = undefined;
       }
+      if (!(await connection.announcePurge(this.#instance, prefix))) redis = undefined;
     }
     return { memory, redis };
   }
