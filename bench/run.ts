@@ -24,6 +24,8 @@ import * as resilience from './scenarios/resilience.ts';
 import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
 import * as consoleScenario from './scenarios/console.ts';
+import * as cache from './scenarios/cache.ts';
+import * as cacheThrottled from './scenarios/cache-throttled.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
@@ -34,9 +36,11 @@ const SCENARIOS: Record<string, Scenario> = {
   telemetry,
   ratelimit,
   console: consoleScenario,
+  cache,
+  'cache-throttled': cacheThrottled,
 };
 /** Target turns per round, for the time budget. */
-const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3 };
+const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3, cache: 3 };
 
 const USAGE = `usage: node bench/run.ts [scenario...] [options]
 
@@ -155,10 +159,12 @@ const settingsFor: Record<string, Settings> = {
   telemetry: base,
   ratelimit: base,
   console: base,
+  cache: base,
   aggregate: base,
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
+  'cache-throttled': { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 600 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.

@@ -11,6 +11,8 @@ export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
 export type ClientTimeout = 'requestHeaders' | 'requestBodyIdle' | 'requestBody';
 /** Why the listener refused a client without routing it: framing errors and HTTP/2 abuse. */
 export type ClientProtocolError = 'bad-request' | 'headers-too-large' | 'http2-rapid-reset' | 'http2-reset-before-start';
+/** What the cache did for one request of a cached route (hit: fresh; stale: stale-while-revalidate or stale-if-error). */
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'collapsed' | 'revalidated' | 'bypass';
 export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error' | 'missing-key';
 
 /** A backend told to rest: until when, and which header (or "default") said so. */
@@ -79,4 +81,10 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   // fan-out
   aggregatePart(route: Route, part: string, outcome: 'ok' | 'error' | 'timeout', durationMs: number): void;
   aggregateResponse(route: Route, partial: boolean, status: number): void;
+
+  // cache
+  /** A request of a cached route was answered: `bytes` of body came from the cache (0 when it did not). */
+  cacheLookup(route: Route, result: CacheResult, bytes: number): void;
+  /** An answer went into the cache store. */
+  cacheStored(route: Route, bytes: number): void;
 }

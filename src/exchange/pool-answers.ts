@@ -67,6 +67,7 @@ export function sendConcurrencyLimited(sink: ResponseSink, upstream: CompiledUps
 export function takeFallback(route: CompiledRoute, sink: ResponseSink, sendTo: (upstream: CompiledUpstream) => boolean): boolean {
   const fallback = route.fallback;
   if (fallback === undefined) return false;
+  sink.fallingBack?.();
   if (fallback.kind === 'upstream') return sendTo(fallback.upstream);
   sendStaticFallback(sink, fallback.status, fallback.headers, fallback.body);
   return true;

@@ -18,6 +18,7 @@ import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
+import { CacheRegistry } from '../state/cache-registry.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -54,6 +55,12 @@ export class Gateway {
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly cache = new CacheRegistry({
+    degraded: (degraded, reason) =>
+      degraded
+        ? this.logger.warn({ event: 'cache.degraded', reason }, 'the Redis cache store is skipped until Redis answers again')
+        : this.logger.info({ event: 'cache.recovered', reason }, 'the Redis cache store answers again'),
+  });
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -89,6 +96,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -188,6 +196,7 @@ export class Gateway {
       settings: () => this.#snapshot.config.admin,
       loopbackBind: () => this.#adminLoopback,
       console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
+      purgeCache: (prefix) => this.cache.purge(prefix),
     });
   }
 
@@ -204,6 +213,7 @@ export class Gateway {
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
     await this.limits.ready();
+    await this.cache.ready();
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -222,6 +232,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
     });
     warnInsecureBackends(next, this.logger);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
@@ -231,6 +242,7 @@ export class Gateway {
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
+    this.cache.retain(keys.memoryCaches, keys.redisCache);
     return next;
   }
 
@@ -258,6 +270,7 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
+      this.cache.close();
       await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }

@@ -4,6 +4,7 @@ import { backendId, type BackendStateRegistry } from '../state/backend-state.js'
 import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
+import type { CacheRegistry } from '../state/cache-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -19,6 +20,7 @@ export interface RuntimeRegistries {
   /** Receives breaker and health events of backends. */
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
+  cache?: CacheRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -74,9 +76,24 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
 
   const limits = registries.limits?.compile(config);
   const routes = config.routes.map((route, index) => {
-    const compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive);
-    return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
+    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive);
+    if (route.rateLimit && limits) compiled = { ...compiled, rateLimit: limits.forRoute(route.rateLimit) };
+    if (route.cache && registries.cache) {
+      const keyBy = route.cache.keyBy ?? [];
+      compiled = {
+        ...compiled,
+        cache: {
+          config: route.cache,
+          store: registries.cache.storeFor(compiled.name, route.cache, config),
+          locks: registries.cache.locks,
+          keyBy,
+          byBody: keyBy.includes('body'),
+        },
+      };
+    }
+    return compiled;
   });
+  if (registries.cache && config.routes.some((route) => route.cache !== undefined)) registries.cache.connect(config);
 
   return {
     config,
@@ -92,7 +109,13 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
 }
 
 /** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
-export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string>; routes: Set<string> } {
+export function snapshotKeys(snapshot: Snapshot): {
+  states: Set<string>;
+  dispatchers: Set<string>;
+  routes: Set<string>;
+  memoryCaches: Set<string>;
+  redisCache: boolean;
+} {
   const states = new Set<string>();
   const dispatchers = new Set<string>();
   for (const upstream of snapshot.upstreams.values()) {
@@ -101,5 +124,7 @@ export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatc
       dispatchers.add(backend.dispatcherKey);
     }
   }
-  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)) };
+  const memoryCaches = new Set(snapshot.routes.filter((route) => route.cache?.store.kind === 'memory').map((route) => route.name));
+  const redisCache = snapshot.config.redis !== undefined && snapshot.routes.some((route) => route.cache !== undefined);
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), memoryCaches, redisCache };
 }

@@ -28,6 +28,8 @@ export const silentObserver: ProxyObserver = {
   aggregateResponse() {},
   clientTimeout() {},
   clientProtocolError() {},
+  cacheLookup() {},
+  cacheStored() {},
 };
 
 /** A full observer from a partial one (the rest are no-ops). */

@@ -20,6 +20,8 @@ import type { RouteAuth } from '../auth/route-auth.js';
 import type { PathOptions } from '../routing/normalise.js';
 import type { ClientIpResolver } from '../core/client-ip.js';
 import type { BlockList } from 'node:net';
+import type { CacheConfig } from '../config/schema/cache.js';
+import type { CacheStore, CollapseLocks } from '../state/cache-registry.js';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -96,6 +98,19 @@ export interface CompiledRoute {
   readonly rateLimit?: RouteRateLimit | undefined;
   /** Client authentication (absent: anyone may use the route). */
   readonly auth?: RouteAuth | undefined;
+  /** The route's shared HTTP cache (absent: none). */
+  readonly cache?: CompiledCache | undefined;
+}
+
+export interface CompiledCache {
+  readonly config: CacheConfig;
+  readonly store: CacheStore;
+  /** In-flight misses of this process (collapsed forwarding). */
+  readonly locks: CollapseLocks;
+  /** keyBy entries (header names and/or "body"). */
+  readonly keyBy: readonly string[];
+  /** keyBy holds "body": POST answers are cached by their JSON body. */
+  readonly byBody: boolean;
 }
 
 /** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */

@@ -222,6 +222,18 @@ export class GatewayMetrics {
       registers,
     });
     for (const timeout of ['requestHeaders', 'requestBodyIdle', 'requestBody']) clientTimeouts.inc({ timeout }, 0);
+    const cacheRequests = new Counter({
+      name: 'spillway_cache_requests_total',
+      help: 'Requests of cached routes by result: hit, miss, stale, collapsed, revalidated, bypass.',
+      labelNames: ['route', 'result'],
+      registers,
+    });
+    const cacheBytes = new Counter({
+      name: 'spillway_cache_bytes_total',
+      help: 'Body bytes served from the cache (direction="served") and written to it (direction="stored").',
+      labelNames: ['route', 'direction'],
+      registers,
+    });
     for (const result of ['ok', 'rejected']) configReloads.inc({ result }, 0);
     limiterDegraded.set(0);
     for (const store of ['memory', 'local']) limiterEvictions.inc({ store }, 0);
@@ -341,6 +353,13 @@ export class GatewayMetrics {
       },
       aggregateResponse(route, partial) {
         aggregateResponses.inc({ route: route.name, partial: String(partial) });
+      },
+      cacheLookup(route, result, bytes) {
+        cacheRequests.inc({ route: route.name, result });
+        if (bytes > 0) cacheBytes.inc({ route: route.name, direction: 'served' }, bytes);
+      },
+      cacheStored(route, bytes) {
+        cacheBytes.inc({ route: route.name, direction: 'stored' }, bytes);
       },
     });
   }

@@ -109,6 +109,12 @@ export const gatewaySchema = z
           });
         }
       }
+      if (route.cache?.store === 'redis' && !config.redis)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'cache', 'store'],
+          message: 'cache store: redis needs a root `redis` section',
+        });
       const fallback = route.fallback?.upstream;
       if (fallback !== undefined && !(fallback in config.upstreams)) {
         ctx.addIssue({ code: 'custom', path: ['routes', index, 'fallback', 'upstream'], message: `unknown upstream "${fallback}"` });

@@ -6,6 +6,7 @@ import { aggregateSchema } from './aggregate.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
 import { fallbackSchema } from './resilience.js';
+import { cacheSchema } from './cache.js';
 
 export { HTTP_METHODS, matchSchema } from './match.js';
 export { rewriteSchema } from './route-actions.js';
@@ -27,6 +28,7 @@ export const routeSchema = z
     fallback: fallbackSchema.optional(),
     rateLimit: routeRateLimit.optional(),
     auth: authSchema.optional(),
+    cache: cacheSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);
@@ -56,6 +58,8 @@ export const routeSchema = z
       ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not respond' });
     if (route.fallback !== undefined && route.upstream === undefined && route.split === undefined)
       ctx.addIssue({ code: 'custom', path: ['fallback'], message: 'fallback applies to upstream and split actions' });
+    if (route.cache !== undefined && route.upstream === undefined && route.split === undefined)
+      ctx.addIssue({ code: 'custom', path: ['cache'], message: 'cache applies to upstream and split actions' });
     const rewrite = route.rewrite;
     if (rewrite) {
       const pathRewrites = [
