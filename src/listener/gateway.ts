@@ -18,6 +18,7 @@ import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
+import { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -54,6 +55,7 @@ export class Gateway {
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly keySets = new ApiKeySetRegistry(this.limits, () => this.logger);
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -89,6 +91,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      keySets: this.keySets,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -204,6 +207,7 @@ export class Gateway {
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
     await this.limits.ready();
+    await this.keySets.ready();
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -222,6 +226,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      keySets: this.keySets,
     });
     warnInsecureBackends(next, this.logger);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
@@ -258,6 +263,7 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
+      this.keySets.close();
       await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }

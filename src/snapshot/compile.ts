@@ -4,6 +4,7 @@ import { backendId, type BackendStateRegistry } from '../state/backend-state.js'
 import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
+import type { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -19,6 +20,8 @@ export interface RuntimeRegistries {
   /** Receives breaker and health events of backends. */
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
+  /** Readers of the Redis sets that routes' `auth.apiKeys.redisSet` name. */
+  keySets?: ApiKeySetRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -73,8 +76,9 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
   }
 
   const limits = registries.limits?.compile(config);
+  const liveKeys = registries.keySets?.compile(config);
   const routes = config.routes.map((route, index) => {
-    const compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive);
+    const compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, liveKeys);
     return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
   });
 
