@@ -19,6 +19,7 @@ import { RouteStatsRegistry } from '../state/route-stats.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
 import { CacheRegistry } from '../state/cache-registry.js';
+import { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -61,6 +62,7 @@ export class Gateway {
         ? this.logger.warn({ event: 'cache.degraded', reason }, 'the Redis cache store is skipped until Redis answers again')
         : this.logger.info({ event: 'cache.recovered', reason }, 'the Redis cache store answers again'),
   });
+  readonly keySets = new ApiKeySetRegistry(this.limits, () => this.logger);
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -97,6 +99,7 @@ export class Gateway {
       observer: this.observer,
       limits: this.limits,
       cache: this.cache,
+      keySets: this.keySets,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -214,6 +217,7 @@ export class Gateway {
     const { listen, admin } = this.#snapshot.config;
     await this.limits.ready();
     await this.cache.ready();
+    await this.keySets.ready();
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -233,6 +237,7 @@ export class Gateway {
       observer: this.observer,
       limits: this.limits,
       cache: this.cache,
+      keySets: this.keySets,
     });
     warnInsecureBackends(next, this.logger);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
@@ -271,6 +276,7 @@ export class Gateway {
       this.states.shutdown();
       this.telemetry.close();
       this.cache.close();
+      this.keySets.close();
       await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
     }
   }

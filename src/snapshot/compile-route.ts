@@ -10,6 +10,7 @@ import { compileSplit } from '../routing/split.js';
 import type { FallbackConfig } from '../config/schema/resilience.js';
 import type { CompiledRoute, CompiledUpstream, RouteAction, RouteFallback } from './snapshot.js';
 import { compileRouteAuth } from '../auth/route-auth.js';
+import type { LiveKeysOf } from '../state/api-key-sets.js';
 
 /** The name a rule is known by (admin, logs, counters). */
 export function routeName(route: RouteConfig, index: number): string {
@@ -22,6 +23,7 @@ export function compileRoute(
   upstreams: ReadonlyMap<string, CompiledUpstream>,
   stats: RouteStatsRegistry,
   caseInsensitive = false,
+  liveKeys?: LiveKeysOf,
 ): CompiledRoute {
   const name = routeName(route, index);
   const match = compileMatch(route.match, caseInsensitive);
@@ -65,7 +67,7 @@ export function compileRoute(
     removeHeaders:
       route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
-    auth: route.auth ? compileRouteAuth(route.auth) : undefined,
+    auth: route.auth ? compileRouteAuth(route.auth, route.auth.apiKeys && liveKeys?.(route.auth.apiKeys)) : undefined,
   };
 }
 

@@ -5,6 +5,7 @@ import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
 import type { CacheRegistry } from '../state/cache-registry.js';
+import type { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -21,6 +22,8 @@ export interface RuntimeRegistries {
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
   cache?: CacheRegistry;
+  /** Readers of the Redis sets that routes' `auth.apiKeys.redisSet` name. */
+  keySets?: ApiKeySetRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -75,8 +78,9 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
   }
 
   const limits = registries.limits?.compile(config);
+  const liveKeys = registries.keySets?.compile(config);
   const routes = config.routes.map((route, index) => {
-    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive);
+    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, liveKeys);
     if (route.rateLimit && limits) compiled = { ...compiled, rateLimit: limits.forRoute(route.rateLimit) };
     if (route.cache && registries.cache) {
       const keyBy = route.cache.keyBy ?? [];

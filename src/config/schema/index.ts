@@ -95,6 +95,12 @@ export const gatewaySchema = z
           message: `route name "${name}" is already used by routes[${names.get(name)}]`,
         });
       names.set(name, index);
+      if (route.auth?.apiKeys?.redisSet !== undefined && !config.redis)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'auth', 'apiKeys', 'redisSet'],
+          message: 'apiKeys.redisSet needs the top-level `redis` connection (redis: { url: ... })',
+        });
       if (route.aggregate) {
         checkAggregate(route.aggregate, Object.keys(config.upstreams), ['routes', index, 'aggregate'], (path, message) =>
           ctx.addIssue({ code: 'custom', path, message }),
