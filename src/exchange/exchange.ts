@@ -11,7 +11,7 @@ import type { FailureKind } from '../core/failure.js';
 import { isReady, poolBlock } from '../balance/select.js';
 import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
-import { isIdempotent } from '../resilience/retry.js';
+import { earnRetryToken, isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import { BackendWalk, type ExchangeContext } from './backend-walk.js';
@@ -54,7 +54,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     super(upstream, context);
     this.startedAt = performance.now();
     // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
-    this.sink = upstream.resilience.retry === undefined ? sink : new AnswerWatchSink(sink, () => this.#clearDeadline());
+    this.sink = (upstream.resilience.retry?.deadline ?? 0) === 0 ? sink : new AnswerWatchSink(sink, () => this.#clearDeadline());
   }
 
   start(): void {
@@ -66,7 +66,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     });
     const now = Date.now();
     const retry = this.upstream.resilience.retry;
-    if (retry !== undefined) {
+    if (retry !== undefined && retry.deadline > 0) {
       this.deadlineAt = now + retry.deadline;
       this.#deadlineTimer = setTimeout(() => this.#onDeadline(), retry.deadline);
     }
@@ -139,6 +139,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       const retry = this.upstream.resilience.retry;
       const retryable = retry?.statuses.has(status);
       attempt.report(failed || retryable ? 'error' : 'ok', status);
+      if (retry !== undefined && !failed && !retryable) earnRetryToken(retry, backend);
       if (retryable && this.retryAfterFailure(attempt, 'status', status, `status ${status}`)) return;
     }
     if (this.clientGone) {
@@ -173,11 +174,25 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       this.#answerDeadline();
       return;
     }
+    if (failure.kind === 'reset' && !this.idempotent) {
+      // The request may have been received and acted on: say so, and why it was not sent again.
+      this.sink.problem(
+        code,
+        `${this.upstream.name}: ${error.message}. The connection broke after the ${this.forward.method} request was sent, so the backend may have received it; it was not sent again because ${this.forward.method} is not idempotent.`,
+        { extensions: { upstream: this.upstream.name, mayHaveBeenReceived: true, replayed: false } },
+      );
+      return;
+    }
     this.sink.problem(code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
   }
 
   get idempotent(): boolean {
-    return (this.#idempotent ??= isIdempotent(this.forward.method, this.forward.headers));
+    const idempotency = this.route.idempotency;
+    return (this.#idempotent ??= isIdempotent(
+      this.forward.method,
+      this.forward.headers,
+      idempotency?.retryOnReset ? idempotency.header : undefined,
+    ));
   }
 
   /**
@@ -210,7 +225,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
         target.state.retriesInFlight--;
         if (this.clientGone) return;
         const at = Date.now();
-        if (at >= this.deadlineAt) {
+        if (this.deadlineAt !== 0 && at >= this.deadlineAt) {
           this.#answerDeadline();
         } else if (isReady(target, at)) {
           this.dispatchTo(target, true);

@@ -63,6 +63,7 @@ export function compileRoute(
     removeHeaders:
       route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
+    idempotency: route.idempotency && { header: route.idempotency.header.toLowerCase(), retryOnReset: route.idempotency.retryOnReset },
   };
 }
 

@@ -90,6 +90,15 @@ export interface CompiledRoute {
   readonly fallback: RouteFallback | undefined;
   /** Client rate limits (absent: none, and no per-request cost). */
   readonly rateLimit?: RouteRateLimit | undefined;
+  /** Idempotency-Key handling (absent: none). */
+  readonly idempotency?: RouteIdempotency | undefined;
+}
+
+export interface RouteIdempotency {
+  /** Lower-case header name. */
+  readonly header: string;
+  /** A keyed non-idempotent request may be replayed after a reset (the backends deduplicate). */
+  readonly retryOnReset: boolean;
 }
 
 /** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */

@@ -28,6 +28,8 @@ export class BackendState {
   maxConcurrent = Infinity;
   /** Attempts in flight that are failure retries (for the retry budget). */
   retriesInFlight = 0;
+  /** Retries this backend earned by answering, spent when it fails many requests at once (resilience/retry.ts). */
+  retryTokens = 0;
 
   constructor(id: string) {
     this.id = id;
