@@ -34,6 +34,8 @@ export const PROBLEM_TYPES = {
   'aggregate-part-too-large': { status: 502, title: "The part's answer exceeds maxPartBody" },
   'aggregate-part-timeout': { status: 504, title: 'The part did not answer in time' },
   'aggregate-part-skipped': { status: 424, title: 'The part was not called: the part it depends on gave no usable value' },
+  'held-upstream-removed': { status: 503, title: 'The upstream this request was held for left the config' },
+  'shutting-down': { status: 503, title: 'The gateway is shutting down' },
   internal: { status: 500, title: 'Internal gateway error' },
 } as const;
 

@@ -15,6 +15,7 @@ import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
+import { HoldRegistry } from '../state/hold-registry.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
@@ -45,6 +46,7 @@ export class Gateway {
   readonly states = new BackendStateRegistry();
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
+  readonly holds = new HoldRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
@@ -79,6 +81,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      holds: this.holds,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -168,6 +171,7 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      holds: this.holds,
     });
     warnInsecureBackends(next, this.logger);
     this.#snapshot = next;
@@ -176,6 +180,7 @@ export class Gateway {
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
+    this.holds.retain(keys.holds);
     return next;
   }
 
@@ -185,7 +190,12 @@ export class Gateway {
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
-    const force = setTimeout(() => server.closeAllConnections?.(), drainMs);
+    // Held requests wait until the drain deadline, then get 503 with Retry-After; a moment later
+    // whatever is left is cut.
+    const force = setTimeout(() => {
+      this.holds.evictAll();
+      setTimeout(() => server.closeAllConnections?.(), 100).unref();
+    }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
     // drained gateway stops as soon as its in-flight requests are done.

@@ -80,7 +80,16 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const now = Date.now();
     if (!upstream.backends.some((backend) => isReady(backend, now))) {
       const block = poolBlock(upstream.backends, now);
-      if (block.kind !== 'full') {
+      const hold = upstream.hold;
+      // With hold until ready, a request the soonest cooldown will take within maxWait goes on to be held.
+      const holdable =
+        block.kind === 'throttled' &&
+        hold !== undefined &&
+        block.readyAt - now < hold.policy.maxWait &&
+        hold.queue.size < hold.policy.queue;
+      if (block.kind === 'throttled' && hold !== undefined && !holdable && block.readyAt - now < hold.policy.maxWait)
+        context.observer.holdEnded(upstream, 'queue-full', 0);
+      if (block.kind !== 'full' && !holdable) {
         reportSkippedCooling(upstream, now, context.observer);
         const sink = new ServerResponseSink(res);
         const fellBack =

@@ -4,6 +4,7 @@ import { backendId, type BackendStateRegistry } from '../state/backend-state.js'
 import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
+import type { HoldRegistry } from '../state/hold-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -18,6 +19,8 @@ export interface RuntimeRegistries {
   /** Receives breaker and health events of backends. */
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
+  /** Hold queues by upstream name (absent: hold is off). */
+  holds?: HoldRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -66,6 +69,10 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       hostHeader: upstream.hostHeader,
       cursor: { current: new Float64Array(backends.length) },
       resilience: compileResilience(upstream),
+      hold:
+        upstream.throttle.hold && registries.holds
+          ? { policy: { ...upstream.throttle.hold }, queue: registries.holds.get(name, { ...upstream.throttle.hold }) }
+          : undefined,
     };
     upstreams.set(name, compiled);
     for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
@@ -81,7 +88,12 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
 }
 
 /** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
-export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string>; routes: Set<string> } {
+export function snapshotKeys(snapshot: Snapshot): {
+  states: Set<string>;
+  dispatchers: Set<string>;
+  routes: Set<string>;
+  holds: Set<string>;
+} {
   const states = new Set<string>();
   const dispatchers = new Set<string>();
   for (const upstream of snapshot.upstreams.values()) {
@@ -90,5 +102,8 @@ export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatc
       dispatchers.add(backend.dispatcherKey);
     }
   }
-  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)) };
+  const holds = new Set(
+    [...snapshot.upstreams.values()].filter((upstream) => upstream.hold !== undefined).map((upstream) => upstream.name),
+  );
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), holds };
 }

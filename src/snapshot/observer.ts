@@ -21,6 +21,8 @@ export const silentObserver: ProxyObserver = {
   healthChange() {},
   retry() {},
   concurrencyRejected() {},
+  held() {},
+  holdEnded() {},
   configReload() {},
   mirrorCompared() {},
   aggregatePart() {},

@@ -15,6 +15,7 @@ import type { CompiledSplit } from '../routing/split.js';
 import type { CompiledAggregate } from '../routing/aggregate/compile.js';
 import type { UpstreamResilience } from '../resilience/policy.js';
 import type { ThrottlePolicy } from '../resilience/cooldown.js';
+import type { HoldPolicy, HoldQueue } from '../resilience/hold.js';
 import type { RouteRateLimit } from '../ratelimit/route-limit.js';
 
 export interface CompiledBackend extends SelectableBackend {
@@ -48,6 +49,8 @@ export interface CompiledUpstream {
   readonly cursor: RoundRobinCursor;
   /** Breaker, health checks, retries, concurrency; each undefined when not configured. */
   readonly resilience: UpstreamResilience;
+  /** Hold until ready (throttle.hold); undefined when off. The queue is kept across reloads by upstream name. */
+  readonly hold: { readonly policy: HoldPolicy; readonly queue: HoldQueue } | undefined;
 }
 
 export type MirrorCompare = 'none' | 'status' | 'body';
