@@ -74,6 +74,7 @@ export function takeFallback(route: CompiledRoute, sink: ResponseSink, sendTo: (
 
 export function sendStaticFallback(sink: ResponseSink, status: number, headers: Readonly<Record<string, string>>, body: string): void {
   const bytes = Buffer.from(body);
+  sink.gatewayAnswer?.();
   sink.start(status, { 'content-type': 'text/plain; charset=utf-8', ...headers, 'content-length': String(bytes.length) });
   if (bytes.length > 0) sink.write(bytes);
   sink.end();

@@ -21,6 +21,8 @@ export interface ResponseSink {
   problem(code: ProblemCode, detail: string, options?: ProblemOptions): void;
   /** The response failed mid-stream. */
   abort(error: Error): void;
+  /** The answer about to start is the gateway's own (a static fallback), not a backend's. */
+  gatewayAnswer?(): void;
 }
 
 /** Streams into the client's response. */

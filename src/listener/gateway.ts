@@ -16,6 +16,7 @@ import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import { HoldRegistry } from '../state/hold-registry.js';
+import { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
@@ -47,6 +48,7 @@ export class Gateway {
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
   readonly holds = new HoldRegistry();
+  readonly idempotency = new IdempotencyRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
@@ -82,6 +84,7 @@ export class Gateway {
       observer: this.observer,
       limits: this.limits,
       holds: this.holds,
+      idempotency: this.idempotency,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -155,7 +158,7 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
-    await this.limits.ready();
+    await Promise.all([this.limits.ready(), this.idempotency.ready()]);
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -181,6 +184,11 @@ export class Gateway {
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
     this.holds.retain(keys.holds);
+    this.idempotency.retain(
+      new Set(next.routes.filter((route) => route.idempotency !== undefined).map((route) => route.name)),
+      config.redis,
+      config.routes.some((route) => route.idempotency !== undefined && route.idempotency.store !== 'memory'),
+    );
     return next;
   }
 
@@ -210,7 +218,7 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
-      await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close()]);
     }
   }
 }

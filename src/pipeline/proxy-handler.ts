@@ -28,6 +28,7 @@ import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
+import { guardIdempotent, idempotencyKeyOf } from './idempotency-stage.js';
 
 export interface ProxyHandlerOptions {
   getSnapshot: () => Snapshot;
@@ -78,7 +79,10 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
     const now = Date.now();
-    if (!upstream.backends.some((backend) => isReady(backend, now))) {
+    const method = req.method ?? 'GET';
+    const idempotencyKey = isFallback ? undefined : idempotencyKeyOf(route, method, req);
+    // A keyed request may have a stored answer to replay: it goes on even when no backend is ready.
+    if (idempotencyKey === undefined && !upstream.backends.some((backend) => isReady(backend, now))) {
       const block = poolBlock(upstream.backends, now);
       const hold = upstream.hold;
       // With hold until ready, a request the soonest cooldown will take within maxWait goes on to be held.
@@ -128,9 +132,27 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       };
       let sink: ResponseSink = new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
-      if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
-      const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
-      exchange.start();
+      const send = (through: ResponseSink) => {
+        const out = route.mirror ? startMirror(route, route.mirror, through, forward, context) : through;
+        new ProxyExchange(out, route, upstream, forward, context, isFallback).start();
+      };
+      if (idempotencyKey !== undefined && route.idempotency !== undefined && body.kind !== 'stream') {
+        guardIdempotent({
+          req,
+          res,
+          route,
+          upstream,
+          idempotency: route.idempotency,
+          key: idempotencyKey,
+          method: forward.method,
+          path: forwardPath,
+          body: body.kind === 'buffer' ? body.body : null,
+          sink,
+          forward: send,
+        });
+        return;
+      }
+      send(sink);
     };
 
     const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);

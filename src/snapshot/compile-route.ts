@@ -8,6 +8,10 @@ import { compileHeaderOps, compilePathRewrite } from '../routing/rewrite.js';
 import type { RouteStatsRegistry } from '../state/route-stats.js';
 import { compileSplit } from '../routing/split.js';
 import type { FallbackConfig } from '../config/schema/resilience.js';
+import type { IdempotencyConfig } from '../config/schema/idempotency.js';
+import { MemoryIdempotencyStore } from '../idempotency/memory-store.js';
+import type { IdempotencyStore } from '../idempotency/store.js';
+import { compileIdempotency } from './compile-idempotency.js';
 import type { CompiledRoute, CompiledUpstream, RouteAction, RouteFallback } from './snapshot.js';
 
 /** The name a rule is known by (admin, logs, counters). */
@@ -20,6 +24,8 @@ export function compileRoute(
   index: number,
   upstreams: ReadonlyMap<string, CompiledUpstream>,
   stats: RouteStatsRegistry,
+  idempotencyStore: (route: string, config: IdempotencyConfig) => IdempotencyStore = (_route, config) =>
+    new MemoryIdempotencyStore(config.memoryLimit),
 ): CompiledRoute {
   const name = routeName(route, index);
   const match = compileMatch(route.match);
@@ -63,7 +69,7 @@ export function compileRoute(
     removeHeaders:
       route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
-    idempotency: route.idempotency && { header: route.idempotency.header.toLowerCase(), retryOnReset: route.idempotency.retryOnReset },
+    idempotency: route.idempotency && compileIdempotency(route.idempotency, idempotencyStore(name, route.idempotency)),
   };
 }
 

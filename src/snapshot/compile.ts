@@ -5,6 +5,7 @@ import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
 import type { HoldRegistry } from '../state/hold-registry.js';
+import type { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -21,6 +22,8 @@ export interface RuntimeRegistries {
   limits?: RateLimitRegistry;
   /** Hold queues by upstream name (absent: hold is off). */
   holds?: HoldRegistry;
+  /** Idempotency stores by route (absent: a fresh memory store per compile). */
+  idempotency?: IdempotencyRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -80,7 +83,14 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
 
   const limits = registries.limits?.compile(config);
   const routes = config.routes.map((route, index) => {
-    const compiled = compileRoute(route, index, upstreams, registries.routes);
+    const idempotency = registries.idempotency;
+    const compiled = compileRoute(
+      route,
+      index,
+      upstreams,
+      registries.routes,
+      idempotency && ((name, settings) => idempotency.storeFor(name, settings, config.redis)),
+    );
     return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
   });
 

@@ -1,7 +1,9 @@
 // The immutable runtime snapshot compiled from a validated config. Requests hold the snapshot
 // they started with; a reload swaps in a new one. Live state is looked up by id from registries.
 
+import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { BackendState } from '../state/backend-state.js';
 import type { BackendTls } from '../state/backend-tls.js';
@@ -102,6 +104,15 @@ export interface RouteIdempotency {
   readonly header: string;
   /** A keyed non-idempotent request may be replayed after a reset (the backends deduplicate). */
   readonly retryOnReset: boolean;
+  readonly methods: ReadonlySet<string>;
+  /** ms a completed answer is kept. */
+  readonly ttl: number;
+  /** Answers with a larger body are not stored. */
+  readonly maxBody: number;
+  readonly onStoreError: 'closed' | 'open';
+  readonly store: IdempotencyStore;
+  /** Who a key belongs to (scopeBy); undefined when keys are scoped by method and path only. */
+  readonly scope: ((req: IncomingMessage, route: string) => string | undefined | Promise<string | undefined>) | undefined;
 }
 
 /** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */

@@ -75,6 +75,12 @@ export const gatewaySchema = z
           });
         }
       }
+      if (route.idempotency?.store === 'redis' && config.redis === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'idempotency', 'store'],
+          message: 'store: redis needs a top-level redis: block',
+        });
       const fallback = route.fallback?.upstream;
       if (fallback !== undefined && !(fallback in config.upstreams)) {
         ctx.addIssue({ code: 'custom', path: ['routes', index, 'fallback', 'upstream'], message: `unknown upstream "${fallback}"` });
