@@ -70,6 +70,6 @@ module.exports = {
     doNotFollow: { path: 'node_modules' },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
-    exclude: { path: '^(dist|node_modules|src/demo)/' },
+    exclude: { path: '^(dist|node_modules)/' },
   },
 };

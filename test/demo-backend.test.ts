@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSimulatedBackend, type SimulatedBackend } from '../src/demo/backends.js';
+import { startSimulatedBackend, type SimulatedBackend } from '../demo/backends.ts';
 
 interface Reply {
   status: number;
@@ -197,8 +197,12 @@ describe('simulated Azure OpenAI backend', () => {
     const pending = send(b.url, { body: JSON.stringify({ stream: true }) }).catch((e: Error) => e);
     await new Promise((r) => setTimeout(r, 30));
     await b.close();
-    await pending;
+    const outcome = await pending;
+    // the stream was cut mid-way: the client's response is aborted, it never gets the final [DONE]
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toBe('aborted');
     const again = await startSimulatedBackend({ name: 'reuse', port: b.port, budgetPerSecond: 1 });
+    expect(again.port).toBe(b.port);
     await again.close();
   });
 });

@@ -71,7 +71,7 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const raw = toPlainData(doc, file, at);
   const result = gatewaySchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
@@ -87,6 +87,35 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
     warnings.push({ file, ...locate(doc, warning.path, at), path: warning.path.join('.'), message: warning.message });
   }
   return { file, config: result.data, source, warnings };
+}
+
+/**
+ * The document as plain data. Aliases expand at most 100 times over: a "billion laughs" file
+ * (aliases of aliases) is refused as a config error at its first alias instead of eating memory
+ * or escaping as the library's ReferenceError.
+ */
+function toPlainData(doc: Document, file: string, at: (offset: number | undefined) => { line: number; column: number }): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    let first: number | undefined;
+    visit(doc, {
+      Alias(_key, node) {
+        first = node.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const reason =
+      error instanceof ReferenceError && /alias/i.test(error.message) ? 'aliases expand too many times' : (error as Error).message;
+    throw new ConfigError([
+      {
+        file,
+        ...at(first),
+        path: '',
+        message: `${reason} (a YAML alias bomb?): use each anchor a few times at most`,
+      },
+    ]);
+  }
 }
 
 function plainScalar(text: string): string | number | boolean {

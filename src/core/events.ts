@@ -34,6 +34,8 @@ export interface MirrorComparison {
 export interface LimiterEvents {
   limiterDecision(policy: string, result: LimiterResult): void;
   limiterDegraded(degraded: boolean, reason: string): void;
+  /** In-process buckets were evicted to stay under limits.maxMemoryBuckets (memory: `store: memory` policies; local: the Redis fallback). */
+  limiterEvicted(store: 'memory' | 'local', count: number): void;
 }
 
 export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {

@@ -60,6 +60,13 @@ export class Tunnel {
         if (!this.#closing) this.reason = 'error';
         this.#destroyBoth();
       });
+      // A FIN from one side (the client left) is passed on by the pipe. A side that never
+      // answers with its own FIN would keep both connections half-closed (CLOSE-WAIT and
+      // FIN-WAIT-2) and the slot taken until the idle timeout: both are destroyed 2 s later.
+      socket.once('end', () => {
+        if (!other.writableEnded) other.end();
+        setTimeout(() => this.#destroyBoth(), 2_000).unref();
+      });
       socket.once('close', () => {
         if (!other.destroyed) {
           other.end();

@@ -17,6 +17,7 @@ export const silentObserver: ProxyObserver = {
   request() {},
   limiterDecision() {},
   limiterDegraded() {},
+  limiterEvicted() {},
   breakerStateChange() {},
   healthChange() {},
   retry() {},

@@ -1,5 +1,6 @@
-import { Pool } from 'undici';
+import { buildConnector, Pool } from 'undici';
 import { tlsKey, type BackendTls } from './backend-tls.js';
+import { withInterimContinueDropped } from './interim-continue.js';
 
 export interface DispatcherOptions {
   connectTimeout: number;
@@ -25,10 +26,12 @@ export class DispatcherRegistry {
     let pool = this.#pools.get(key);
     if (!pool) {
       pool = new Pool(origin, {
-        connect: {
-          timeout: options.connectTimeout,
-          ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
-        },
+        connect: withInterimContinueDropped(
+          buildConnector({
+            timeout: options.connectTimeout,
+            ...(tls ? { rejectUnauthorized: tls.rejectUnauthorized, ...(tls.ca ? { ca: tls.ca } : {}) } : {}),
+          }),
+        ),
         headersTimeout: options.headersTimeout,
         bodyTimeout: options.bodyTimeout,
         keepAliveTimeout: 10_000,

@@ -12,8 +12,8 @@ import { RedisBucketStore } from '../ratelimit/redis-store.js';
 import { RouteRateLimit } from '../ratelimit/route-limit.js';
 
 export class RateLimitRegistry {
-  readonly memory = new MemoryBucketStore();
-  readonly local = new MemoryBucketStore();
+  readonly memory = new MemoryBucketStore({ onEvict: (count) => this.observer().limiterEvicted('memory', count) });
+  readonly local = new MemoryBucketStore({ onEvict: (count) => this.observer().limiterEvicted('local', count) });
   readonly #memoryStore = new MemoryPolicyStore(this.memory);
   #redis: { signature: string; store: GuardedRedisStore } | undefined;
   #retired: RedisBucketStore[] = [];
@@ -34,6 +34,8 @@ export class RateLimitRegistry {
 
   /** Policies of a config, compiled; routes pick theirs with `forRoute`. */
   compile(config: GatewayConfig): RateLimitCompilation {
+    this.memory.maxBuckets = config.limits.maxMemoryBuckets;
+    this.local.maxBuckets = config.limits.maxMemoryBuckets;
     const policies = new Map<string, CompiledPolicy>();
     for (const [name, policy] of Object.entries(config.rateLimits)) {
       const useRedis = config.redis !== undefined && policy.store !== 'memory';

@@ -148,6 +148,12 @@ export class GatewayMetrics {
       help: '1 while the shared limiter store (Redis) is unreachable and limits run degraded.',
       registers,
     });
+    const limiterEvictions = new Counter({
+      name: 'spillway_limiter_evictions_total',
+      help: 'In-memory rate-limit buckets evicted (fullest first) to stay under limits.maxMemoryBuckets.',
+      labelNames: ['store'],
+      registers,
+    });
     const breakerTransitions = new Counter({
       name: 'spillway_breaker_transitions_total',
       help: 'Circuit breaker state changes, by the state entered.',
@@ -224,6 +230,7 @@ export class GatewayMetrics {
     });
     for (const result of ['ok', 'rejected']) configReloads.inc({ result }, 0);
     limiterDegraded.set(0);
+    for (const store of ['memory', 'local']) limiterEvictions.inc({ store }, 0);
 
     // Backend gauges: computed from the live snapshot when Prometheus scrapes.
     const backendGauge = (name: string, help: string, read: (view: ReturnType<typeof backendLiveView>) => number | undefined) =>
@@ -305,6 +312,9 @@ export class GatewayMetrics {
       },
       limiterDegraded(degraded) {
         limiterDegraded.set(degraded ? 1 : 0);
+      },
+      limiterEvicted(store, count) {
+        limiterEvictions.inc({ store }, count);
       },
       breakerStateChange(upstream, backend, state) {
         breakerTransitions.inc({ upstream: upstream.name, backend: backendLabel(backend), state });

@@ -27,6 +27,10 @@ const adminSchema = z.strictObject({
 const limitsSchema = z.strictObject({
   maxRequestBody: size.default(10 * 1024 * 1024).meta({ description: 'Larger request bodies are answered 413.' }),
   maxHeaderSize: size.default(16 * 1024).meta({ description: 'Larger request headers are answered 431.' }),
+  maxMemoryBuckets: z.number().int().min(1).max(100_000_000).default(1_000_000).meta({
+    description:
+      'Most in-memory rate-limit buckets kept (per store: memory policies, and the Redis fallback). Past it the fullest buckets are evicted first. About 100 bytes each.',
+  }),
 });
 
 export const gatewaySchema = z

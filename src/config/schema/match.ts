@@ -1,6 +1,7 @@
 // Route match conditions: path (prefix, exact, templates with :params), host, methods, headers,
 // query parameters and cookies. Every condition given must hold.
 
+import safeRegex from 'safe-regex2';
 import { z } from 'zod';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
@@ -28,27 +29,36 @@ export const pathPattern = z
     }
   });
 
+/**
+ * A pattern must compile and must not nest quantifiers (star height above 1, as safe-regex2 and
+ * fastify judge it): `^(a+)+$` against "aaaa…!" backtracks exponentially and would stall the event
+ * loop on one request. Rewriting without the nesting is always possible (`^a+$`, `^[a-z][a-z-]*$`).
+ */
+function checkRegex(source: string, ctx: z.RefinementCtx): void {
+  try {
+    new RegExp(source);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `not a valid regular expression: ${JSON.stringify(source)}` });
+    return;
+  }
+  if (!safeRegex(source)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `regex ${JSON.stringify(source)} nests quantifiers (like (a+)+) and can backtrack for seconds on a crafted value: rewrite it without a repeated group that itself repeats`,
+    });
+  }
+}
+
 /** A value condition on a header, query parameter or cookie. A bare string means `equals`. */
 export const valueMatchSchema = z.union([
   z.string(),
   z
     .strictObject({
       equals: z.string().optional(),
-      regex: z
-        .string()
-        .refine(
-          (source) => {
-            try {
-              new RegExp(source);
-              return true;
-            } catch {
-              return false;
-            }
-          },
-          { message: 'not a valid regular expression' },
-        )
-        .optional()
-        .meta({ description: 'JavaScript regular expression, unanchored unless written with ^ and $.' }),
+      regex: z.string().superRefine(checkRegex).optional().meta({
+        description:
+          'JavaScript regular expression, unanchored unless written with ^ and $. Patterns with nested quantifiers, like (a+)+, are refused: they can backtrack for seconds on a crafted value.',
+      }),
       present: z.boolean().optional().meta({ description: 'true: must be present (any value); false: must be absent.' }),
       absent: z.literal(true).optional().meta({ description: 'Must be absent (same as present: false).' }),
     })

@@ -19,6 +19,9 @@ const RATE_UNITS: Record<string, number> = {
   day: 86_400_000,
 };
 
+/** Bucket sizes, costs and refill amounts stay far below where float arithmetic loses whole tokens. */
+export const MAX_TOKENS = 1_000_000_000;
+
 /** "10/s", "600/m", "10000/h", "5/10s" → tokens per millisecond (undefined when malformed). */
 export function parseRate(text: string): number | undefined {
   const match = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$/i.exec(text);
@@ -27,7 +30,7 @@ export function parseRate(text: string): number | undefined {
   const unit = RATE_UNITS[match[3]!.toLowerCase()] ?? (match[3] === 'ms' ? 1 : undefined);
   if (unit === undefined) return undefined;
   const per = (match[2] === undefined ? 1 : Number(match[2])) * unit;
-  if (!(tokens > 0) || !(per > 0)) return undefined;
+  if (!(tokens > 0 && tokens <= MAX_TOKENS) || !(per > 0 && Number.isFinite(per))) return undefined;
   return tokens / per;
 }
 
@@ -37,7 +40,10 @@ export const rate = z
   .transform((value, ctx) => {
     const perMs = parseRate(value);
     if (perMs === undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected a rate like "10/s", "600/m", "10000/h" or "5/10s", got ${JSON.stringify(value)}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a rate like "10/s", "600/m", "10000/h" or "5/10s" (at most 1e9 tokens), got ${JSON.stringify(value)}`,
+      });
       return z.NEVER;
     }
     return perMs;
@@ -108,9 +114,14 @@ export const jwtSchema = z
 
 export const tierSchema = z.strictObject({
   keys: z.array(z.string().min(1)).min(1).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
-  capacity: z.number().positive().optional().meta({ description: "Bucket size for these clients (default: the policy's)." }),
+  capacity: z
+    .number()
+    .positive()
+    .max(MAX_TOKENS)
+    .optional()
+    .meta({ description: "Bucket size for these clients (default: the policy's)." }),
   refill: rate.optional(),
-  cost: z.number().positive().optional(),
+  cost: z.number().positive().max(MAX_TOKENS).optional(),
 });
 
 export const rateLimitPolicySchema = z
@@ -119,9 +130,9 @@ export const rateLimitPolicySchema = z
       .union([keyPart, z.array(keyPart).min(1)])
       .transform((value) => (Array.isArray(value) ? value : [value]))
       .meta({ description: 'Client identity: header:<name>, ip, jwt:<claim>, route — or a list that combines them.' }),
-    capacity: z.number().positive().meta({ description: 'Bucket size: the burst a client may send at once.' }),
+    capacity: z.number().positive().max(MAX_TOKENS).meta({ description: 'Bucket size: the burst a client may send at once.' }),
     refill: rate,
-    cost: z.number().positive().default(1).meta({ description: 'Tokens one request takes.' }),
+    cost: z.number().positive().max(MAX_TOKENS).default(1).meta({ description: 'Tokens one request takes.' }),
     missingKey: z
       .enum(['deny', 'ip'])
       .default('deny')
@@ -183,7 +194,13 @@ export const redisSchema = z
     connectTimeout: duration.default(1_000),
     breaker: z
       .strictObject({
-        failures: z.number().int().positive().default(3).meta({ description: 'Consecutive Redis failures that open the breaker.' }),
+        failures: z
+          .number()
+          .int()
+          .positive()
+          .max(1_000)
+          .default(3)
+          .meta({ description: 'Consecutive Redis failures that open the breaker.' }),
         cooldown: duration.default(500).meta({ description: 'How long the breaker stays open before one probe goes to Redis again.' }),
       })
       .prefault({}),

@@ -13,11 +13,18 @@ export const breakerSchema = z.strictObject({
     .number()
     .int()
     .positive()
+    .max(1_000_000)
     .default(20)
     .meta({ description: 'No decision before this many requests in the window (a blip never trips it).' }),
   window: duration.default(10_000).meta({ description: 'Rolling window the failure rate is measured over.' }),
   openFor: duration.default(30_000).meta({ description: 'How long an open breaker keeps the backend out before half-open trials.' }),
-  halfOpenRequests: z.number().int().positive().default(2).meta({ description: 'Trial requests in half-open; all must succeed to close.' }),
+  halfOpenRequests: z
+    .number()
+    .int()
+    .positive()
+    .max(1_000)
+    .default(2)
+    .meta({ description: 'Trial requests in half-open; all must succeed to close.' }),
   statuses: z
     .array(status5xx)
     .default([500, 502, 503, 504])
@@ -29,8 +36,8 @@ export const healthCheckSchema = z.strictObject({
   method: z.enum(['GET', 'HEAD']).default('GET'),
   interval: duration.default(5_000),
   timeout: duration.default(1_000),
-  unhealthyAfter: z.number().int().positive().default(3),
-  healthyAfter: z.number().int().positive().default(2),
+  unhealthyAfter: z.number().int().positive().max(1_000).default(3),
+  healthyAfter: z.number().int().positive().max(1_000).default(2),
   statuses: z.array(z.number().int().min(100).max(599)).optional().meta({ description: 'Statuses that pass. Default: any 2xx or 3xx.' }),
 });
 
@@ -51,11 +58,23 @@ export const retrySchema = z.strictObject({
     .array(retryOn)
     .default(['connect-error', 'timeout', 502, 503, 504])
     .meta({ description: '"connect-error", "timeout" and response statuses that are retried.' }),
-  maxRetries: z.number().int().min(0).default(2).meta({ description: 'Failure retries per request (on top of the first attempt).' }),
+  maxRetries: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .default(2)
+    .meta({ description: 'Failure retries per request (on top of the first attempt).' }),
   budget: percent
     .prefault('20%')
     .meta({ description: 'Retries in flight may be at most this share of the requests in flight (Envoy retry budget).' }),
-  minRetries: z.number().int().min(0).default(3).meta({ description: 'Retries in flight always allowed, whatever the budget says.' }),
+  minRetries: z
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .default(3)
+    .meta({ description: 'Retries in flight always allowed, whatever the budget says.' }),
   burst: z.number().int().min(0).max(100_000).default(100).meta({
     description:
       'Retries a backend that fails all at once may get beyond the budget: every request it answers earns `budget` of a retry, up to this many; a retry the budget refuses spends one. Earned only by answers, so a sustained failure gets the budget alone.',
@@ -73,8 +92,14 @@ export const retrySchema = z.strictObject({
 });
 
 export const concurrencySchema = z.strictObject({
-  perBackend: z.number().int().positive().default(100).meta({ description: 'Requests in flight per backend.' }),
-  queue: z.number().int().min(0).default(500).meta({ description: 'Requests that may wait per backend when every backend is full.' }),
+  perBackend: z.number().int().positive().max(1_000_000).default(100).meta({ description: 'Requests in flight per backend.' }),
+  queue: z
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .default(500)
+    .meta({ description: 'Requests that may wait per backend when every backend is full.' }),
   maxWait: duration.default(2_000).meta({ description: 'Longest wait in the queue before 503.' }),
 });
 

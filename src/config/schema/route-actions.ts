@@ -34,7 +34,7 @@ export const splitSchema = z
   .array(
     z.strictObject({
       upstream: z.string().min(1),
-      weight: z.number().min(0).meta({ description: 'Relative share of the traffic (e.g. 10 and 90).' }),
+      weight: z.number().min(0).max(1_000_000).meta({ description: 'Relative share of the traffic (e.g. 10 and 90).' }),
     }),
   )
   .min(1)
@@ -74,7 +74,13 @@ export const mirrorSchema = z.strictObject({
     .enum(['none', 'status', 'body'])
     .default('status')
     .meta({ description: '"status": status codes equal; "body": status and JSON bodies equal; "none": just send.' }),
-  maxConcurrent: z.number().int().positive().default(16).meta({ description: 'Shadow requests in flight at most; more are skipped.' }),
+  maxConcurrent: z
+    .number()
+    .int()
+    .positive()
+    .max(100_000)
+    .default(16)
+    .meta({ description: 'Shadow requests in flight at most; more are skipped.' }),
   timeout: duration
     .default(10_000)
     .meta({ description: 'A shadow request still unanswered after this is abandoned (counted as a shadow error), freeing its slot.' }),

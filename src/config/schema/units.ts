@@ -1,11 +1,18 @@
 import { z } from 'zod';
 import { parseDuration, parseSize } from '../units.js';
 
+/** Node timers fire at once when asked to wait longer than 2^31-1 ms (about 24.8 days). */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /** A duration written with a unit ("250ms", "10s", "5m", "1h2m3.5s"); parsed to milliseconds. */
 export const duration = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
     const ms = typeof value === 'number' ? (value === 0 ? 0 : undefined) : parseDuration(value);
+    if (ms !== undefined && ms > MAX_DURATION_MS) {
+      ctx.addIssue({ code: 'custom', message: `duration ${JSON.stringify(value)} is too long: at most 24d (timers cannot wait longer)` });
+      return z.NEVER;
+    }
     if (ms === undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -22,7 +29,7 @@ export const size = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
     const bytes = typeof value === 'number' ? (Number.isInteger(value) && value >= 0 ? value : undefined) : parseSize(value);
-    if (bytes === undefined) {
+    if (bytes === undefined || bytes > Number.MAX_SAFE_INTEGER) {
       ctx.addIssue({ code: 'custom', message: `expected a size like "64kb" or "1mb", got ${JSON.stringify(value)}` });
       return z.NEVER;
     }

@@ -6,8 +6,13 @@ import { upstreamTlsSchema } from './tls.js';
 
 export const backendSchema = z.strictObject({
   url: httpUrl,
-  priority: z.number().int().positive().default(1).meta({ description: 'Lower is used first; 1 = primary.' }),
-  weight: z.number().positive().default(1).meta({ description: 'Relative share among ready backends of the same priority.' }),
+  priority: z.number().int().positive().max(1_000).default(1).meta({ description: 'Lower is used first; 1 = primary.' }),
+  weight: z
+    .number()
+    .positive()
+    .max(1_000_000)
+    .default(1)
+    .meta({ description: 'Relative share among ready backends of the same priority.' }),
   name: z
     .string()
     .min(1)
@@ -49,6 +54,7 @@ export const failoverSchema = z.strictObject({
     .number()
     .int()
     .positive()
+    .max(100)
     .optional()
     .meta({ description: 'Attempts per request, each on a different backend. Default: the number of backends.' }),
   replayBuffer: size.default(1024 * 1024).meta({

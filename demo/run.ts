@@ -17,13 +17,13 @@ import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startSimulatedBackend, type SimulatedBackend } from './backends.js';
+import { startSimulatedBackend, type SimulatedBackend } from './backends.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
 
-/** Package root: this file is src/demo/run.ts or dist/demo/run.js. */
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Package root: this file is demo/run.ts (run by Node 24 directly, types stripped). */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = resolve(ROOT, 'dist', 'cli', 'main.js');
 const CONFIG = resolve(ROOT, 'config', 'demo.yaml');
 
@@ -70,10 +70,7 @@ interface Reply {
   body: string;
 }
 
-function httpCall(
-  url: string,
-  opts: { method?: string; body?: string; onChunk?: (text: string) => void } = {},
-): Promise<Reply> {
+function httpCall(url: string, opts: { method?: string; body?: string; onChunk?: (text: string) => void } = {}): Promise<Reply> {
   return new Promise((resolvePromise, reject) => {
     const req = request(
       url,
@@ -123,8 +120,12 @@ function table(headers: string[], rows: (string | number)[][], alignRight: boole
   const cells = [headers, ...rows.map((r) => r.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
-    '  ' + r.map((c, i) => (alignRight[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(headers), '  ' + widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+    '  ' +
+    r
+      .map((c, i) => (alignRight[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), `  ${widths.map((w) => '-'.repeat(w)).join('  ')}`, ...cells.slice(1).map(line)].join('\n');
 }
 
 function heading(text: string): void {
@@ -175,9 +176,7 @@ function startGateway(): Promise<Gateway> {
       STARTUP_TIMEOUT_MS,
     );
     child.once('error', (err) => fail(`could not start the gateway: ${err.message}`));
-    child.once('exit', (code, signal) =>
-      fail(`the gateway exited during startup (${signal ? `signal ${signal}` : `exit code ${code}`}).`),
-    );
+    child.once('exit', (code, signal) => fail(`the gateway exited during startup (${signal ? `signal ${signal}` : `exit code ${code}`}).`));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       remember(line);
       if (settled || !line.includes('spillway listening')) return;
@@ -287,7 +286,9 @@ async function drive(gatewayUrl: string): Promise<Totals> {
     const now = { ok: totals.ok, t429: totals.gateway429 + totals.passed429, other: totals.other + totals.errors };
     const row = [`${second}`, REQUESTS_PER_SECOND, now.ok - last.ok, now.t429 - last.t429, now.other - last.other];
     last = now;
-    console.log(`  ${String(row[0]).padEnd(6)}  ${String(row[1]).padStart(4)}  ${String(row[2]).padStart(3)}  ${String(row[3]).padStart(3)}  ${String(row[4]).padStart(5)}`);
+    console.log(
+      `  ${String(row[0]).padEnd(6)}  ${String(row[1]).padStart(4)}  ${String(row[2]).padStart(3)}  ${String(row[3]).padStart(3)}  ${String(row[4]).padStart(5)}`,
+    );
   };
 
   for (let i = 0; i < total; i++) {
@@ -340,10 +341,10 @@ interface AdminBackend {
 
 async function adminSummary(adminUrl: string): Promise<Map<string, AdminBackend>> {
   const byUrl = new Map<string, AdminBackend>();
-  heading('GET /admin/upstreams (the gateway\'s own view)');
+  heading("GET /admin/upstreams (the gateway's own view)");
   let reply: Reply;
   try {
-    reply = await httpCall(adminUrl + '/admin/upstreams');
+    reply = await httpCall(`${adminUrl}/admin/upstreams`);
   } catch (err) {
     console.log(`  request failed: ${(err as Error).message}`);
     return byUrl;
@@ -371,11 +372,16 @@ async function adminSummary(adminUrl: string): Promise<Map<string, AdminBackend>
     }
     if (rows.length === 0) throw new Error('no backends listed');
     console.log(
-      table(
-        ['upstream', 'backend', 'prio', 'state', 'cooldown', 'requests', 'throttled', 'errors'],
-        rows,
-        [false, false, true, false, false, true, true, true],
-      ),
+      table(['upstream', 'backend', 'prio', 'state', 'cooldown', 'requests', 'throttled', 'errors'], rows, [
+        false,
+        false,
+        true,
+        false,
+        false,
+        true,
+        true,
+        true,
+      ]),
     );
   } catch {
     console.log(`  status ${reply.status}: ${reply.body.slice(0, 2000)}`);
@@ -464,7 +470,7 @@ async function main(): Promise<number> {
       `The ${totals.gateway429} 429s that clients did see came from the gateway itself, while every`,
       `backend was cooling down, with a Retry-After saying when to come back.`,
     ];
-    console.log('\n  ' + explanation.join('\n  '));
+    console.log(`\n  ${explanation.join('\n  ')}`);
 
     if (totals.ok === 0) {
       console.error('\ndemo failed: no request succeeded through the gateway.');

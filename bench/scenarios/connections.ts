@@ -5,10 +5,13 @@
 // /proc/<pid>/status; its open sockets are counted from /proc/<pid>/fd to confirm the connections
 // were really held open.
 
-import { readFileSync } from 'node:fs';
-import { cpuMeter, fmt, loadSliced, mb, sampleProcess, sleep, startGateway, table, windowTotals } from './lib.mjs';
-import { clientNotes, firstMeasuredWindow, gatewayLog, gatewayNotes, scenarioResult, sliceErrors, withOrigin } from './compare.mjs';
-import { gatewayYaml } from './passthrough.mjs';
+import { forkTarget, startGateway, withTargets } from '../lib/processes.ts';
+import { clientNotes, firstMeasuredWindow, loadSliced, sleep, sliceErrors, windowTotals } from '../lib/load.ts';
+import { cpuMeter, openFilesLimit, sampleProcess } from '../lib/proc.ts';
+import { gatewayLog, gatewayNotes, scenarioResult, type ScenarioResult } from '../lib/results.ts';
+import type { Log, Settings } from '../lib/rounds.ts';
+import { fmt, mb, table } from '../lib/format.ts';
+import { gatewayYaml } from './passthrough.ts';
 
 export const title = 'spillway bench — connections';
 export const intro = `
@@ -24,29 +27,23 @@ export const TARGET_RSS_MB = 150;
 /** Seconds of load after the measured part, so its requests complete before the load stops. */
 const TAIL_S = 2;
 
-function openFilesLimit() {
-  try {
-    const m = /^Max open files\s+(\d+|unlimited)\s+/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return m ? (m[1] === 'unlimited' ? Infinity : Number(m[1])) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export async function run(settings, log) {
+export async function run(settings: Settings, log: Log): Promise<ScenarioResult> {
   const { duration, warmup } = settings;
-  const connections = settings.connections ?? 1000;
-  const rate = settings.rate ?? 2000;
-  const slices = settings.slices ?? 10;
+  const { connections, rate, slices } = settings;
   const started = new Date();
   const limit = openFilesLimit();
   if (limit !== undefined && limit < connections * 2 + 256) {
-    log(`warning: open-files limit is ${limit}; ${connections} connections need about ${connections * 2 + 256} (raise it with "ulimit -n 4096")`);
+    log(
+      `warning: open-files limit is ${limit}; ${connections} connections need about ${connections * 2 + 256} (raise it with "ulimit -n 4096")`,
+    );
   }
   if (Math.floor(rate / slices) < Math.ceil(connections / slices)) {
-    log(`warning: ${rate} req/s over ${connections} connections in ${slices} slices: autocannon caps each slice's connections at its rate, so fewer connections will be open`);
+    log(
+      `warning: ${rate} req/s over ${connections} connections in ${slices} slices: autocannon caps each slice's connections at its rate, so fewer connections will be open`,
+    );
   }
-  return withOrigin(async ({ origin, track, stopInOrder }) => {
+  return withTargets(async ({ track, stopInOrder }) => {
+    const origin = track(await forkTarget('origin.ts', [], { label: 'origin' }));
     const gateway = track(await startGateway(gatewayYaml(origin.ready.url)));
     log(`origin ${origin.ready.url} (pid ${origin.pid}), spillway ${gateway.url} (pid ${gateway.pid})`);
 
@@ -56,9 +53,11 @@ export async function run(settings, log) {
 
     // One continuous load: the connections stay open from the warm-up to the end.
     const seconds = warmup + duration + TAIL_S;
-    log(`${connections} connections at ${rate} req/s in ${slices} staggered slice(s) for ${seconds}s: warm-up ${warmup}s, measured ${duration} whole seconds`);
+    log(
+      `${connections} connections at ${rate} req/s in ${slices} staggered slice(s) for ${seconds}s: warm-up ${warmup}s, measured ${duration} whole seconds`,
+    );
     rss.mark('warmup');
-    const marks = [];
+    const marks: NodeJS.Timeout[] = [];
     const loadStarted = Date.now();
     const firstMeasured = firstMeasuredWindow(loadStarted, slices, warmup);
     marks.push(setTimeout(() => rss.mark('measured'), firstMeasured * 1000 - loadStarted));
@@ -87,7 +86,7 @@ export async function run(settings, log) {
 
     const { spillway: stop } = await stopInOrder([['spillway', gateway]]);
 
-    const phase = (name) => memory.phases.find((p) => p.name === name);
+    const phase = (name: string) => memory.phases.find((p) => p.name === name)!;
     const measured = phase('measured');
     const figures = {
       connections,
@@ -104,7 +103,7 @@ export async function run(settings, log) {
       rssIdleMb: mb(phase('idle').rssMaxKb),
       rssMaxMb: mb(Math.max(...memory.phases.filter((p) => ['warmup', 'measured', 'tail'].includes(p.name)).map((p) => p.rssMaxKb))),
       rssMaxMeasuredMb: mb(measured.rssMaxKb),
-      rssAfterMb: mb(memory.phases.at(-1).rssLastKb),
+      rssAfterMb: mb(memory.phases.at(-1)!.rssLastKb),
       vmHwmMb: mb(memory.hwmKb),
       socketsMax: measured.socketsMax,
       rssSamples: measured.samples,
@@ -112,13 +111,38 @@ export async function run(settings, log) {
     const pass = figures.rssMaxMb !== undefined && figures.rssMaxMb < TARGET_RSS_MB;
     const rows = [
       ['open client connections', fmt(connections), '', ''],
-      ['gateway sockets (max seen)', fmt(figures.socketsMax), `≥ ${fmt(connections)}`, figures.socketsMax >= connections ? 'ok' : '**check**'],
-      ['requests sent / answered (measured part)', `${fmt(summary.sent)} / ${fmt(summary.responses)} (${fmt(summary.rpsCompleted, 0)}/s)`, `${rate}/s`, ''],
-      ['non-2xx / lost (reset, timeout) / no answer', `${fmt(summary.non2xx)} / ${fmt(summary.lost)} / ${fmt(summary.noOutcome)}`, '0', summary.non2xx + summary.lost + summary.noOutcome === 0 ? 'ok' : '**check**'],
+      [
+        'gateway sockets (max seen)',
+        fmt(figures.socketsMax),
+        `≥ ${fmt(connections)}`,
+        figures.socketsMax! >= connections ? 'ok' : '**check**',
+      ],
+      [
+        'requests sent / answered (measured part)',
+        `${fmt(summary.sent)} / ${fmt(summary.responses)} (${fmt(summary.rpsCompleted, 0)}/s)`,
+        `${rate}/s`,
+        '',
+      ],
+      [
+        'non-2xx / lost (reset, timeout) / no answer',
+        `${fmt(summary.non2xx)} / ${fmt(summary.lost)} / ${fmt(summary.noOutcome)}`,
+        '0',
+        summary.non2xx + summary.lost + summary.noOutcome === 0 ? 'ok' : '**check**',
+      ],
       ['latency p50 / p99', `${fmt(summary.latencyMs.p50, 1)} / ${fmt(summary.latencyMs.p99, 1)} ms`, '', ''],
-      ['CPU (% of a core): spillway / origin / autocannon', `${fmt(cpuPercent.spillway, 0)}% / ${fmt(cpuPercent.origin, 0)}% / ${fmt(cpuPercent.bench, 0)}%`, '', ''],
+      [
+        'CPU (% of a core): spillway / origin / autocannon',
+        `${fmt(cpuPercent.spillway, 0)}% / ${fmt(cpuPercent.origin, 0)}% / ${fmt(cpuPercent.bench, 0)}%`,
+        '',
+        '',
+      ],
       ['RSS idle (before load)', `${fmt(figures.rssIdleMb)} MB`, '', ''],
-      ['**RSS max under load**', `**${fmt(figures.rssMaxMb)} MB** (measured part: ${fmt(figures.rssMaxMeasuredMb)} MB)`, `< ${TARGET_RSS_MB} MB`, pass ? 'ok' : '**MISSED**'],
+      [
+        '**RSS max under load**',
+        `**${fmt(figures.rssMaxMb)} MB** (measured part: ${fmt(figures.rssMaxMeasuredMb)} MB)`,
+        `< ${TARGET_RSS_MB} MB`,
+        pass ? 'ok' : '**MISSED**',
+      ],
       ['RSS 1 s after the run', `${fmt(figures.rssAfterMb)} MB`, '', ''],
       ['VmHWM (peak over the whole life)', `${fmt(figures.vmHwmMb)} MB`, '', ''],
     ];
@@ -127,7 +151,17 @@ export async function run(settings, log) {
       scenario: 'connections',
       started,
       settingsText: `${duration}s, ${connections} connections at ${rate} req/s, ${slices} slice(s), warm-up ${warmup}s`,
-      settings: { duration, warmup, tailSeconds: TAIL_S, connections, rate, slices, method: 'GET', path: '/', rssSampleIntervalMs: memory.intervalMs },
+      settings: {
+        duration,
+        warmup,
+        tailSeconds: TAIL_S,
+        connections,
+        rate,
+        slices,
+        method: 'GET',
+        path: '/',
+        rssSampleIntervalMs: memory.intervalMs,
+      },
       environmentExtra: { openFilesLimit: limit },
       record: {
         target: { rssMaxMb: TARGET_RSS_MB },
@@ -141,7 +175,7 @@ export async function run(settings, log) {
       },
       md,
       notes: gatewayNotes(gateway, stop, { nodeArgs: true, extra: clientNotes(errorCodes, reconnects) }),
-      more: { passed: pass },
+      passed: pass,
     });
   });
 }

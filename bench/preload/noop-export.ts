@@ -1,9 +1,9 @@
-// Preloaded into one gateway of the telemetry scenario (`node --import bench/noop-export.mjs ...`):
+// Preloaded into one gateway of the telemetry scenario (`node --import bench/preload/noop-export.ts ...`):
 // the OTLP/protobuf trace exporter the OpenTelemetry SDK builds from OTEL_* drops every batch
 // without serialising or sending it. Spans are still created, batched and handed to the
-// exporter: this is "tracing to a no-op exporter", the cost of tracing without the cost of export.
+// exporter: "tracing to a no-op exporter", the cost of tracing without the cost of export.
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 
-OTLPTraceExporter.prototype.export = function exportNothing(_spans, done) {
+OTLPTraceExporter.prototype.export = function exportNothing(_spans, done): void {
   done({ code: 0 });
 };
