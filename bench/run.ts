@@ -23,8 +23,9 @@ import * as aggregate from './scenarios/aggregate.ts';
 import * as resilience from './scenarios/resilience.ts';
 import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
+import * as bursty from './scenarios/bursty.ts';
 
-const SCENARIOS: Record<string, Scenario> = { passthrough, throttling, connections, aggregate, resilience, telemetry, ratelimit };
+const SCENARIOS: Record<string, Scenario> = { passthrough, throttling, connections, aggregate, resilience, telemetry, ratelimit, bursty };
 /** Target turns per round, for the time budget. */
 const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2 };
 
@@ -148,12 +149,14 @@ const settingsFor: Record<string, Settings> = {
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
+  bursty: base,
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
 const budgetS = selected.reduce((total, name) => {
   const turns = TURNS[name];
-  const perRun = turns ? repeat * turns * (warmup + duration + rateDuration + 4) : warmup + duration + 10;
+  const fixed = SCENARIOS[name]!.budgetSeconds;
+  const perRun = fixed ?? (turns ? repeat * turns * (warmup + duration + rateDuration + 4) : warmup + duration + 10);
   return total + perRun + 45;
 }, 30);
 const watchdog = setTimeout(() => {

@@ -17,7 +17,7 @@ import { throttleCooldown } from '../resilience/cooldown.js';
 import { earnRetryToken, isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
-import { BackendWalk, type ExchangeContext } from './backend-walk.js';
+import { anyReadyButSpent, BackendWalk, type ExchangeContext } from './backend-walk.js';
 import { AnswerWatchSink } from './delegating-sink.js';
 import { buildResponseHeaders } from './forward-headers.js';
 import { dispatchOptions, type ForwardRequest } from './forward-request.js';
@@ -132,7 +132,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
           this.dispatchTo(next, false);
           return;
         }
-        if (!this.anyReady(now)) {
+        if (!this.anyReady(now) || (this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now))) {
           attempt.discard();
           this.noBackend(now);
           return;
@@ -249,11 +249,21 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   /** No backend can take the request now: wait for a concurrency slot, or answer for the pool. */
   noBackend(now: number): void {
     const block = poolBlock(this.upstream.backends, now);
-    if (block.kind === 'full') {
+    if (block.kind === 'full' && !(this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now))) {
       this.#enqueue(block.backend);
       return;
     }
     if (block.kind === 'throttled' && this.#hold(block.readyAt, now)) return;
+    // Ready backends that said they have no room: hold until the pacer finds room (or maxWait).
+    if (this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now)) {
+      if (this.#hold(now, now)) return;
+      // Cannot hold (queue full, maxWait spent): let the backend itself say whether it has room.
+      const next = this.pick(now, false);
+      if (next) {
+        this.dispatchTo(next, false);
+        return;
+      }
+    }
     if (this.fallBack()) return;
     answerPoolBlocked(this.sink, this.route, this.upstream, block, now, this.context.observer);
   }

@@ -29,13 +29,23 @@ export class BackendCapacity {
   lastWindow: number | undefined;
   /** Requests left in the current window, as the backend last said (undefined: not told). */
   remaining: number | undefined;
+  /** Epoch ms the backend last said how many are left. */
+  remainingAt = 0;
   /** The window's full size, as the backend last said. */
   limit: number | undefined;
 
   /** An answer that is not a throttle; `headers` may state what is left. */
-  accepted(headers?: Headers): void {
+  accepted(headers?: Headers, now = Date.now()): void {
     this.acceptedInWindow++;
-    if (headers !== undefined) this.#readHeaders(headers);
+    if (headers !== undefined) this.#readHeaders(headers, now);
+  }
+
+  /**
+   * True when the backend said, within the last `freshMs`, that it has no more room than the
+   * requests already in flight on it take: one more now would be refused.
+   */
+  spent(inFlight: number, now: number, freshMs = 1_000): boolean {
+    return this.remaining !== undefined && now - this.remainingAt < freshMs && this.remaining <= inFlight;
   }
 
   /** The backend throttled: its window is spent; what it accepted is what it can take. */
@@ -60,9 +70,14 @@ export class BackendCapacity {
     return Math.max(0, window - this.acceptedInWindow - inFlight);
   }
 
-  #readHeaders(headers: Headers): void {
+  #readHeaders(headers: Headers, now: number): void {
     const remaining = readCount(headers, REMAINING);
-    if (remaining !== undefined) this.remaining = remaining;
+    if (remaining !== undefined) {
+      // More left than before: a new window began.
+      if (this.remaining !== undefined && remaining > this.remaining) this.acceptedInWindow = 1;
+      this.remaining = remaining;
+      this.remainingAt = now;
+    }
     const limit = readCount(headers, LIMIT);
     if (limit !== undefined) this.limit = limit;
   }

@@ -38,4 +38,24 @@ describe('backend capacity learner', () => {
     capacity.accepted({ 'x-ratelimit-remaining-requests': 'nonsense' });
     expect(capacity.allowance(0)).toBe(59);
   });
+
+  it('spent: the backend said, recently, that what is in flight takes all it has left', () => {
+    const capacity = new BackendCapacity();
+    expect(capacity.spent(0, 1_000)).toBe(false);
+    capacity.accepted({ 'x-ratelimit-remaining-requests': '2' }, 1_000);
+    expect(capacity.spent(1, 1_100)).toBe(false);
+    expect(capacity.spent(2, 1_100)).toBe(true);
+    // A second later the statement is stale: the backend may have a new window.
+    expect(capacity.spent(2, 2_000)).toBe(false);
+  });
+
+  it('more left than before means a new window began: the count since restarts', () => {
+    const capacity = new BackendCapacity();
+    for (let i = 0; i < 10; i++) capacity.accepted();
+    capacity.throttled();
+    for (let i = 0; i < 8; i++) capacity.accepted({ 'x-ratelimit-remaining-requests': String(2 - Math.min(i, 2)) });
+    expect(capacity.acceptedInWindow).toBe(8);
+    capacity.accepted({ 'x-ratelimit-remaining-requests': '299' });
+    expect(capacity.acceptedInWindow).toBe(1);
+  });
 });
