@@ -24,8 +24,19 @@ import * as resilience from './scenarios/resilience.ts';
 import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
 import * as bursty from './scenarios/bursty.ts';
+import * as backendLoss from './scenarios/backend-loss.ts';
 
-const SCENARIOS: Record<string, Scenario> = { passthrough, throttling, connections, aggregate, resilience, telemetry, ratelimit, bursty };
+const SCENARIOS: Record<string, Scenario> = {
+  passthrough,
+  throttling,
+  connections,
+  aggregate,
+  resilience,
+  telemetry,
+  ratelimit,
+  bursty,
+  'backend-loss': backendLoss,
+};
 /** Target turns per round, for the time budget. */
 const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2 };
 
@@ -150,6 +161,7 @@ const settingsFor: Record<string, Settings> = {
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
   bursty: base,
+  'backend-loss': base,
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
