@@ -25,6 +25,7 @@ import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
 import * as bursty from './scenarios/bursty.ts';
 import * as backendLoss from './scenarios/backend-loss.ts';
+import * as chaos from './scenarios/chaos.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
@@ -36,6 +37,7 @@ const SCENARIOS: Record<string, Scenario> = {
   ratelimit,
   bursty,
   'backend-loss': backendLoss,
+  chaos,
 };
 /** Target turns per round, for the time budget. */
 const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2 };
@@ -162,6 +164,7 @@ const settingsFor: Record<string, Settings> = {
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
   bursty: base,
   'backend-loss': base,
+  chaos: base,
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
