@@ -52,13 +52,17 @@ describe('hold until ready', () => {
   it('holds a request while every backend cools and sends it when the backend is ready; without hold: 429 at once', async () => {
     const backend = await startSwitchable('b', windowed(1, 300));
     live.backends = [backend];
-    live.gateway = await startGateway(config(backend.url, 'hold: { maxWait: 2s, queue: 10 }'));
+    live.gateway = await startGateway(`log: { requests: { sample: 1 } }\n${config(backend.url, 'hold: { maxWait: 2s, queue: 10 }')}`);
     expect((await get(`${live.gateway.url}/a`)).status).toBe(200);
     expect((await get(`${live.gateway.url}/b`)).status).toBe(200); // 429 → cooled → held → sent when ready
     const held = await get(`${live.gateway.url}/c`); // backend cooling: held before any call
     expect(held.status).toBe(200);
     expect(held.ms).toBeGreaterThan(100);
     expect(held.ms).toBeLessThan(1500);
+    await waitUntil(() => live.gateway!.logs.events('request').length >= 3, { message: 'request log lines' });
+    const logged = live.gateway.logs.events('request');
+    expect(logged[0]!.heldMs).toBeUndefined();
+    expect(logged[2]!.heldMs).toBeGreaterThan(100);
 
     await live.gateway.close();
     const plain = await startSwitchable('p', windowed(1, 300));

@@ -295,6 +295,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     this.#holdEntry = undefined;
     const now = Date.now();
     this.context.observer.holdEnded(this.upstream, 'released', now - this.heldSince);
+    if (this.forward.scope) this.forward.scope.heldMs = now - this.heldSince;
     if (this.clientGone) return;
     // A fresh walk over the pool: the backends it tried before were cooling, not broken.
     this.tried = 0;
@@ -309,6 +310,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     this.#holdEntry = undefined;
     const now = Date.now();
     this.context.observer.holdEnded(this.upstream, 'expired', now - this.heldSince);
+    if (this.forward.scope) this.forward.scope.heldMs = now - this.heldSince;
     if (this.clientGone) return;
     this.tried = 0;
     this.attempts = 0;
