@@ -10,9 +10,9 @@
 import type { FailureKind } from '../core/failure.js';
 import { isReady, poolBlock } from '../balance/select.js';
 import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
-import type { HoldEntry, HoldWaiter } from '../resilience/hold.js';
 import type { PoolBlock } from '../balance/select.js';
 import { releaseHeld } from './hold-release.js';
+import { HoldTicket, type HoldOwner } from './hold-ticket.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
 import { earnRetryToken, isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
@@ -27,7 +27,7 @@ import type { ResponseSink } from './sink.js';
 
 export type { ExchangeContext, ForwardRequest };
 
-export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWaiter, HoldWaiter {
+export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWaiter, HoldOwner {
   /** Failure retries so far (throttle failovers are not retries). */
   retries = 0;
   clientGone = false;
@@ -39,9 +39,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   #queueEntry: QueueEntry | undefined;
   #retryTimer: { timer: NodeJS.Timeout; backend: CompiledBackend } | undefined;
   #idempotent: boolean | undefined;
-  /** Epoch ms this request was first held (throttle.hold); 0 = never held. */
-  heldSince = 0;
-  #holdEntry: HoldEntry | undefined;
+  #holdTicket: HoldTicket | undefined;
 
   readonly sink: ResponseSink;
   /** Set when retry.deadline passed before a response started: the exchange has answered 504. */
@@ -270,48 +268,12 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
 
   /** Holds the request until a cooling backend is ready, when the upstream holds and it is back soon enough. */
   #hold(readyAt: number, now: number): boolean {
-    const hold = this.upstream.hold;
-    if (hold === undefined || !this.forward.replayable || this.clientGone) return false;
-    const since = this.heldSince || now;
-    let expiresAt = since + hold.policy.maxWait;
-    if (this.deadlineAt !== 0 && this.deadlineAt < expiresAt) expiresAt = this.deadlineAt;
-    if (readyAt >= expiresAt) return false;
-    const entry = hold.queue.add(this, expiresAt, now);
-    if (entry === undefined) {
-      this.context.observer.holdEnded(this.upstream, 'queue-full', 0);
-      return false;
-    }
-    this.heldSince = since;
-    this.#holdEntry = entry;
-    this.context.observer.held(this.upstream);
-    const upstream = this.upstream;
-    hold.queue.onWake = () => releaseHeld(upstream, Date.now());
-    hold.queue.wakeAt(readyAt, now);
-    return true;
+    if (this.upstream.hold === undefined) return false;
+    return (this.#holdTicket ??= new HoldTicket(this)).tryHold(readyAt, now);
   }
 
-  /** HoldWaiter: a backend can take this request now. */
-  releaseHold(): void {
-    this.#holdEntry = undefined;
-    const now = Date.now();
-    this.context.observer.holdEnded(this.upstream, 'released', now - this.heldSince);
-    if (this.forward.scope) this.forward.scope.heldMs = now - this.heldSince;
-    if (this.clientGone) return;
-    // A fresh walk over the pool: the backends it tried before were cooling, not broken.
-    this.tried = 0;
-    this.attempts = 0;
-    const next = this.pick(now);
-    if (next) this.dispatchTo(next, false);
-    else this.noBackend(now);
-  }
-
-  /** HoldWaiter: held for maxWait (or until the deadline): a ready backend if one is, else fallback or 429. */
-  holdExpired(): void {
-    this.#holdEntry = undefined;
-    const now = Date.now();
-    this.context.observer.holdEnded(this.upstream, 'expired', now - this.heldSince);
-    if (this.forward.scope) this.forward.scope.heldMs = now - this.heldSince;
-    if (this.clientGone) return;
+  /** HoldOwner: the hold ended; a fresh walk over the pool (the backends tried before were cooling, not broken). */
+  resumeAfterHold(now: number, expired: boolean): void {
     this.tried = 0;
     this.attempts = 0;
     const next = this.pick(now);
@@ -319,32 +281,14 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       this.dispatchTo(next, false);
       return;
     }
+    if (!expired) {
+      this.noBackend(now);
+      return;
+    }
     if (this.fallBack()) return;
     const block = poolBlock(this.upstream.backends, now);
     const answered: PoolBlock<CompiledBackend> = block.kind === 'full' ? { kind: 'throttled', readyAt: now + 1000 } : block;
     answerPoolBlocked(this.sink, this.route, this.upstream, answered, now, this.context.observer);
-  }
-
-  /** HoldWaiter: the upstream left the config, or the gateway is shutting down: 503 with Retry-After. */
-  evictHold(reason: 'removed' | 'shutdown'): void {
-    this.#holdEntry = undefined;
-    this.context.observer.holdEnded(this.upstream, reason, Date.now() - this.heldSince);
-    if (this.clientGone) return;
-    const headers = { 'retry-after': '1', 'retry-after-ms': '1000' };
-    if (reason === 'removed')
-      this.sink.problem(
-        'held-upstream-removed',
-        `upstream "${this.upstream.name}" was removed from the config while the request was held`,
-        {
-          headers,
-          extensions: { upstream: this.upstream.name, retryAfterMs: 1000 },
-        },
-      );
-    else
-      this.sink.problem('shutting-down', 'the gateway is shutting down; send the request again', {
-        headers: { ...headers, connection: 'close' },
-        extensions: { upstream: this.upstream.name, retryAfterMs: 1000 },
-      });
   }
 
   /** The route's fallback, when it has one and this is not already the fallback. */
@@ -424,11 +368,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   }
 
   #cancelWaits(): void {
-    if (this.#holdEntry !== undefined) {
-      this.upstream.hold?.queue.cancel(this.#holdEntry);
-      this.#holdEntry = undefined;
-      this.context.observer.holdEnded(this.upstream, 'expired', Date.now() - this.heldSince);
-    }
+    this.#holdTicket?.cancel();
     if (this.#queueEntry !== undefined && this.#waitingOn !== undefined) this.#waitingOn.state.queue?.cancel(this.#queueEntry);
     this.#queueEntry = undefined;
     this.#waitingOn = undefined;
