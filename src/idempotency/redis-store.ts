@@ -52,8 +52,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly client: ScriptClient;
   readonly #prefix: string;
   readonly #timeout: number;
-  /** Lease values by token, so complete/release compare the exact string Redis holds. */
-  readonly #leases = new Map<string, string>();
 
   constructor(config: RedisConfig) {
     this.#prefix = `${config.keyPrefix}idem:`;
@@ -92,10 +90,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     const token = leaseToken();
     const lease = JSON.stringify({ k: 'lease', t: token, f: fingerprint } satisfies LeaseRecord);
     const [value, pttl] = await this.#timed(this.client.idemBegin(this.#key(key), lease, Math.max(1, Math.round(leaseMs))));
-    if (value === '') {
-      this.#leases.set(token, lease);
-      return { kind: 'acquired', token };
-    }
+    // The token is the lease value itself: complete/release compare the exact string Redis holds.
+    if (value === '') return { kind: 'acquired', token: lease };
     const record = JSON.parse(value) as LeaseRecord | DoneRecord;
     if (record.k === 'lease') return { kind: 'in-flight', fingerprint: record.f, leaseLeftMs: Math.max(0, pttl) };
     return {
@@ -106,9 +102,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async complete(key: string, token: string, fingerprint: string, answer: StoredAnswer, ttlMs: number): Promise<void> {
-    const lease = this.#leases.get(token);
-    this.#leases.delete(token);
-    if (lease === undefined) return;
+    const lease = token;
     const record: DoneRecord = {
       k: 'done',
       f: fingerprint,
@@ -120,10 +114,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async release(key: string, token: string): Promise<void> {
-    const lease = this.#leases.get(token);
-    this.#leases.delete(token);
-    if (lease === undefined) return;
-    await this.#timed(this.client.idemRelease(this.#key(key), lease));
+    await this.#timed(this.client.idemRelease(this.#key(key), token));
   }
 
   async close(): Promise<void> {
