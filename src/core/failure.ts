@@ -61,11 +61,12 @@ export function classifyFailure(error: { code?: string | undefined }): Failure {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
+    // undici refuses to dispatch on a pool that is closing (a reload dropped the backend): never sent.
+    case 'UND_ERR_CLOSED':
       return UNREACHABLE;
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
       return CONNECTION_ERROR;
     default:
       return isTlsError(error) ? TLS : OTHER;

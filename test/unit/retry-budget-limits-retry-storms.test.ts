@@ -218,6 +218,7 @@ describe('what may be retried at all', () => {
     ['UND_ERR_CONNECT_TIMEOUT', 'connect'],
     ['ECONNRESET', 'reset'],
     ['UND_ERR_SOCKET', 'reset'],
+    ['UND_ERR_CLOSED', 'connect'],
     ['UND_ERR_HEADERS_TIMEOUT', 'timeout'],
     ['ERR_TLS_CERT_ALTNAME_INVALID', 'connect'],
     ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'connect'],
