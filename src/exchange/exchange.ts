@@ -8,11 +8,10 @@
 // Retry-After (pool-answers.ts).
 
 import type { FailureKind } from '../core/failure.js';
-import { isReady, poolBlock } from '../balance/select.js';
-import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
-import type { PoolBlock } from '../balance/select.js';
+import { isReady, poolBlock, type PoolBlock } from '../balance/select.js';
 import { releaseHeld } from './hold-release.js';
 import { HoldTicket, type HoldOwner } from './hold-ticket.js';
+import { SlotWait, type SlotWaitOwner } from './slot-wait.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
 import { earnRetryToken, isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
@@ -21,13 +20,13 @@ import { anyReadyButSpent, BackendWalk, type ExchangeContext } from './backend-w
 import { AnswerWatchSink } from './delegating-sink.js';
 import { buildResponseHeaders } from './forward-headers.js';
 import { dispatchOptions, type ForwardRequest } from './forward-request.js';
-import { answerPoolBlocked, reportSkippedCooling, sendConcurrencyLimited, takeFallback } from './pool-answers.js';
+import { answerFailure, answerPoolBlocked, reportSkippedCooling, takeFallback } from './pool-answers.js';
 import { planRetry } from './retry-plan.js';
 import type { ResponseSink } from './sink.js';
 
 export type { ExchangeContext, ForwardRequest };
 
-export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWaiter, HoldOwner {
+export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwner, SlotWaitOwner {
   /** Failure retries so far (throttle failovers are not retries). */
   retries = 0;
   clientGone = false;
@@ -35,8 +34,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   readonly startedAt: number;
   /** Epoch ms bounding all attempts (retry.deadline); 0 = none. */
   deadlineAt = 0;
-  #waitingOn: CompiledBackend | undefined;
-  #queueEntry: QueueEntry | undefined;
+  #slotWait: SlotWait | undefined;
   #retryTimer: { timer: NodeJS.Timeout; backend: CompiledBackend } | undefined;
   #idempotent: boolean | undefined;
   #holdTicket: HoldTicket | undefined;
@@ -181,16 +179,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       this.#answerDeadline();
       return;
     }
-    if (failure.kind === 'reset' && !this.idempotent) {
-      // The request may have been received and acted on: say so, and why it was not sent again.
-      this.sink.problem(
-        code,
-        `${this.upstream.name}: ${error.message}. The connection broke after the ${this.forward.method} request was sent, so the backend may have received it; it was not sent again because ${this.forward.method} is not idempotent.`,
-        { extensions: { upstream: this.upstream.name, mayHaveBeenReceived: true, replayed: false } },
-      );
-      return;
-    }
-    this.sink.problem(code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
+    answerFailure(this.sink, this.upstream.name, failure, error, this.forward.method, this.idempotent);
   }
 
   get idempotent(): boolean {
@@ -302,44 +291,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   }
 
   #enqueue(backend: CompiledBackend): void {
-    const entry = backend.state.queue?.add(this);
-    if (entry === undefined) {
-      this.context.observer.concurrencyRejected(this.upstream, backend, 'queue-full');
-      if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'queue-full');
-      return;
-    }
-    this.#waitingOn = backend;
-    this.#queueEntry = entry;
-  }
-
-  /** QueueWaiter: a slot freed on the backend this request waits for. */
-  wake(): boolean {
-    const backend = this.#waitingOn!;
-    this.#waitingOn = undefined;
-    this.#queueEntry = undefined;
-    if (this.clientGone) return false;
-    const now = Date.now();
-    if ((this.tried & (1 << backend.index)) === 0 && !backend.state.isCooling(now) && backend.state.admitsWaiter()) {
-      this.dispatchTo(backend, false);
-      return true;
-    }
-    const next = this.pick(now);
-    if (next) {
-      this.dispatchTo(next, false);
-      return next === backend;
-    }
-    this.noBackend(now);
-    return false;
-  }
-
-  /** QueueWaiter: maxWait passed. */
-  expire(): void {
-    const backend = this.#waitingOn;
-    this.#waitingOn = undefined;
-    this.#queueEntry = undefined;
-    if (this.clientGone) return;
-    this.context.observer.concurrencyRejected(this.upstream, backend, 'wait-expired');
-    if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'wait-expired');
+    (this.#slotWait ??= new SlotWait(this)).enqueue(backend);
   }
 
   #onDeadline(): void {
@@ -369,9 +321,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
 
   #cancelWaits(): void {
     this.#holdTicket?.cancel();
-    if (this.#queueEntry !== undefined && this.#waitingOn !== undefined) this.#waitingOn.state.queue?.cancel(this.#queueEntry);
-    this.#queueEntry = undefined;
-    this.#waitingOn = undefined;
+    this.#slotWait?.cancel();
     if (this.#retryTimer !== undefined) {
       clearTimeout(this.#retryTimer.timer);
       this.#retryTimer.backend.state.retriesInFlight--;
