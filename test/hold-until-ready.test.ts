@@ -85,6 +85,22 @@ describe('hold until ready', () => {
     expect(JSON.parse(res.body)).toMatchObject({ type: 'urn:spillway:problem:all-backends-throttled' });
   });
 
+  it("does not hold past the request's own deadline (retry.deadline)", async () => {
+    const backend = await startSwitchable('b', windowed(0, 1_000));
+    live.backends = [backend];
+    live.gateway = await startGateway(`upstreams:
+  llm:
+    backends: [ { url: ${backend.url} } ]
+    throttle: { hold: { maxWait: 2s } }
+    retry: { deadline: 500ms }
+routes:
+  - upstream: llm
+`);
+    const res = await get(`${live.gateway.url}/x`);
+    expect(res.status).toBe(429);
+    expect(res.ms).toBeLessThan(400);
+  });
+
   it('a full hold queue answers at once; an expired hold takes the route fallback', async () => {
     const backend = await startSwitchable('b', windowed(0, 800));
     live.backends = [backend];
