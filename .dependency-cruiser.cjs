@@ -4,6 +4,7 @@ const layers = [
   ['core', 'the vocabulary every layer speaks: problems, failure kinds, events'],
   ['config', 'YAML to a validated config (and its JSON Schema)'],
   ['routing|ratelimit|resilience|idempotency', 'policies as pure decisions'],
+  ['auth', 'who may use a route: API keys and JWTs (verified as rate-limit jwt keys are)'],
   ['state', 'what outlives a reload: backend state, dispatchers, buckets, route counters'],
   ['balance', 'which ready backend takes a request'],
   ['snapshot', 'the compiled, immutable config, swapped on reload'],

@@ -14,6 +14,15 @@
 # Inside a container both listeners must bind 0.0.0.0 to be reachable through published ports
 # and by orchestrator probes; the placeholder reads that from SPILLWAY_LISTEN_HOST and
 # SPILLWAY_ADMIN_HOST (set below). The HEALTHCHECK expects the admin listener on port 9901.
+#
+# The admin listener on 0.0.0.0 needs a token for /admin/* (reload, state, config); without one
+# it answers them 401 and logs a warning (/healthz, /readyz and /metrics stay open). Pass it at run
+# time, never in the image:
+#   docker run --rm -p 8080:8080 -p 127.0.0.1:9901:9901 \
+#     -e SPILLWAY_ADMIN_TOKEN="$(openssl rand -hex 32)" \
+#     -v "$PWD/my-gateway.yaml:/etc/spillway/gateway.yaml:ro" spillway
+#   curl -H "Authorization: Bearer $SPILLWAY_ADMIN_TOKEN" http://127.0.0.1:9901/admin/upstreams
+# (or `--env-file`, a Docker/Kubernetes secret exposed as SPILLWAY_ADMIN_TOKEN). docs/security.md.
 
 # ---- build: compile TypeScript with the dev dependencies ------------------------------------
 FROM node:24-slim AS build

@@ -26,6 +26,7 @@ import * as ratelimit from './scenarios/ratelimit.ts';
 import * as bursty from './scenarios/bursty.ts';
 import * as backendLoss from './scenarios/backend-loss.ts';
 import * as chaos from './scenarios/chaos.ts';
+import * as consoleScenario from './scenarios/console.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
@@ -38,9 +39,10 @@ const SCENARIOS: Record<string, Scenario> = {
   bursty,
   'backend-loss': backendLoss,
   chaos,
+  console: consoleScenario,
 };
 /** Target turns per round, for the time budget. */
-const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2 };
+const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3 };
 
 const USAGE = `usage: node bench/run.ts [scenario...] [options]
 
@@ -158,6 +160,7 @@ const settingsFor: Record<string, Settings> = {
   passthrough: base,
   telemetry: base,
   ratelimit: base,
+  console: base,
   aggregate: base,
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },

@@ -429,6 +429,8 @@ async function main(): Promise<number> {
     heading('Gateway');
     console.log(`  started: ${process.execPath} ${CLI} --config ${CONFIG}`);
     console.log(`  proxy ${gateway.url}    admin ${gateway.admin}`);
+    console.log(`  live console ${gateway.admin}/console   (open it in a browser to watch the spill while the load runs;`);
+    console.log(`  in a terminal: node dist/cli/main.js status --watch --admin ${gateway.admin})`);
 
     await streamOnce(gateway.url);
     // Begin the load at a fresh wall-clock second, when every backend has its whole budget.

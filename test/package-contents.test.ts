@@ -74,10 +74,20 @@ afterAll(async () => {
 describe('the package (npm pack)', () => {
   it('ships the compiled CLI, the library entry, the configs and the README — no sources, tests or tooling', () => {
     expect(packed).toEqual(
-      expect.arrayContaining(['package.json', 'README.md', 'dist/cli/main.js', 'dist/index.js', 'config/schema.json', 'config/demo.yaml']),
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'dist/cli/main.js',
+        'dist/index.js',
+        'config/schema.json',
+        'config/demo.yaml',
+        'console/index.html',
+        'console/app.js',
+        'console/app.css',
+      ]),
     );
     const unexpected = packed.filter(
-      (path) => !/^(dist|config|docs)\//.test(path) && !['package.json', 'README.md', 'LICENSE'].includes(path),
+      (path) => !/^(dist|config|docs|console)\//.test(path) && !['package.json', 'README.md', 'LICENSE'].includes(path),
     );
     expect(unexpected).toEqual([]);
     expect(packed.filter((path) => /\.test\.|(^|\/)(test|bench|src|node_modules)\//.test(path))).toEqual([]);
@@ -157,6 +167,9 @@ describe('the packed CLI with production dependencies only', () => {
     expect(seen.proxied).toEqual({ status: 200, body: 'hello from the backend: GET /some/path?x=1' });
     expect(seen.health.status).toBe(200);
     expect(JSON.parse(seen.health.body)).toMatchObject({ status: 'ok' });
+    // the console's page and uPlot, from the shipped console/ and the production node_modules
+    expect(seen.console.map((answer) => answer.status)).toEqual([200, 200, 200]);
+    expect(seen.console[2]!.body).toContain('uPlot');
     expect(seen.exit).toEqual({ code: 0, signal: null });
   }, 40_000);
 });

@@ -223,7 +223,7 @@ routes:
     ).map((i) => `${i.path}: ${i.message}`);
     expect(issues).toEqual(
       expect.arrayContaining([
-        'redis: set exactly one of redis.url and redis.cluster',
+        'redis: set exactly one of redis.url, redis.cluster and redis.sentinels',
         'rateLimits.p.maxWait: mode: queue needs a maxWait, like "2s"',
         expect.stringMatching(/^rateLimits\.j\.jwt\.jwks: cannot read JWKS file/),
       ]),

@@ -49,7 +49,7 @@ describe('reload', () => {
   - { name: rest, upstream: legacy }
 `;
     await gw.rewrite(v2);
-    const ok = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' });
+    const ok = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toMatchObject({ result: 'ok', trigger: 'admin', errors: [] });
     expect(JSON.parse((await text(`${gw.url}/api/users/1`)).body)).toEqual({ served: 'v2' });
@@ -62,7 +62,7 @@ describe('reload', () => {
     upstream: ghost
   - { name: rest, upstream: legacy, rewrite: { stripPrefix: nope } }
 `);
-    const rejected = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST' });
+    const rejected = await fetch(`${gw.adminUrl}/admin/reload`, { method: 'POST', headers: { 'content-type': 'application/json' } });
     expect(rejected.status).toBe(422);
     expect(rejected.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     const problem = (await rejected.json()) as { type: string; errors: string[] };
@@ -226,7 +226,7 @@ routes:
     expect(view).toMatchObject({ file: gw.file, loadedBy: 'startup' });
     expect(Date.parse(view.loadedAt)).toBeGreaterThan(0);
     expect(view.config.routes[0]).toMatchObject({
-      match: { path: '/beta', headers: { 'x-beta': 'yes' } },
+      match: { path: '/beta', headers: { 'x-beta': '[redacted]' } },
       rewrite: { requestHeaders: { set: { authorization: '[redacted]', 'x-team': '[redacted]' } } },
     });
   });

@@ -255,9 +255,13 @@ routes:
     live.gateway = fileGateway;
     await (await fetch(`${fileGateway.url}/x`)).text();
     await fileGateway.rewrite(`${yaml}\n# touched\n`);
-    expect((await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST' })).status).toBe(200);
+    expect(
+      (await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST', headers: { 'content-type': 'application/json' } })).status,
+    ).toBe(200);
     await fileGateway.rewrite('routes: [');
-    expect((await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST' })).status).toBe(422);
+    expect(
+      (await fetch(`${fileGateway.adminUrl}/admin/reload`, { method: 'POST', headers: { 'content-type': 'application/json' } })).status,
+    ).toBe(422);
 
     const m = await waitUntil(() => scrape(fileGateway.adminUrl), {
       until: (s) => (s.value('spillway_mirror_comparisons_total', { route: 'all', result: 'match' }) ?? 0) >= 1,

@@ -1,20 +1,25 @@
 #!/usr/bin/env node
-// spillway CLI: `spillway --config FILE` (start), `spillway check --config FILE`, `spillway schema`.
+// spillway CLI: `spillway --config FILE` (start), `spillway check --config FILE`, `spillway schema`,
+// `spillway status [--watch]`.
 
 import { boundYoungGeneration } from './young-generation.js'; // first: its start-up effect must run before the other modules load
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/errors.js';
 import { loadConfigFile, type LoadedConfig } from '../config/load.js';
 import { gatewayJsonSchema } from '../config/schema/index.js';
+import { adminExposureWarning } from '../config/admin-exposure.js';
 import { Gateway } from '../listener/gateway.js';
 import { createLogger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { startTracingFromEnv, type Tracing } from '../telemetry/tracing.js';
+import { runStatus } from './status.js';
 
 const USAGE = `usage:
   spillway [start] --config FILE   run the gateway
   spillway check --config FILE     validate a config file (exit 0 when valid)
   spillway schema                  print the config JSON Schema
+  spillway status [--watch]        the upstream table from a running gateway's admin listener
+                                   (--admin URL, --token TOKEN; see spillway status --help)
 options:
   -c, --config FILE   config file (default: $SPILLWAY_CONFIG or ./gateway.yaml)
   -h, --help          this text`;
@@ -28,6 +33,7 @@ function parseCliArgs(argv: string[]) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'status') return runStatus(argv.slice(1));
   let parsed: ReturnType<typeof parseCliArgs>;
   try {
     parsed = parseCliArgs(argv);
@@ -64,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'check') {
     for (const warning of loaded.warnings)
       process.stderr.write(`warning: ${warning.file}:${warning.line}:${warning.column} ${warning.path} ${warning.message}\n`);
+    const exposed = adminExposureWarning(loaded.config);
+    if (exposed) process.stderr.write(`warning: ${file} admin: ${exposed}\n`);
     process.stdout.write(`${file}: ok (${Object.keys(loaded.config.upstreams).length} upstreams, ${loaded.config.routes.length} routes)\n`);
     return 0;
   }
@@ -90,7 +98,21 @@ async function main(argv: string[]): Promise<number> {
     scrubber,
     ...(tracing ? { tracer: tracing.tracer } : {}),
   });
-  process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
+  // After an uncaught exception node's state is undefined: stop taking requests, let those in
+  // flight finish (shutdown.drain), and exit non-zero so the supervisor starts a fresh process.
+  let crashing = false;
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error, event: 'process.crash' }, 'uncaught exception: draining and exiting');
+    if (crashing) return;
+    crashing = true;
+    const drain = gateway.snapshot.config.shutdown.drain;
+    // Exit even if draining hangs on the broken state.
+    setTimeout(() => process.exit(70), drain + 2_000).unref();
+    gateway.close(drain).then(
+      () => process.exit(70),
+      () => process.exit(70),
+    );
+  });
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));
   try {
     await gateway.listen();

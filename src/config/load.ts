@@ -4,7 +4,9 @@ import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } fr
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { protectReferences, resolveReferences } from './env.js';
 import { gatewaySchema, type GatewayConfig } from './schema/index.js';
+import { listenerWarnings } from './listener-warnings.js';
 import { unreachableRuleWarnings } from './unreachable-rules.js';
+import { identityWarnings } from './identity-warnings.js';
 
 export interface LoadedConfig {
   file: string;
@@ -71,7 +73,7 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
   });
   if (issues.length > 0) throw new ConfigError(issues);
 
-  const raw = toPlainData(doc, file, at);
+  const raw = withAdminTokenFromEnv(toPlainData(doc, file, at), env);
   const result = gatewaySchema.safeParse(raw);
   if (!result.success) {
     for (const issue of result.error.issues) {
@@ -80,11 +82,17 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
     issues.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigError(issues);
   }
+  for (const warning of listenerWarnings(raw, result.data)) {
+    warnings.push({ file, ...locate(doc, warning.path, at), path: formatPath(warning.path), message: warning.message });
+  }
   for (const warning of unreachableRuleWarnings(result.data.routes)) {
     warnings.push({ file, ...locate(doc, ['routes', warning.index], at), path: `routes[${warning.index}]`, message: warning.message });
   }
   for (const warning of upgradeWarnings(result.data)) {
     warnings.push({ file, ...locate(doc, warning.path, at), path: warning.path.join('.'), message: warning.message });
+  }
+  for (const warning of identityWarnings(result.data)) {
+    warnings.push({ file, ...locate(doc, warning.path, at), path: formatPath(warning.path), message: warning.message });
   }
   return { file, config: result.data, source, warnings };
 }
@@ -116,6 +124,15 @@ function toPlainData(doc: Document, file: string, at: (offset: number | undefine
       },
     ]);
   }
+}
+
+/** SPILLWAY_ADMIN_TOKEN stands in for admin.token when the file sets none (read on every load and reload). */
+function withAdminTokenFromEnv(raw: unknown, env: NodeJS.ProcessEnv): unknown {
+  const token = env.SPILLWAY_ADMIN_TOKEN;
+  if (!token || typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const admin = (raw as { admin?: unknown }).admin ?? {};
+  if (typeof admin !== 'object' || admin === null || Array.isArray(admin) || 'token' in admin) return raw;
+  return { ...raw, admin: { ...admin, token } };
 }
 
 function plainScalar(text: string): string | number | boolean {

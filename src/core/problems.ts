@@ -10,6 +10,7 @@ export const PROBLEM_TYPES = {
   'ambiguous-path': { status: 400, title: 'The request path could be read more than one way' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
   'headers-too-large': { status: 431, title: 'Request headers too large' },
+  'request-timeout': { status: 408, title: 'The client took too long to send the request' },
   'all-backends-throttled': { status: 429, title: 'Every backend of the upstream is throttling' },
   'all-backends-unavailable': { status: 503, title: 'No backend of the upstream is available (breakers open or health checks failing)' },
   'concurrency-limit': { status: 503, title: 'Every backend of the upstream is at its concurrency limit' },
@@ -23,7 +24,10 @@ export const PROBLEM_TYPES = {
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
   'client-rate-limited': { status: 429, title: 'Client rate limit exceeded' },
   'client-key-missing': { status: 401, title: 'The request lacks the client key its rate limit needs' },
+  'client-unauthenticated': { status: 401, title: 'The request lacks valid credentials for this route' },
   'rate-limiter-unavailable': { status: 503, title: 'The rate limiter cannot decide (its store is unavailable)' },
+  'admin-unauthorized': { status: 401, title: 'The admin listener needs its token' },
+  'admin-forbidden': { status: 403, title: 'The admin listener refused a request a browser on another site could have sent' },
   'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
   // fan-out (aggregate routes): whole-response errors, then the per-part problems of `_errors`
   'aggregate-part-failed': { status: 502, title: 'A required part of the aggregate failed' },

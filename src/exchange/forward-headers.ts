@@ -1,7 +1,10 @@
-// Header handling at the proxy boundary: hop-by-hop headers (RFC 9110 §7.6.1) never cross it;
-// X-Forwarded-* describe the client to the backend.
+// Header handling at the proxy boundary: hop-by-hop headers (RFC 9110 §7.6.1) and every
+// Proxy-* header never cross it; X-Forwarded-*, X-Real-IP describe the client to the backend,
+// believed from trusted proxies only (core/forwarded.ts).
 
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { BlockList } from 'node:net';
+import { setForwardedFor } from '../core/forwarded.js';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -15,6 +18,11 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   'http2-settings',
 ]);
+
+/** Proxy-Authorization, Proxy-Connection and any other Proxy-* header are for the proxy alone. */
+function isProxyHeader(name: string): boolean {
+  return name.length > 6 && name.charCodeAt(5) === 45 /* - */ && name.startsWith('proxy-');
+}
 
 /** Header names listed in Connection are hop-by-hop too. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
@@ -34,6 +42,8 @@ export interface RequestHeaderOptions {
   proto: 'http' | 'https';
   /** Drop content-length (the body is sent as a buffer whose length undici sets). */
   dropContentLength: boolean;
+  /** `listen.trustedProxies`: peers whose X-Forwarded-For, X-Real-IP and Forwarded are kept. */
+  trustedProxies?: BlockList | undefined;
 }
 
 export function buildRequestHeaders(req: IncomingMessage, options: RequestHeaderOptions): Record<string, string | string[]> {
@@ -44,13 +54,12 @@ export function buildRequestHeaders(req: IncomingMessage, options: RequestHeader
     const value = source[name];
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || name === 'host' || name === 'expect' || name.charCodeAt(0) === 58 /* : HTTP/2 pseudo-header */) continue;
+    if (isProxyHeader(name)) continue;
     if (name === 'content-length' && options.dropContentLength) continue;
     if (extraHopByHop?.has(name)) continue;
     out[name] = value;
   }
-  const clientIp = req.socket.remoteAddress ?? '';
-  const prior = source['x-forwarded-for'];
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${clientIp}` : clientIp;
+  setForwardedFor(req, out, options.trustedProxies);
   out['x-forwarded-proto'] = options.proto;
   // HTTP/2 clients send :authority instead of Host.
   const clientHost = source.host ?? (source[':authority'] as string | undefined);
@@ -65,7 +74,7 @@ export function buildResponseHeaders(headers: Record<string, string | string[] |
   const extraHopByHop = connectionTokens(headers.connection);
   const out: IncomingHttpHeaders = {};
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || extraHopByHop?.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || extraHopByHop?.has(name) || isProxyHeader(name)) continue;
     const value = headers[name];
     if (value !== undefined) out[name] = value;
   }

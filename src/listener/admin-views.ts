@@ -1,6 +1,8 @@
 // GET /admin/routes: the migration view — rules in the order they are evaluated, what each does,
 // how many requests it took, where they went, and how well the shadow agrees with the primary.
 
+import { redactConfig } from '../config/redact.js';
+import type { GatewayConfig } from '../config/schema/index.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
 
 function ratio(part: number, whole: number): number | null {
@@ -69,5 +71,7 @@ export function routeView(route: CompiledRoute, config: Snapshot['config']['rout
 
 export function routesView(snapshot: Snapshot) {
   const total = snapshot.routes.reduce((sum, route) => sum + route.stats.requests, 0);
-  return { routes: snapshot.routes.map((route) => routeView(route, snapshot.config.routes[route.index], total)) };
+  // Match conditions as the config view shows them: header and cookie values are secrets.
+  const { routes } = redactConfig(snapshot.config) as Pick<GatewayConfig, 'routes'>;
+  return { routes: snapshot.routes.map((route) => routeView(route, routes[route.index], total)) };
 }

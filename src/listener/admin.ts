@@ -2,14 +2,20 @@
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import { registerTelemetryRoutes } from './admin-telemetry.js';
+import { redactUrl } from '../config/redact.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { ConfigReloader } from '../snapshot/reload.js';
 import { registerConfigAdmin } from './admin-config.js';
 import { routesView } from './admin-views.js';
 import type { EventBuffer } from '../telemetry/event-buffer.js';
 import type { GatewayMetrics } from '../telemetry/metrics.js';
+import { type AdminGuardOptions, registerAdminGuard } from './admin-auth.js';
+import { registerSessionRoutes } from './admin-session.js';
+import type { ConsoleSampler } from '../telemetry/console-sampler.js';
+import { backendStateName } from '../telemetry/backend-view.js';
+import { registerConsole } from './console/routes.js';
 
-export interface AdminOptions {
+export interface AdminOptions extends AdminGuardOptions {
   getSnapshot: () => Snapshot;
   isReady: () => boolean;
   reloader?: ConfigReloader;
@@ -17,6 +23,8 @@ export interface AdminOptions {
   metrics?: GatewayMetrics | undefined;
   /** Recent decision events at GET /admin/events. */
   events?: EventBuffer | undefined;
+  /** The live console at /console and its feed at /admin/console/*. */
+  console?: ConsoleSampler | undefined;
 }
 
 export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
@@ -30,7 +38,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
         const cooling = state.isCooling(now);
         const { breaker, health } = state;
         return {
-          url: backend.url,
+          url: redactUrl(backend.url),
           ...(backend.name ? { name: backend.name } : {}),
           // Names only: the values are credentials.
           ...(backend.headerEdit
@@ -47,15 +55,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
             : {}),
           priority: backend.priority,
           weight: backend.weight,
-          state: cooling
-            ? 'cooling'
-            : breaker && breaker.state !== 'closed'
-              ? breaker.state
-              : !state.healthy
-                ? 'unhealthy'
-                : state.inFlight >= state.maxConcurrent
-                  ? 'full'
-                  : 'ready',
+          state: backendStateName(state, now),
           cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
           cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
           lastCooldown: state.lastCooldown
@@ -80,7 +80,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
             ? {
                 healthy: health.healthy,
                 lastProbeAt: health.lastProbeAt ? new Date(health.lastProbeAt).toISOString() : null,
-                lastError: health.lastError ?? null,
+                lastError: health.lastError === undefined ? null : redactUrl(health.lastError),
               }
             : null,
           requests: state.requests,
@@ -93,8 +93,16 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
   return { upstreams };
 }
 
+/** Admin requests carry small bodies at most (a sign-in token); none is parsed before the guard ran. */
+const ADMIN_BODY_LIMIT = 16 * 1024;
+
 export function createAdminServer(options: AdminOptions): FastifyInstance {
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, bodyLimit: ADMIN_BODY_LIMIT });
+  registerAdminGuard(app, options);
+  // Bodies stay text: the sign-in reads its form or JSON itself, and an empty JSON reload is fine.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  registerSessionRoutes(app, () => options.settings().token);
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (!options.isReady()) return reply.code(503).send({ status: 'starting' });
@@ -104,5 +112,6 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
+  if (options.console) registerConsole(app, options.console, options.events);
   return app;
 }

@@ -11,6 +11,7 @@ import type { Snapshot } from '../snapshot/snapshot.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { Telemetry } from '../telemetry/telemetry.js';
+import { ConsoleSampler } from '../telemetry/console-sampler.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
@@ -25,6 +26,11 @@ import { createListener } from './listener.js';
 import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
 import { sendProblem } from '../core/problems.js';
+import { adminExposureWarning, isLoopbackHost } from '../config/admin-exposure.js';
+import { declaredLength } from '../pipeline/client-body.js';
+import { createClientErrorHandler } from './client-errors.js';
+import { guardHttp2Sessions, type Http2Sessions } from './http2-guard.js';
+import type { Http2SecureServer } from 'node:http2';
 
 export interface GatewayOptions {
   file?: string;
@@ -57,6 +63,10 @@ export class Gateway {
   readonly #scrubber: SecretScrubber | undefined;
   #snapshot: Snapshot;
   #ready = false;
+  /** Whether the admin listener is bound to a loopback address (known once it listens). */
+  #adminLoopback = true;
+  #adminHost = '';
+  #http2Sessions: Http2Sessions | undefined;
   readonly proxy: FastifyInstance;
   readonly admin: FastifyInstance;
   readonly scheme: 'http' | 'https';
@@ -107,6 +117,8 @@ export class Gateway {
     const listener = createListener(
       config,
       {
+        // Unparsable requests (400), oversized headers (431) and slow clients (408) get problem+json.
+        clientErrorHandler: createClientErrorHandler(() => this.observer),
         // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
         // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
         frameworkErrors: (_error, request, reply) => {
@@ -118,6 +130,36 @@ export class Gateway {
     );
     this.proxy = listener.app;
     this.scheme = listener.scheme;
+    // Expect: 100-continue: a body declared too large is refused before the client sends it.
+    this.proxy.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const limit = this.#snapshot.limits.maxRequestBody;
+      const declared = declaredLength(req);
+      if (declared !== undefined && declared > limit) {
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${limit} bytes`, { headers: { connection: 'close' } });
+        return;
+      }
+      res.writeContinue();
+      this.proxy.server.emit('request', req, res);
+    });
+    if (listener.http2) {
+      this.#http2Sessions = guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
+        limits: config.listen.http2Limits,
+        keepAliveIdleMs: config.listen.timeouts.keepAliveIdle,
+        getObserver: () => this.observer,
+      });
+    }
+    // HTTP/2 streams start one turn later: a stream the client reset in the same read (rapid
+    // reset) is gone by then and never reaches a backend.
+    const routed = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 2) {
+        handler(req, res);
+        return;
+      }
+      setImmediate(() => {
+        if (streamGone(res)) this.observer.clientProtocolError('http2-reset-before-start');
+        else handler(req, res);
+      });
+    };
     // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
     this.proxy.server.on(
       'upgrade',
@@ -131,12 +173,12 @@ export class Gateway {
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        handler(request.raw, reply.raw);
+        routed(request.raw, reply.raw);
       },
     });
     this.proxy.setNotFoundHandler((request, reply) => {
       reply.hijack();
-      handler(request.raw, reply.raw);
+      routed(request.raw, reply.raw);
     });
     this.proxy.setErrorHandler((error, request, reply) => {
       reply.hijack();
@@ -149,7 +191,16 @@ export class Gateway {
       reloader: this.reloader,
       metrics: this.telemetry.metrics,
       events: this.telemetry.events,
+      settings: () => this.#snapshot.config.admin,
+      loopbackBind: () => this.#adminLoopback,
+      console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
     });
+  }
+
+  /** An admin listener beyond loopback without a token answers /admin/* 401: say so, and how to fix it. */
+  #warnUnprotectedAdmin(config: GatewayConfig): void {
+    const warning = adminExposureWarning(config, this.#adminHost);
+    if (warning) this.logger.warn({ event: 'admin.no_token', host: this.#adminHost, url: this.adminUrl }, warning);
   }
 
   get snapshot(): Snapshot {
@@ -163,6 +214,9 @@ export class Gateway {
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
     this.adminUrl = urlOf(this.admin, 'http');
+    this.#adminHost = (this.admin.server.address() as AddressInfo).address;
+    this.#adminLoopback = isLoopbackHost(this.#adminHost);
+    this.#warnUnprotectedAdmin(this.#snapshot.config);
     this.#ready = true;
   }
 
@@ -177,6 +231,7 @@ export class Gateway {
       holds: this.holds,
     });
     warnInsecureBackends(next, this.logger);
+    if (this.#adminHost) this.#warnUnprotectedAdmin(config);
     this.#snapshot = next;
     this.#scrubber?.update(config);
     const keys = snapshotKeys(next);
@@ -202,7 +257,10 @@ export class Gateway {
     // whatever is left is cut.
     const force = setTimeout(() => {
       this.holds.evictAll();
-      setTimeout(() => server.closeAllConnections?.(), 100).unref();
+      setTimeout(() => {
+        server.closeAllConnections?.();
+        this.#http2Sessions?.destroyAll();
+      }, 100).unref();
     }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
@@ -221,6 +279,12 @@ export class Gateway {
       await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close()]);
     }
   }
+}
+
+/** True when an HTTP/2 response's stream is closed (reset by the client, or its connection gone). */
+function streamGone(res: ServerResponse): boolean {
+  const stream = (res as ServerResponse & { stream?: { destroyed: boolean; closed: boolean } }).stream;
+  return stream === undefined || stream.destroyed || stream.closed;
 }
 
 function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {

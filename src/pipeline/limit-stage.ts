@@ -46,8 +46,9 @@ export function enforceRateLimit<Client>(
   routeName: string,
   observer: ProxyObserver,
   next: () => void,
+  authIdentity?: string,
 ): void {
-  limit.check(req, routeName, observer).then(
+  limit.check(req, routeName, observer, authIdentity).then(
     (verdict) => applyVerdict(verdict, client, port, next),
     (error: unknown) => port.problem(client, 'internal', `rate limit check failed: ${(error as Error).message}`),
   );

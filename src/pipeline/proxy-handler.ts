@@ -1,7 +1,7 @@
 // The data-plane request handler. One request, one direction:
 //   1. target   — parse the request target (path, query); normalise the path (400 if ambiguous)
 //   2. route    — first matching rule of the compiled route table (with the path's params)
-//   3. limits   — client rate limits (ratelimit/)
+//   3. auth     — the route's client authentication (auth/), then its rate limits (ratelimit/)
 //   4. action   — what the route does: upstream, split (pick a side), respond (static answer),
 //                 aggregate (fan out to parts, merge their JSON)
 //   5. upstream — pool-exhausted short-cut, body read (replay buffer), exchange with failover,
@@ -10,7 +10,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { runAggregate } from './aggregate/run.js';
 import { startMirror } from './mirror.js';
-import { isRejection, normalisePath } from '../routing/normalise.js';
+import { isTargetRefusal, readTarget, type ReadTarget } from '../routing/target.js';
+import { enforceAuth } from './auth-stage.js';
+import { forwardPathOf } from './forward-path.js';
 import { RequestView } from '../routing/request-view.js';
 import { sendStatic } from './respond.js';
 import { applyHeaderOps } from '../routing/rewrite.js';
@@ -25,7 +27,7 @@ import { removeHeaders } from '../routing/header-edit.js';
 import type { RequestScope } from '../exchange/request-scope.js';
 import { isReady, poolBlock } from '../balance/select.js';
 import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
-import { readClientBody, type ClientBody } from './client-body.js';
+import { readClientBody, type BodyTimeout, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
 import { guardIdempotent, idempotencyKeyOf } from './idempotency-stage.js';
@@ -39,26 +41,28 @@ export interface ProxyHandlerOptions {
 /** `scope` is present when telemetry follows this request (see telemetry/request-lifecycle.ts). */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, scope?: RequestScope) => void;
 
-/** A parsed request target: the path (for matching) and the query (kept as sent). */
-export interface RequestTarget {
-  path: string;
-  /** "" or "?..." exactly as the client sent it. */
-  query: string;
+export { parseTarget, type RequestTarget } from '../routing/target.js';
+
+function timeoutDetail(timeout: BodyTimeout, ms: number): string {
+  return timeout === 'requestBodyIdle'
+    ? `no request body data for ${ms} ms (listen.timeouts.requestBodyIdle)`
+    : `the request body took longer than ${ms} ms (listen.timeouts.requestBody)`;
 }
 
-export function parseTarget(raw: string): RequestTarget | undefined {
-  let target = raw;
-  if (target.charCodeAt(0) !== 47 /* / */) {
-    // absolute-form (RFC 9112 §3.2.2) from clients that treat us as a forward proxy
-    try {
-      const parsed = new URL(target);
-      target = parsed.pathname + parsed.search;
-    } catch {
-      return undefined;
-    }
+/**
+ * A body cut by a limit leaves the client mid-upload: once the answer is out, end the request.
+ * HTTP/1 needs nothing more (the answer says `connection: close` and node closes the socket after
+ * it); an HTTP/2 stream would stay half-open, so it is reset.
+ */
+function endRequestAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor !== 2) return;
+  if (res.writableFinished || res.destroyed) {
+    req.destroy();
+    return;
   }
-  const queryAt = target.indexOf('?');
-  return queryAt === -1 ? { path: target, query: '' } : { path: target.slice(0, queryAt), query: target.slice(queryAt) };
+  const end = () => req.destroy();
+  res.once('finish', end);
+  res.once('close', end);
 }
 
 export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler {
@@ -112,12 +116,22 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       switch (body.kind) {
         case 'too-large':
           sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+          endRequestAfterAnswer(req, res);
+          return;
+        case 'timeout':
+          sendProblem(res, 'request-timeout', timeoutDetail(body.timeout, body.ms), { headers: { connection: 'close' } });
+          endRequestAfterAnswer(req, res);
           return;
         case 'aborted':
           res.destroy();
           return;
       }
-      const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: body.kind === 'buffer' });
+      const headers = buildRequestHeaders(req, {
+        host: undefined,
+        proto,
+        dropContentLength: body.kind === 'buffer',
+        trustedProxies: snapshot.trustedProxies,
+      });
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
@@ -155,7 +169,15 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       send(sink);
     };
 
-    const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
+    const { requestBodyIdle, requestBody } = snapshot.config.listen.timeouts;
+    const body = readClientBody(req, {
+      replayLimit: upstream.replayBuffer,
+      maxBody: snapshot.limits.maxRequestBody,
+      idleMs: requestBodyIdle,
+      totalMs: requestBody,
+      onTimeout: (timeout) => context.observer.clientTimeout(timeout),
+      onCut: () => endRequestAfterAnswer(req, res),
+    });
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
   }
@@ -165,36 +187,42 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const method = req.method ?? 'GET';
 
     // 1. target
-    const target = parseTarget(req.url ?? '/');
-    if (!target) {
-      sendProblem(res, 'bad-request', 'the request target must be a path');
-      return;
-    }
-    const path = normalisePath(target.path);
-    if (isRejection(path)) {
-      sendProblem(res, 'ambiguous-path', `the path is refused: ${path.rejected}`);
+    const target = readTarget(req.url ?? '/', snapshot.paths);
+    if (isTargetRefusal(target)) {
+      sendProblem(res, target.problem, target.detail);
       return;
     }
 
     // 2. route
-    const request = new RequestView(method, path, target.query, req.headers, req.socket.remoteAddress);
+    const request = new RequestView(method, target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
     if (!matched) {
-      sendProblem(res, 'route-not-found', `no route matches ${method} ${path}`);
+      sendProblem(res, 'route-not-found', `no route matches ${method} ${target.match}`);
       return;
     }
     const { route } = matched;
     route.stats.requests++;
     if (scope) scope.route = route;
 
-    // 3. limits
-    if (route.rateLimit) {
-      enforceRateLimit(route.rateLimit, req, res, responsePort, route.name, context.observer, () =>
-        act(req, res, snapshot, matched, request, target.query, scope),
+    // 3. auth, then limits
+    const limits = (identity: string | undefined) => {
+      if (!route.rateLimit) {
+        act(req, res, snapshot, matched, request, target, scope);
+        return;
+      }
+      enforceRateLimit(
+        route.rateLimit,
+        req,
+        res,
+        responsePort,
+        route.name,
+        context.observer,
+        () => act(req, res, snapshot, matched, request, target, scope),
+        identity,
       );
-      return;
-    }
-    act(req, res, snapshot, matched, request, target.query, scope);
+    };
+    if (route.auth) enforceAuth(route.auth, req, res, responsePort, limits);
+    else limits(undefined);
   };
 
   /** Stage 4: what the route does. */
@@ -204,11 +232,12 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     snapshot: Snapshot,
     matched: RouteMatch<CompiledRoute>,
     request: RequestView,
-    query: string,
+    target: ReadTarget,
     scope: RequestScope | undefined,
   ): void {
     const { route, params } = matched;
-    const { method, path } = request;
+    const { method } = request;
+    const { query } = target;
     const { action } = route;
     if (action.kind === 'respond') {
       route.stats.responded++;
@@ -216,11 +245,22 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       return;
     }
     if (action.kind === 'aggregate') {
-      runAggregate({ req, res, route, aggregate: action.aggregate, params, query, context, proto, scope });
+      runAggregate({
+        req,
+        res,
+        route,
+        aggregate: action.aggregate,
+        params,
+        query,
+        context,
+        proto,
+        scope,
+        trustedProxies: snapshot.trustedProxies,
+      });
       return;
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
-    const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + query;
+    const forwardPath = forwardPathOf(route, target, params);
     forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
   }
 }

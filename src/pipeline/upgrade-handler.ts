@@ -5,7 +5,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { enforceRateLimit, upgradePort } from './limit-stage.js';
-import { isRejection, normalisePath } from '../routing/normalise.js';
+import { isTargetRefusal, readTarget } from '../routing/target.js';
+import { enforceAuth } from './auth-stage.js';
+import { forwardPathOf } from './forward-path.js';
 import { RequestView } from '../routing/request-view.js';
 import { applyHeaderOps } from '../routing/rewrite.js';
 import { matchRoute } from '../routing/route-table.js';
@@ -16,7 +18,6 @@ import { removeHeaders } from '../routing/header-edit.js';
 import { WebSocketExchange } from '../exchange/websocket-exchange.js';
 import type { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
-import { parseTarget } from './proxy-handler.js';
 import { SocketSink } from '../exchange/socket-sink.js';
 
 export interface UpgradeHandlerOptions {
@@ -40,20 +41,15 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       return;
     }
     const snapshot = getSnapshot();
-    const target = parseTarget(req.url ?? '/');
-    if (!target) {
-      sink.problem('bad-request', 'the request target must be a path');
+    const target = readTarget(req.url ?? '/', snapshot.paths);
+    if (isTargetRefusal(target)) {
+      sink.problem(target.problem, target.detail);
       return;
     }
-    const path = normalisePath(target.path);
-    if (isRejection(path)) {
-      sink.problem('ambiguous-path', `the path is refused: ${path.rejected}`);
-      return;
-    }
-    const request = new RequestView('GET', path, target.query, req.headers, req.socket.remoteAddress);
+    const request = new RequestView('GET', target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
     if (!matched) {
-      sink.problem('route-not-found', `no route matches GET ${path}`);
+      sink.problem('route-not-found', `no route matches GET ${target.match}`);
       return;
     }
     const { route, params } = matched;
@@ -70,10 +66,15 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
     const forward = () => {
       const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
       route.stats.countUpstream(upstream.name);
-      const headers = buildRequestHeaders(req, { host: undefined, proto, dropContentLength: false });
+      const headers = buildRequestHeaders(req, {
+        host: undefined,
+        proto,
+        dropContentLength: false,
+        trustedProxies: snapshot.trustedProxies,
+      });
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
-      const forwardPath = (route.rewrite ? route.rewrite(path, params) : path) + target.query;
+      const forwardPath = forwardPathOf(route, target, params);
       new WebSocketExchange(
         sink,
         route,
@@ -83,8 +84,12 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
         tunnels,
       ).start();
     };
-    // 3. limits: a handshake counts as one request of the route's rate limits
-    if (route.rateLimit) enforceRateLimit(route.rateLimit, req, sink, upgradePort, route.name, context.observer, forward);
-    else forward();
+    // 3. auth, then limits: a handshake counts as one request of the route's rate limits
+    const limits = (identity: string | undefined) => {
+      if (route.rateLimit) enforceRateLimit(route.rateLimit, req, sink, upgradePort, route.name, context.observer, forward, identity);
+      else forward();
+    };
+    if (route.auth) enforceAuth(route.auth, req, sink, upgradePort, limits);
+    else limits(undefined);
   };
 }

@@ -1,10 +1,12 @@
 // The Redis store behind its breaker, with the onRedisError fallback: `open` lets the request
 // through unmetered, `closed` refuses it (503), `local` meters it with an in-process bucket
-// (per replica: N replicas then allow up to N× the limit until Redis is back).
+// (per replica: N replicas then allow up to N× the limit until Redis is back). The breaker counts
+// round trips, not requests: a failed batch of 200 checks is one failure, not 200.
 
 import type { BucketStore, TakeRequest, TakeResult } from './bucket.js';
 import type { MemoryBucketStore } from './memory-store.js';
 import { RedisBreaker } from './redis-breaker.js';
+import { RoundTripError } from './redis-batch.js';
 import type { RedisBucketStore } from './redis-store.js';
 
 export type RedisFailureMode = 'open' | 'closed' | 'local';
@@ -20,6 +22,8 @@ export interface PolicyStore {
   take(request: TakeRequest, onError: RedisFailureMode): StoreOutcome | Promise<StoreOutcome>;
   /** Store key for a policy's client identity. */
   keyFor(policy: string, identity: string): string;
+  /** Gives `cost` tokens back to the store that took them (`source` of the take's outcome); best effort. */
+  refund(request: TakeRequest, source: 'store' | 'local'): void;
 }
 
 export class MemoryPolicyStore implements PolicyStore {
@@ -31,10 +35,15 @@ export class MemoryPolicyStore implements PolicyStore {
   keyFor(policy: string, identity: string): string {
     return `${policy}\u0000${identity}`;
   }
+  refund(request: TakeRequest): void {
+    this.store.take({ ...request, cost: -request.cost, maxWaitMs: 0 });
+  }
 }
 
 export class GuardedRedisStore implements PolicyStore {
   readonly breaker: RedisBreaker;
+  /** The last failed round trip already counted by the breaker (its other checks are not). */
+  #countedRoundTrip = -1;
 
   constructor(
     readonly redis: RedisBucketStore,
@@ -46,6 +55,10 @@ export class GuardedRedisStore implements PolicyStore {
       opened: (reason) => events.degraded(true, reason),
       closed: () => events.degraded(false, 'redis answered again'),
     });
+    redis.onReady?.(() => this.breaker.reconnected());
+    // A slow round trip is one failure; any reply in between starts the count again, so a busy
+    // but answering Redis never opens the breaker — a hung one does, after `failures` of them.
+    redis.onSlow?.((reason) => this.breaker.failed(`redis: ${reason}`));
   }
 
   keyFor(policy: string, identity: string): string {
@@ -60,10 +73,25 @@ export class GuardedRedisStore implements PolicyStore {
         return { allowed: r.allowed, remaining: r.remaining, waitMs: r.waitMs, fullInMs: r.fullInMs, source: 'store' };
       },
       (error: unknown) => {
-        this.breaker.failed(`redis: ${(error as Error).message ?? String(error)}`);
+        if (!(error instanceof RoundTripError) || error.roundTrip !== this.#countedRoundTrip) {
+          if (error instanceof RoundTripError) this.#countedRoundTrip = error.roundTrip;
+          this.breaker.failed(`redis: ${(error as Error).message ?? String(error)}`);
+        }
         return this.fallback(request, onError);
       },
     );
+  }
+
+  refund(request: TakeRequest, source: 'store' | 'local'): void {
+    const giveBack = { ...request, cost: -request.cost, maxWaitMs: 0 };
+    if (source === 'local') {
+      const pending = this.local.take(giveBack);
+      if (pending instanceof Promise) pending.catch(() => undefined);
+      return;
+    }
+    // Tokens taken in Redis go back to Redis — never to the local bucket, and a local take is
+    // never given back to Redis (that would add tokens to the shared count that it never lost).
+    if (this.breaker.state !== 'open') this.redis.take(giveBack).catch(() => undefined);
   }
 
   fallback(request: TakeRequest, onError: RedisFailureMode): StoreOutcome | Promise<StoreOutcome> {

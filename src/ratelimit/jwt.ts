@@ -12,11 +12,14 @@ const loadJose = (): Promise<typeof import('jose')> => (jose ??= import('jose'))
 
 export type JwtVerifier = (req: IncomingMessage) => Promise<JWTPayload | undefined>;
 
+/** Used by rate-limit `jwt:` keys and by route `auth.jwt` (the same verification for both). */
 export function jwtVerifier(config: JwtConfig): JwtVerifier {
   const options: JWTVerifyOptions = {
     ...(config.issuer ? { issuer: config.issuer } : {}),
     ...(config.audience ? { audience: config.audience } : {}),
     clockTolerance: Math.round(config.clockTolerance / 1000),
+    // jose checks exp only when present: a token without one would never expire.
+    ...(config.requireExp ? { requiredClaims: ['exp'] } : {}),
   };
   const verifying = loadJose().then(({ createLocalJWKSet, createRemoteJWKSet, jwtVerify }): ((token: string) => Promise<JWTPayload>) => {
     if (config.secret !== undefined) {

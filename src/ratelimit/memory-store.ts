@@ -32,6 +32,8 @@ export function memoryKey(key: string): string {
 export class MemoryBucketStore implements BucketStore {
   readonly #slots = new Map<string, number>();
   #keys: Array<string | undefined> = [];
+  /** The policy part of each bucket's key (before its first NUL), for the console's busiest keys. */
+  #policies: Array<string | undefined> = [];
   #tokens = new Float64Array(0);
   #at = new Float64Array(0);
   /** Store clock at which the bucket is full again. */
@@ -70,7 +72,7 @@ export class MemoryBucketStore implements BucketStore {
     const id = memoryKey(request.key);
     let slot = this.#slots.get(id);
     if (slot === undefined) {
-      slot = this.#allocate(id, now);
+      slot = this.#allocate(id, now, request.key);
       this.#tokens[slot] = request.capacity;
       this.#at[slot] = now;
     }
@@ -91,6 +93,18 @@ export class MemoryBucketStore implements BucketStore {
     for (const [id, slot] of this.#slots) if (this.#fullAt[slot]! <= now) this.#release(id, slot);
   }
 
+  /**
+   * A read-only walk over the live buckets (the console's busiest keys): the bucket's hashed id,
+   * its policy, and when it is full again on `now()`'s clock. Client keys are not kept.
+   */
+  *entries(): IterableIterator<{ id: string; policy: string; fullAt: number }> {
+    for (const [id, slot] of this.#slots) yield { id, policy: this.#policies[slot] ?? '', fullAt: this.#fullAt[slot]! };
+  }
+
+  now(): number {
+    return this.#clock();
+  }
+
   get size(): number {
     return this.#slots.size;
   }
@@ -104,19 +118,23 @@ export class MemoryBucketStore implements BucketStore {
     if (this.#sweeper) clearInterval(this.#sweeper);
     this.#slots.clear();
     this.#keys = [];
+    this.#policies = [];
     this.#free = [];
     this.#tokens = this.#at = this.#fullAt = this.#fillMs = new Float64Array(0);
   }
 
-  #allocate(id: string, now: number): number {
+  #allocate(id: string, now: number, key: string): number {
     if (this.#slots.size >= this.#maxBuckets) this.#evict(now);
     let slot = this.#free.pop();
     if (slot === undefined) {
       slot = this.#keys.length;
       if (slot >= this.#tokens.length) this.#grow();
       this.#keys.push(undefined);
+      this.#policies.push(undefined);
     }
     this.#keys[slot] = id;
+    const cut = key.indexOf('\u0000');
+    this.#policies[slot] = cut < 0 ? '' : key.slice(0, cut);
     this.#slots.set(id, slot);
     return slot;
   }
@@ -124,6 +142,7 @@ export class MemoryBucketStore implements BucketStore {
   #release(id: string, slot: number): void {
     this.#slots.delete(id);
     this.#keys[slot] = undefined;
+    this.#policies[slot] = undefined;
     this.#free.push(slot);
   }
 

@@ -4,7 +4,8 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { RateLimitPolicyConfig } from '../config/schema/ratelimit.js';
-import { clientIpResolver, type ClientIpResolver } from './client-ip.js';
+import { clientIpResolver, type ClientIpResolver } from '../core/client-ip.js';
+import { REPEATED, singleHeader } from '../core/single-header.js';
 import type { PolicyStore, RedisFailureMode } from './guarded-store.js';
 import { limitField, policyField } from './headers.js';
 import { claimValue, jwtVerifier } from './jwt.js';
@@ -26,16 +27,31 @@ export interface ClientIdentity {
   readonly bucket: PolicyBucket;
 }
 
+/** A key header sent more than once: the request is refused (400), never keyed by the joined value. */
+export interface RepeatedKey {
+  readonly repeated: string;
+}
+
+export type Identification = ClientIdentity | RepeatedKey | undefined;
+
 export interface CompiledPolicy {
   readonly name: string;
   readonly maxWaitMs: number;
   readonly onRedisError: RedisFailureMode;
   readonly store: PolicyStore;
-  /** The client's bucket; undefined when the key is missing and missingKey is deny. */
-  identify(req: IncomingMessage, routeName: string): ClientIdentity | undefined | Promise<ClientIdentity | undefined>;
+  /**
+   * The client's bucket; undefined when the key is missing and missingKey is deny. `authIdentity`
+   * is what the route's `auth` proved (the `auth` key part).
+   */
+  identify(req: IncomingMessage, routeName: string, authIdentity?: string): Identification | Promise<Identification>;
 }
 
-type PartReader = (req: IncomingMessage, routeName: string, claims: Record<string, unknown> | undefined) => string | undefined;
+interface RequestFacts {
+  readonly claims: Record<string, unknown> | undefined;
+  readonly authIdentity: string | undefined;
+}
+
+type PartReader = (req: IncomingMessage, routeName: string, facts: RequestFacts) => string | undefined | typeof REPEATED;
 
 const SEPARATOR = '\u0001';
 
@@ -44,6 +60,7 @@ export function compilePolicy(
   config: RateLimitPolicyConfig,
   store: PolicyStore,
   defaultOnRedisError: RedisFailureMode,
+  listenTrustedProxies: readonly string[] = [],
 ): CompiledPolicy {
   const bucket = (capacity: number, refillPerMs: number, cost: number, tier: string | undefined): PolicyBucket => ({
     capacity,
@@ -60,7 +77,7 @@ export function compilePolicy(
     for (const key of tier.keys) tiers.set(key, tierBucket);
   }
   const needsIp = config.key.includes('ip') || config.missingKey === 'ip';
-  const clientIp: ClientIpResolver | undefined = needsIp ? clientIpResolver(config.trustedProxies) : undefined;
+  const clientIp: ClientIpResolver | undefined = needsIp ? clientIpResolver(config.trustedProxies ?? listenTrustedProxies) : undefined;
   const readers: PartReader[] = config.key.map((part) => partReader(part, clientIp));
   const tierParts = config.key.map((part) => part !== 'route');
   const verify = config.key.some((part) => part.startsWith('jwt:')) && config.jwt ? jwtVerifier(config.jwt) : undefined;
@@ -75,10 +92,11 @@ export function compilePolicy(
     return base;
   };
 
-  const resolve = (req: IncomingMessage, routeName: string, claims: Record<string, unknown> | undefined): ClientIdentity | undefined => {
+  const resolve = (req: IncomingMessage, routeName: string, facts: RequestFacts): Identification => {
     const values: string[] = [];
-    for (const read of readers) {
-      const value = read(req, routeName, claims);
+    for (const [index, read] of readers.entries()) {
+      const value = read(req, routeName, facts);
+      if (value === REPEATED) return { repeated: config.key[index]!.slice(7) };
       if (value === undefined) {
         if (config.missingKey !== 'ip') return undefined;
         const ip = clientIp!(req);
@@ -95,22 +113,24 @@ export function compilePolicy(
     onRedisError: config.onRedisError ?? defaultOnRedisError,
     store,
     identify: verify
-      ? async (req, routeName) => resolve(req, routeName, (await verify(req)) as Record<string, unknown> | undefined)
-      : (req, routeName) => resolve(req, routeName, undefined),
+      ? async (req, routeName, authIdentity) =>
+          resolve(req, routeName, { claims: (await verify(req)) as Record<string, unknown> | undefined, authIdentity })
+      : (req, routeName, authIdentity) => resolve(req, routeName, { claims: undefined, authIdentity }),
   };
 }
 
 function partReader(part: string, clientIp: ClientIpResolver | undefined): PartReader {
   if (part === 'route') return (_req, routeName) => routeName;
+  if (part === 'auth') return (_req, _route, facts) => facts.authIdentity;
   if (part === 'ip') return (req) => clientIp!(req) || undefined;
   if (part.startsWith('header:')) {
     const header = part.slice(7).toLowerCase();
     return (req) => {
-      const raw = req.headers[header];
-      const value = Array.isArray(raw) ? raw[0] : raw;
+      const value = singleHeader(req, header);
+      if (value === REPEATED) return REPEATED;
       return value ? value.trim() || undefined : undefined;
     };
   }
   const claim = part.slice(4);
-  return (_req, _route, claims) => (claims ? claimValue(claims, claim) : undefined);
+  return (_req, _route, { claims }) => (claims ? claimValue(claims, claim) : undefined);
 }

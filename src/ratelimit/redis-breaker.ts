@@ -1,6 +1,7 @@
 // A circuit breaker around Redis. After `failures` consecutive failed commands it opens: for
 // `cooldownMs` no command goes to Redis (requests use the onRedisError fallback at no cost).
-// Then one probe is let through: success closes it, failure opens it again.
+// Then one probe is let through: success closes it, failure opens it again. The client becoming
+// ready again (reconnected) closes it at once: no waiting for a lucky probe.
 
 export type RedisBreakerState = 'closed' | 'open' | 'half-open';
 
@@ -40,6 +41,16 @@ export class RedisBreaker {
   }
 
   succeeded(): void {
+    this.#failures = 0;
+    this.#probing = false;
+    if (this.state !== 'closed') {
+      this.state = 'closed';
+      this.events.closed();
+    }
+  }
+
+  /** Redis is connected and ready again: back to Redis now, with a fresh failure count. */
+  reconnected(): void {
     this.#failures = 0;
     this.#probing = false;
     if (this.state !== 'closed') {

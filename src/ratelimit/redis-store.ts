@@ -1,26 +1,29 @@
-// Buckets in Redis (standalone or Cluster) via ioredis: one EVALSHA per check, the script sent
-// again with EVAL when Redis answers NOSCRIPT (after a restart or SCRIPT FLUSH; EVAL also puts
-// it back in that node's script cache). Keys are `<prefix>{<policy>:<hash of identity>}`: the
+// Buckets in Redis (standalone, Sentinel or Cluster) via ioredis. Checks are batched per
+// event-loop turn and hash slot (redis-batch.ts): one EVALSHA per batch, the script sent again
+// with EVAL when Redis answers NOSCRIPT (after a restart, a failover or SCRIPT FLUSH; EVAL also
+// puts it back in that node's script cache). Keys are `<prefix>{<policy>:<hash of identity>}`: the
 // hash tag keeps each bucket on one slot, and hashing keeps API keys and tokens out of Redis.
 //
-// The client never queues commands while disconnected and times every command out quickly, so a
-// slow or dead Redis costs at most `commandTimeout` per request (and nothing once the breaker
-// in guarded-store.ts is open). It reconnects by itself in the background.
+// The client never queues commands while disconnected, and a check waits at most `hardTimeout`
+// (see redis-batch.ts for when Redis counts as slow), so a slow or dead Redis never makes a
+// request hang. It reconnects by itself in the background, at least every 100 ms.
 
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { Cluster, ClusterNode, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import type { BucketStore, TakeRequest, TakeResult } from './bucket.js';
+import { RedisBatcher } from './redis-batch.js';
 import { TAKE_SCRIPT, TAKE_SCRIPT_SHA } from './redis-script.js';
-
-type Reply = [number, string, number, number];
 
 // ioredis is loaded when the first Redis store is made, not at start: a gateway without `redis`
 // does not carry it in memory (about 25 MB of RSS).
 const require = createRequire(import.meta.url);
 let ioredis: typeof import('ioredis') | undefined;
 const loadIoredis = (): typeof import('ioredis') => (ioredis ??= require('ioredis') as typeof import('ioredis'));
+
+/** Reconnect quickly and keep trying: back on the shared buckets within ~100 ms of Redis being back. */
+const reconnectDelay = (times: number): number => Math.min(times * 20, 100);
 
 export class RedisBucketStore implements BucketStore {
   readonly client: Redis | Cluster;
@@ -29,36 +32,84 @@ export class RedisBucketStore implements BucketStore {
   lastError: Error | undefined;
   readonly commandTimeout: number;
 
+  readonly #batcher: RedisBatcher;
+
   constructor(config: RedisConfig) {
     this.keyPrefix = config.keyPrefix;
     this.commandTimeout = config.commandTimeout;
     const options: RedisOptions = {
-      // No ioredis commandTimeout: withTimeout() below is the one timer per check. A command
-      // stuck on a hung connection stays in ioredis' queue until the connection drops; the
-      // breaker keeps those to one probe per cooldown.
+      // No ioredis commandTimeout: the batcher times each round trip (see redis-batch.ts).
       connectTimeout: config.connectTimeout,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      enableAutoPipelining: true,
-      retryStrategy: (times: number) => Math.min(times * 50, 250),
+      // The batcher already sends one command per slot and turn; ioredis' auto-pipelining would
+      // hold a batch back until the previous one is answered.
+      enableAutoPipelining: false,
+      retryStrategy: reconnectDelay,
       lazyConnect: false,
     };
     const { Cluster: ClusterClient, Redis: RedisClient } = loadIoredis();
-    this.client = config.cluster
-      ? new ClusterClient(config.cluster.map(clusterNode), {
-          redisOptions: { ...options, ...clusterCredentials(config.cluster) },
-          enableOfflineQueue: false,
-          enableAutoPipelining: true,
-          clusterRetryStrategy: (times: number) => Math.min(times * 50, 250),
-        })
-      : new RedisClient(config.url!, options);
+    if (config.cluster) {
+      this.client = new ClusterClient(config.cluster.map(redisNode), {
+        redisOptions: { ...options, ...seedCredentials(config.cluster) },
+        enableOfflineQueue: false,
+        enableReadyCheck: true,
+        clusterRetryStrategy: reconnectDelay,
+        // After a failover the slot map is fetched again on the first MOVED or connection error.
+        retryDelayOnFailover: 50,
+        retryDelayOnClusterDown: 50,
+      });
+    } else if (config.sentinels) {
+      this.client = new RedisClient({
+        ...options,
+        ...seedCredentials(config.sentinels),
+        sentinels: config.sentinels.map(redisNode),
+        name: config.name!,
+        sentinelRetryStrategy: reconnectDelay,
+      });
+    } else {
+      this.client = new RedisClient(config.url!, options);
+    }
     // Errors surface on the commands; without a listener ioredis would log every retry.
     this.client.on('error', (error: Error) => {
       this.lastError = error;
     });
     this.client.on('ready', () => {
       this.lastError = undefined;
+      for (const listener of this.#readyListeners) listener();
     });
+    const client = this.client;
+    this.#batcher = new RedisBatcher(
+      async (keys, args) => {
+        try {
+          return await client.evalsha(TAKE_SCRIPT_SHA, keys.length, ...keys, ...args);
+        } catch (error) {
+          if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
+          return await client.eval(TAKE_SCRIPT, keys.length, ...keys, ...args);
+        }
+      },
+      {
+        commandTimeout: config.commandTimeout,
+        hardTimeout: config.hardTimeout,
+        bySlot: config.cluster !== undefined,
+        onSlow: (reason) => {
+          for (const listener of this.#slowListeners) listener(reason);
+        },
+      },
+    );
+  }
+
+  readonly #readyListeners: Array<() => void> = [];
+  readonly #slowListeners: Array<(reason: string) => void> = [];
+
+  /** Called when a round trip waited `commandTimeout` (idle) without a reply. */
+  onSlow(listener: (reason: string) => void): void {
+    this.#slowListeners.push(listener);
+  }
+
+  /** Called every time the client is (again) connected and ready for commands. */
+  onReady(listener: () => void): void {
+    this.#readyListeners.push(listener);
   }
 
   readonly #keys = new Map<string, string>();
@@ -77,19 +128,12 @@ export class RedisBucketStore implements BucketStore {
   }
 
   take(request: TakeRequest): Promise<TakeResult> {
-    return withTimeout(this.#run(request), this.commandTimeout);
+    return this.#batcher.take(request);
   }
 
-  async #run(request: TakeRequest): Promise<TakeResult> {
-    const args = [request.capacity, request.refillPerMs, request.cost, request.maxWaitMs] as const;
-    let reply: Reply;
-    try {
-      reply = (await this.client.evalsha(TAKE_SCRIPT_SHA, 1, request.key, ...args)) as Reply;
-    } catch (error) {
-      if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-      reply = (await this.client.eval(TAKE_SCRIPT, 1, request.key, ...args)) as Reply;
-    }
-    return { allowed: reply[0] === 1, remaining: Number(reply[1]), waitMs: Number(reply[2]), fullInMs: Number(reply[3]) };
+  /** Checks given up on (timed out) whose late replies had taken tokens, which were given back. */
+  get lateRefunds(): number {
+    return this.#batcher.lateRefunds;
   }
 
   /** Resolves once connected, or after `timeoutMs` (the gateway then starts degraded). */
@@ -112,7 +156,7 @@ export class RedisBucketStore implements BucketStore {
   }
 }
 
-function clusterNode(seed: string): ClusterNode {
+function redisNode(seed: string): { host: string; port: number } {
   if (/^rediss?:\/\//.test(seed)) {
     const url = new URL(seed);
     return { host: url.hostname, port: Number(url.port || 6379) };
@@ -121,41 +165,8 @@ function clusterNode(seed: string): ClusterNode {
   return at === -1 ? { host: seed, port: 6379 } : { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) };
 }
 
-/**
- * Rejects when `promise` has not settled within `ms`. The verdict waits for the check phase of
- * the event loop (setImmediate) after the timer fires: when the loop itself was late (a busy
- * process), a reply already read from the socket in that same turn still counts — only Redis
- * being slow is a timeout, not the gateway being busy.
- */
-export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      setImmediate(() => {
-        if (settled) return;
-        settled = true;
-        reject(new Error(`command timed out after ${ms}ms`));
-      });
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
-}
-
-/** user:password from the first seed URL that carries them (every node of a cluster shares them). */
-function clusterCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
+/** user:password (and TLS) from the first seed URL that carries them (every node shares them). */
+function seedCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
   for (const seed of seeds) {
     if (!/^rediss?:\/\//.test(seed)) continue;
     const url = new URL(seed);

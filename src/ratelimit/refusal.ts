@@ -31,6 +31,12 @@ export function refusalFor(verdict: Exclude<LimitVerdict, { kind: 'allow' }>): R
         detail: `rate limit "${verdict.policy}" needs a client key this request does not carry`,
         options: { extensions: { policy: verdict.policy } },
       };
+    case 'repeated-key':
+      return {
+        code: 'bad-request',
+        detail: `the ${verdict.header} header is sent more than once; send one key`,
+        options: { extensions: { policy: verdict.policy } },
+      };
     case 'unavailable':
       return {
         code: 'rate-limiter-unavailable',

@@ -12,11 +12,14 @@ export type LimitVerdict =
   | { readonly kind: 'allow'; readonly waitMs: number; readonly headers: Record<string, string>; refund(): void }
   | { readonly kind: 'limited'; readonly policy: string; readonly retryAfterMs: number; readonly headers: Record<string, string> }
   | { readonly kind: 'missing-key'; readonly policy: string }
+  | { readonly kind: 'repeated-key'; readonly policy: string; readonly header: string }
   | { readonly kind: 'unavailable'; readonly policy: string; readonly retryAfterMs: number };
 
 interface Taken {
   policy: CompiledPolicy;
   identity: ClientIdentity;
+  /** Where the tokens were taken: they go back to the same store. */
+  source: 'store' | 'local';
 }
 
 export class RouteRateLimit {
@@ -26,18 +29,24 @@ export class RouteRateLimit {
     return this.policies.map((policy) => policy.name);
   }
 
-  async check(req: IncomingMessage, routeName: string, observer: LimiterEvents): Promise<LimitVerdict> {
+  /** `authIdentity`: what the route's `auth` proved (the `auth` key part). */
+  async check(req: IncomingMessage, routeName: string, observer: LimiterEvents, authIdentity?: string): Promise<LimitVerdict> {
     const taken: Taken[] = [];
     const reports: PolicyReport[] = [];
     const results: Array<'allowed' | 'queued' | 'error'> = [];
     let waitMs = 0;
     for (const policy of this.policies) {
-      const found = policy.identify(req, routeName);
+      const found = policy.identify(req, routeName, authIdentity);
       const identity = found instanceof Promise ? await found : found;
       if (!identity) {
         refund(taken);
         observer.limiterDecision(policy.name, 'missing-key');
         return { kind: 'missing-key', policy: policy.name };
+      }
+      if ('repeated' in identity) {
+        refund(taken);
+        observer.limiterDecision(policy.name, 'missing-key');
+        return { kind: 'repeated-key', policy: policy.name, header: identity.repeated };
       }
       const { bucket } = identity;
       const pending = policy.store.take(
@@ -61,7 +70,7 @@ export class RouteRateLimit {
         reports.push(report);
         return { kind: 'limited', policy: policy.name, retryAfterMs: outcome.waitMs, headers: rateLimitHeaders(reports, report) };
       }
-      taken.push({ policy, identity });
+      taken.push({ policy, identity, source: outcome.source });
       reports.push(report);
       results.push(outcome.waitMs > 0 ? 'queued' : 'allowed');
       if (outcome.waitMs > waitMs) waitMs = outcome.waitMs;
@@ -71,16 +80,15 @@ export class RouteRateLimit {
   }
 }
 
-/** Gives the tokens back (best effort: a failed refund only leaves the bucket a little emptier). */
+/** Gives the tokens back to where they were taken (best effort: a failed refund only leaves the bucket a little emptier). */
 function refund(taken: readonly Taken[]): void {
-  for (const { policy, identity } of taken) {
+  for (const { policy, identity, source } of taken) {
     const { bucket } = identity;
     try {
-      const pending = policy.store.take(
-        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: -bucket.cost, maxWaitMs: 0 },
-        policy.onRedisError === 'local' ? 'local' : 'open',
+      policy.store.refund(
+        { key: identity.key, capacity: bucket.capacity, refillPerMs: bucket.refillPerMs, cost: bucket.cost, maxWaitMs: 0 },
+        source,
       );
-      if (pending instanceof Promise) pending.catch(() => undefined);
     } catch {
       // best effort
     }

@@ -37,8 +37,9 @@ export interface CompiledMatch {
   test(request: RequestView): RouteParams | undefined;
 }
 
-export function compileMatch(match: MatchConfig): CompiledMatch {
-  const path = compilePathPattern(match.exact ?? match.path ?? '/', match.exact !== undefined);
+/** `caseInsensitive` (from `paths.caseInsensitive`): the path pattern matches in any case. */
+export function compileMatch(match: MatchConfig, caseInsensitive = false): CompiledMatch {
+  const path = compilePathPattern(match.exact ?? match.path ?? '/', match.exact !== undefined, caseInsensitive);
   const methods = match.methods ? new Set<string>(match.methods) : undefined;
   const host = match.host !== undefined ? compileHostMatch(match.host) : undefined;
   const conditions: Array<(request: RequestView) => boolean> = [];

@@ -25,18 +25,20 @@ export function pathHasPrefix(path: string, prefix: string): boolean {
   return prefix.endsWith('/') || path.charCodeAt(prefix.length) === 47 /* / */;
 }
 
-export function compilePathPattern(source: string, exact: boolean): PathPattern {
-  const segments = patternSegments(source);
+/** `caseInsensitive`: literal segments match in any case (params keep the case sent). */
+export function compilePathPattern(source: string, exact: boolean, caseInsensitive = false): PathPattern {
+  const segments = patternSegments(source).map((s) => (caseInsensitive && !s.startsWith(':') ? s.toLowerCase() : s));
   const paramNames = segments.filter((s) => s.startsWith(':')).map((s) => s.slice(1));
   if (paramNames.length === 0) {
-    const literal = source;
+    const literal = caseInsensitive ? source.toLowerCase() : source;
+    const fold = caseInsensitive ? (path: string) => path.toLowerCase() : (path: string) => path;
     return {
       source,
       exact,
       paramNames,
       match: exact
-        ? (path) => (path === literal ? NO_PARAMS : undefined)
-        : (path) => (pathHasPrefix(path, literal) ? NO_PARAMS : undefined),
+        ? (path) => (fold(path) === literal ? NO_PARAMS : undefined)
+        : (path) => (pathHasPrefix(fold(path), literal) ? NO_PARAMS : undefined),
       matchedLength: () => (literal === '/' ? 0 : literal.replace(/\/+$/, '').length),
     };
   }
@@ -53,7 +55,7 @@ export function compilePathPattern(source: string, exact: boolean): PathPattern 
       if (want.charCodeAt(0) === 58 /* : */) {
         if (got === '') return undefined;
         params[want.slice(1)] = got;
-      } else if (want !== got) {
+      } else if (want !== (caseInsensitive ? got.toLowerCase() : got)) {
         return undefined;
       }
       length += 1 + got.length;

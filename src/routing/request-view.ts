@@ -7,6 +7,7 @@ export class RequestView {
   #query: URLSearchParams | undefined;
   #cookies: Map<string, string> | undefined;
   #host: string | undefined;
+  #remote: string | undefined | (() => string | undefined);
 
   constructor(
     readonly method: string,
@@ -15,8 +16,16 @@ export class RequestView {
     /** "" or "?..." as sent. */
     readonly rawQuery: string,
     readonly headers: IncomingHttpHeaders,
-    readonly remoteAddress: string | undefined,
-  ) {}
+    /** The client address, or how to find it (resolved once, only when a rule asks: stickyBy ip). */
+    remoteAddress: string | undefined | (() => string | undefined),
+  ) {
+    this.#remote = remoteAddress;
+  }
+
+  get remoteAddress(): string | undefined {
+    if (typeof this.#remote === 'function') this.#remote = this.#remote();
+    return this.#remote;
+  }
 
   header(name: string): string | undefined {
     const value = this.headers[name];

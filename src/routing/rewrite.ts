@@ -12,12 +12,14 @@ export type PathRewrite = (path: string, params: RouteParams) => string;
 export function compilePrefixRewrite(
   stripPrefix: string | undefined,
   addPrefix: string | undefined,
+  caseInsensitive = false,
 ): ((path: string) => string) | undefined {
   if (!stripPrefix && !addPrefix) return undefined;
   const strip = stripPrefix && stripPrefix !== '/' ? stripPrefix.replace(/\/+$/, '') : '';
   const add = addPrefix && addPrefix !== '/' ? addPrefix.replace(/\/+$/, '') : '';
+  const stripped = caseInsensitive ? strip.toLowerCase() : strip;
   return (path: string) => {
-    const rest = strip && pathHasPrefix(path, strip) ? path.slice(strip.length) : path;
+    const rest = strip && pathHasPrefix(caseInsensitive ? path.toLowerCase() : path, stripped) ? path.slice(strip.length) : path;
     if (rest === '') return add || '/';
     return add + (rest.charCodeAt(0) === 47 ? rest : `/${rest}`);
   };
@@ -41,12 +43,16 @@ export function compileTemplateRewrite(template: string, pattern: PathPattern): 
   };
 }
 
-export function compilePathRewrite(rewrite: z.output<typeof rewriteSchema> | undefined, pattern: PathPattern): PathRewrite | undefined {
+export function compilePathRewrite(
+  rewrite: z.output<typeof rewriteSchema> | undefined,
+  pattern: PathPattern,
+  caseInsensitive = false,
+): PathRewrite | undefined {
   if (!rewrite) return undefined;
   if (rewrite.path !== undefined) return compileTemplateRewrite(rewrite.path, pattern);
   const prefix = rewrite.replacePrefix
-    ? compilePrefixRewrite(rewrite.replacePrefix.from, rewrite.replacePrefix.to)
-    : compilePrefixRewrite(rewrite.stripPrefix, rewrite.addPrefix);
+    ? compilePrefixRewrite(rewrite.replacePrefix.from, rewrite.replacePrefix.to, caseInsensitive)
+    : compilePrefixRewrite(rewrite.stripPrefix, rewrite.addPrefix, caseInsensitive);
   return prefix ? (path) => prefix(path) : undefined;
 }
 

@@ -4,13 +4,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { IdempotencyConfig } from '../config/schema/idempotency.js';
 import type { IdempotencyStore } from '../idempotency/store.js';
-import { clientIpResolver } from '../ratelimit/client-ip.js';
+import { clientIpResolver } from '../core/client-ip.js';
 import { claimValue, jwtVerifier } from '../ratelimit/jwt.js';
 import type { RouteIdempotency } from './snapshot.js';
 
 type Scope = (req: IncomingMessage, route: string) => string | undefined | Promise<string | undefined>;
 
-export function compileIdempotency(config: IdempotencyConfig, store: IdempotencyStore): RouteIdempotency {
+export function compileIdempotency(
+  config: IdempotencyConfig,
+  store: IdempotencyStore,
+  trustedProxies: readonly string[],
+): RouteIdempotency {
   return {
     header: config.header.toLowerCase(),
     retryOnReset: config.retryOnReset,
@@ -19,12 +23,13 @@ export function compileIdempotency(config: IdempotencyConfig, store: Idempotency
     maxBody: config.maxBody,
     onStoreError: config.onStoreError,
     store,
-    scope: config.scopeBy ? compileScope(config.scopeBy, config) : undefined,
+    scope: config.scopeBy ? compileScope(config.scopeBy, config, trustedProxies) : undefined,
   };
 }
 
-function compileScope(parts: readonly string[], config: IdempotencyConfig): Scope {
-  const ip = parts.includes('ip') ? clientIpResolver([]) : undefined;
+function compileScope(parts: readonly string[], config: IdempotencyConfig, trustedProxies: readonly string[]): Scope {
+  // `ip` is the client address, believing X-Forwarded-For only from listen.trustedProxies.
+  const ip = parts.includes('ip') ? clientIpResolver(trustedProxies) : undefined;
   const verify = config.jwt && parts.some((part) => part.startsWith('jwt:')) ? jwtVerifier(config.jwt) : undefined;
   const read = (req: IncomingMessage, route: string, claims: Record<string, unknown> | undefined): string | undefined => {
     const values: string[] = [];

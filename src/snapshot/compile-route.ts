@@ -13,6 +13,13 @@ import { MemoryIdempotencyStore } from '../idempotency/memory-store.js';
 import type { IdempotencyStore } from '../idempotency/store.js';
 import { compileIdempotency } from './compile-idempotency.js';
 import type { CompiledRoute, CompiledUpstream, RouteAction, RouteFallback } from './snapshot.js';
+import { compileRouteAuth } from '../auth/route-auth.js';
+
+/** Where a route's idempotency records live, and whose X-Forwarded-For an `ip` scope believes. */
+export interface IdempotencyOptions {
+  store?: ((route: string, config: IdempotencyConfig) => IdempotencyStore) | undefined;
+  trustedProxies?: readonly string[];
+}
 
 /** The name a rule is known by (admin, logs, counters). */
 export function routeName(route: RouteConfig, index: number): string {
@@ -24,11 +31,11 @@ export function compileRoute(
   index: number,
   upstreams: ReadonlyMap<string, CompiledUpstream>,
   stats: RouteStatsRegistry,
-  idempotencyStore: (route: string, config: IdempotencyConfig) => IdempotencyStore = (_route, config) =>
-    new MemoryIdempotencyStore(config.memoryLimit),
+  caseInsensitive = false,
+  idempotencyOptions: IdempotencyOptions = {},
 ): CompiledRoute {
   const name = routeName(route, index);
-  const match = compileMatch(route.match);
+  const match = compileMatch(route.match, caseInsensitive);
   const upstreamOf = (upstream: string) => upstreams.get(upstream)!;
   let action: RouteAction;
   if (route.split) {
@@ -52,7 +59,7 @@ export function compileRoute(
     match,
     action,
     upstream: action.kind === 'upstream' ? action.upstream : undefined,
-    rewrite: compilePathRewrite(route.rewrite, match.path),
+    rewrite: compilePathRewrite(route.rewrite, match.path, caseInsensitive),
     requestHeaders: compileHeaderOps(route.rewrite?.requestHeaders),
     responseHeaders: compileHeaderOps(route.rewrite?.responseHeaders),
     mirror: route.mirror
@@ -69,7 +76,14 @@ export function compileRoute(
     removeHeaders:
       route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
-    idempotency: route.idempotency && compileIdempotency(route.idempotency, idempotencyStore(name, route.idempotency)),
+    idempotency:
+      route.idempotency &&
+      compileIdempotency(
+        route.idempotency,
+        idempotencyOptions.store?.(name, route.idempotency) ?? new MemoryIdempotencyStore(route.idempotency.memoryLimit),
+        idempotencyOptions.trustedProxies ?? [],
+      ),
+    auth: route.auth ? compileRouteAuth(route.auth) : undefined,
   };
 }
 

@@ -12,6 +12,7 @@ import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js'
 import { silentObserver, type ProxyObserver } from './observer.js';
 import { attachResilience } from './attach-resilience.js';
 import { compileResilience } from '../resilience/policy.js';
+import { clientIpResolver, trustedProxyList } from '../core/client-ip.js';
 
 export interface RuntimeRegistries {
   states: BackendStateRegistry;
@@ -84,17 +85,24 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
   const limits = registries.limits?.compile(config);
   const routes = config.routes.map((route, index) => {
     const idempotency = registries.idempotency;
-    const compiled = compileRoute(
-      route,
-      index,
-      upstreams,
-      registries.routes,
-      idempotency && ((name, settings) => idempotency.storeFor(name, settings, config.redis)),
-    );
+    const compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, {
+      store: idempotency && ((name, settings) => idempotency.storeFor(name, settings, config.redis)),
+      trustedProxies: config.listen.trustedProxies,
+    });
     return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
   });
 
-  return { config, file, loadedAt: new Date(), routes, upstreams, limits: config.limits };
+  return {
+    config,
+    file,
+    loadedAt: new Date(),
+    routes,
+    upstreams,
+    limits: config.limits,
+    paths: config.paths,
+    trustedProxies: trustedProxyList(config.listen.trustedProxies),
+    clientIp: clientIpResolver(config.listen.trustedProxies),
+  };
 }
 
 /** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */

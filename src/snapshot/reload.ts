@@ -142,8 +142,10 @@ export class ConfigReloader {
       );
     }
     const warnings = [...loaded.warnings];
+    // The admin token and metricsToken apply at once; addresses need a restart.
+    const bound = (config: GatewayConfig) => ({ listen: config.listen, admin: { host: config.admin.host, port: config.admin.port } });
     for (const key of ['listen', 'admin'] as const) {
-      if (JSON.stringify(previous[key]) !== JSON.stringify(loaded.config[key])) {
+      if (JSON.stringify(bound(previous)[key]) !== JSON.stringify(bound(loaded.config)[key])) {
         warnings.push({ file, line: 0, column: 0, path: key, message: `changes to ${key} take effect on restart` });
       }
     }

@@ -19,6 +19,10 @@ import type { UpstreamResilience } from '../resilience/policy.js';
 import type { ThrottlePolicy } from '../resilience/cooldown.js';
 import type { HoldPolicy, HoldQueue } from '../resilience/hold.js';
 import type { RouteRateLimit } from '../ratelimit/route-limit.js';
+import type { RouteAuth } from '../auth/route-auth.js';
+import type { PathOptions } from '../routing/normalise.js';
+import type { ClientIpResolver } from '../core/client-ip.js';
+import type { BlockList } from 'node:net';
 
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
@@ -95,6 +99,8 @@ export interface CompiledRoute {
   readonly fallback: RouteFallback | undefined;
   /** Client rate limits (absent: none, and no per-request cost). */
   readonly rateLimit?: RouteRateLimit | undefined;
+  /** Client authentication (absent: anyone may use the route). */
+  readonly auth?: RouteAuth | undefined;
   /** Idempotency-Key handling (absent: none). */
   readonly idempotency?: RouteIdempotency | undefined;
 }
@@ -127,4 +133,10 @@ export interface Snapshot {
   readonly routes: readonly CompiledRoute[];
   readonly upstreams: ReadonlyMap<string, CompiledUpstream>;
   readonly limits: { readonly maxRequestBody: number; readonly maxHeaderSize: number };
+  /** How request paths are matched or refused (`paths`). */
+  readonly paths: PathOptions;
+  /** `listen.trustedProxies` (undefined: none): whose forwarding headers are believed. */
+  readonly trustedProxies: BlockList | undefined;
+  /** The client address, believing X-Forwarded-For only from `listen.trustedProxies`. */
+  readonly clientIp: ClientIpResolver;
 }

@@ -40,7 +40,7 @@ export class RateLimitRegistry {
     for (const [name, policy] of Object.entries(config.rateLimits)) {
       const useRedis = config.redis !== undefined && policy.store !== 'memory';
       const store: PolicyStore = useRedis ? this.redisStore(config.redis!) : this.#memoryStore;
-      policies.set(name, compilePolicy(name, policy, store, config.redis?.onRedisError ?? 'local'));
+      policies.set(name, compilePolicy(name, policy, store, config.redis?.onRedisError ?? 'local', config.listen.trustedProxies));
     }
     if (!config.redis && this.#redis) {
       this.#retired.push(this.#redis.store.redis);

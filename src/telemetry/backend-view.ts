@@ -29,3 +29,14 @@ export function backendLiveView(state: BackendState, now: number): BackendLiveVi
     queued: state.queue === undefined ? undefined : state.queue.size,
   };
 }
+
+export type BackendStateName = 'ready' | 'cooling' | 'open' | 'half-open' | 'unhealthy' | 'full';
+
+/** The one word an operator reads first: why a backend does (not) take requests now. */
+export function backendStateName(state: BackendState, now: number): BackendStateName {
+  if (state.isCooling(now)) return 'cooling';
+  if (state.breaker && state.breaker.state !== 'closed') return state.breaker.state;
+  if (!state.healthy) return 'unhealthy';
+  if (state.inFlight >= state.maxConcurrent) return 'full';
+  return 'ready';
+}

@@ -1,12 +1,15 @@
 // Keeps secrets out of every log line. Two layers:
 //  - by key: header-like fields (authorization, cookies, API keys, and log.redact names) are
 //    replaced wherever they appear up to three levels deep (pino redact paths);
-//  - by value: secrets found in the config (header values sent to backends, passwords, tokens,
-//    URL credentials) are replaced in the finished line, whatever field carries them.
+//  - by value: the config's secrets (the fields its schema marks, and URL credentials — the same
+//    redaction the admin views use, config/redact.ts) are replaced in the finished line,
+//    whatever field carries them.
 
+import { configSecrets, REDACTED } from '../config/redact.js';
 import type { GatewayConfig } from '../config/schema/index.js';
 
-export const CENSOR = '[redacted]';
+/** The same marker as the admin views use. */
+export const CENSOR = REDACTED;
 
 /** Header and field names whose values are never logged. */
 export const ALWAYS_REDACTED = [
@@ -30,44 +33,6 @@ export function redactPaths(names: readonly string[]): string[] {
     paths.push(top, `*${key}`, `*.*${key}`, `*.*.*${key}`);
   }
   return paths;
-}
-
-const SECRET_KEY = /(secret|password|passwd|token|api[-_]?key|authorization|credential|cookie)/i;
-const MIN_SECRET_LENGTH = 4;
-
-/** Every value in the config that must not reach a log line. */
-export function configSecrets(config: GatewayConfig): string[] {
-  const found = new Set<string>();
-  const visit = (value: unknown, key: string, underHeaders: boolean): void => {
-    if (typeof value === 'string') {
-      if (underHeaders || SECRET_KEY.test(key)) found.add(value);
-      const credentials = /^[a-z][a-z0-9+.-]*:\/\/([^/@\s]*)@/i.exec(value);
-      if (credentials?.[1]) {
-        const [user, password] = credentials[1].split(':');
-        if (password) found.add(decodeURIComponentSafe(password));
-        else if (user && SECRET_KEY.test(key)) found.add(decodeURIComponentSafe(user));
-      }
-      return;
-    }
-    if (Array.isArray(value)) {
-      for (const item of value) visit(item, key, underHeaders);
-      return;
-    }
-    if (typeof value === 'object' && value !== null) {
-      for (const [childKey, child] of Object.entries(value))
-        visit(child, childKey, underHeaders || /headers$/i.test(key) || SECRET_KEY.test(key));
-    }
-  };
-  visit(config, '', false);
-  return [...found].filter((secret) => secret.length >= MIN_SECRET_LENGTH);
-}
-
-function decodeURIComponentSafe(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }
 
 function escapeRegExp(text: string): string {

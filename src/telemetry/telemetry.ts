@@ -7,6 +7,7 @@ import type { GatewayConfig } from '../config/schema/index.js';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import type { RequestHandler } from '../pipeline/proxy-handler.js';
 import { combineObservers, type ProxyObserver } from '../snapshot/observer.js';
+import { ConsoleTap } from './console-tap.js';
 import { EventBuffer } from './event-buffer.js';
 import type { Logger } from './logger.js';
 import { logObserver, type LogObserver } from './log-observer.js';
@@ -28,6 +29,8 @@ export class Telemetry {
   readonly observer: ProxyObserver;
   readonly metrics: GatewayMetrics | undefined;
   readonly events: EventBuffer;
+  /** The console's extra tallies; hooked into `observer` only while a console client watches. */
+  readonly console: ConsoleTap;
   readonly #logs: LogObserver;
   readonly #options: TelemetryOptions;
 
@@ -40,7 +43,9 @@ export class Telemetry {
     const observers: ProxyObserver[] = [this.#logs];
     if (this.metrics) observers.unshift(this.metrics.observer);
     if (options.observer) observers.push(options.observer);
-    this.observer = observers.length === 1 ? observers[0]! : combineObservers(...observers);
+    // An object of our own: the console tap swaps entries of it in place while someone watches.
+    this.observer = { ...(observers.length === 1 ? observers[0]! : combineObservers(...observers)) };
+    this.console = new ConsoleTap(this.observer);
   }
 
   /** The handler with per-request telemetry; the bare handler when nothing needs it. */

@@ -75,6 +75,8 @@ export interface ServedThrough {
   listening: { url: string; admin: string };
   proxied: { status: number; body: string };
   health: { status: number; body: string };
+  /** GET /console, /console/app.js and /console/uplot.js on the admin listener. */
+  console: Array<{ status: number; body: string }>;
   exit: { code: number | null; signal: NodeJS.Signals | null };
 }
 
@@ -142,6 +144,8 @@ export async function serveThroughPackagedGateway(dir: string): Promise<ServedTh
     });
     const proxied = await get(`${listening.url}/some/path?x=1`);
     const health = await get(`${listening.admin}/healthz`);
+    const pages: Array<{ status: number; body: string }> = [];
+    for (const path of ['/console', '/console/app.js', '/console/uplot.js']) pages.push(await get(`${listening.admin}${path}`));
     child.kill('SIGTERM');
     const exit = await Promise.race([
       exited,
@@ -149,7 +153,7 @@ export async function serveThroughPackagedGateway(dir: string): Promise<ServedTh
         setTimeout(() => reject(new Error(`no exit within 10 s of SIGTERM:\n${output.join('\n')}`)), 10_000),
       ),
     ]);
-    return { listening, proxied, health, exit };
+    return { listening, proxied, health, console: pages, exit };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     backend.closeAllConnections();

@@ -3,7 +3,6 @@
 import { SignJWT } from 'jose';
 import type { LimiterResult } from '../../src/core/events.js';
 import { withDefaults, type ProxyObserver } from '../../src/snapshot/observer.js';
-import { waitUntil } from './wait.js';
 
 export interface Hit {
   status: number;
@@ -74,60 +73,4 @@ export { sleep } from './wait.js';
 export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
-
-/** A one-node Redis Cluster (every slot on one server): enough to run the Cluster client path. */
-export async function startRedisCluster(): Promise<{ port: number; stop(): Promise<void> }> {
-  const { spawn } = await import('node:child_process');
-  const { mkdtemp } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { Redis } = await import('ioredis');
-  const { freePort } = await import('./redis.js');
-  const port = await freePort();
-  const dir = await mkdtemp(join(tmpdir(), 'spillway-cluster-'));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--cluster-enabled',
-      'yes',
-      '--cluster-announce-ip',
-      '127.0.0.1',
-      '--cluster-config-file',
-      join(dir, 'nodes.conf'),
-      '--dir',
-      dir,
-    ],
-    { stdio: 'ignore' },
-  );
-  const stop = async () => {
-    if (child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  };
-  // commands wait in ioredis' offline queue until the server accepts connections
-  const admin = new Redis(port, '127.0.0.1', { retryStrategy: () => 50 });
-  admin.on('error', () => undefined);
-  try {
-    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    await waitUntil(async () => String(await admin.call('CLUSTER', 'INFO')).includes('cluster_state:ok'), {
-      interval: 50,
-      message: `redis cluster on port ${port} to report cluster_state:ok`,
-    });
-    return { port, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  } finally {
-    admin.disconnect();
-  }
 }

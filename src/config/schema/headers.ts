@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { secret } from './secret.js';
 
 // Request headers the gateway sets or removes. Values often carry credentials (${ENV} keys), so
 // no message here ever quotes a value.
@@ -31,7 +32,7 @@ const headerValue = z.string().refine((value) => FIELD_VALUE.test(value), {
 });
 
 export const setHeadersSchema = z
-  .record(z.string(), headerValue)
+  .record(z.string(), secret(headerValue))
   .superRefine((headers, ctx) => {
     for (const name of Object.keys(headers)) {
       if (!TOKEN.test(name))

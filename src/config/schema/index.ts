@@ -5,10 +5,13 @@ import { routeSchema } from './route.js';
 import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
+import { http2LimitsSchema, listenTimeoutsSchema } from './listen.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
-import { checkRateLimitRefs, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { checkRateLimitRefs, cidr, rateLimitsSchema, redisSchema } from './ratelimit.js';
+import { pathsSchema } from './paths.js';
 import { logSchema, metricsSchema } from './telemetry.js';
+import { secret } from './secret.js';
 
 const listenSchema = z.strictObject({
   host: z.string().min(1).default('0.0.0.0'),
@@ -17,11 +20,37 @@ const listenSchema = z.strictObject({
     .optional()
     .meta({ description: 'Serve HTTPS with this certificate. Default: plain HTTP (TLS ends at an ingress).' }),
   http2: z.boolean().default(false).meta({ description: 'Also speak HTTP/2 to clients (ALPN; HTTP/1.1 still served). Needs tls.' }),
+  trustedProxies: z.array(cidr).default([]).meta({
+    description:
+      'Peers (addresses / CIDRs) whose X-Forwarded-For, X-Real-IP and Forwarded are believed; from any other peer they are replaced or dropped. Also decides `ip` rate-limit keys and `stickyBy: ip`.',
+  }),
+  timeouts: listenTimeoutsSchema
+    .prefault({})
+    .meta({ description: 'How long a client may take (client side; upstream timeouts are about backends).' }),
+  http2Limits: http2LimitsSchema.prefault({}).meta({ description: 'What one HTTP/2 client connection may ask for.' }),
 });
 
+/** Long enough that guessing is hopeless; `openssl rand -hex 32` gives 64 characters. */
+const adminToken = z
+  .string()
+  .min(16, { message: 'the admin token (admin.token or SPILLWAY_ADMIN_TOKEN) needs at least 16 characters, e.g. `openssl rand -hex 32`' })
+  .max(1024)
+  .regex(/^[\x21-\x7e]+$/, { message: 'the admin token must be printable ASCII without spaces (it travels in an HTTP header)' });
+
 const adminSchema = z.strictObject({
-  host: z.string().min(1).default('127.0.0.1'),
+  host: z.string().min(1).default('127.0.0.1').meta({
+    description:
+      'Address of the admin listener. Anything but a loopback address needs admin.token, else every /admin/* request is answered 401.',
+  }),
   port: port.default(9901),
+  token: secret(adminToken).optional().meta({
+    description:
+      'Bearer token for /admin/* and POST /admin/reload (browsers sign in once at /admin/login). Default: $SPILLWAY_ADMIN_TOKEN; none = admin open on loopback only. A reload picks up a new value.',
+  }),
+  metricsToken: z.boolean().default(false).meta({
+    description:
+      'Put GET /metrics behind admin.token too (Prometheus: `authorization: { credentials: ... }`). /healthz and /readyz never need it.',
+  }),
 });
 
 const limitsSchema = z.strictObject({
@@ -38,6 +67,7 @@ export const gatewaySchema = z
     listen: listenSchema.prefault({}),
     admin: adminSchema.prefault({}),
     limits: limitsSchema.prefault({}),
+    paths: pathsSchema.prefault({}),
     log: logSchema.prefault({}),
     reload: reloadSchema.prefault({}),
     metrics: metricsSchema.prefault({}),

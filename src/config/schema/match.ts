@@ -3,6 +3,7 @@
 
 import safeRegex from 'safe-regex2';
 import { z } from 'zod';
+import { secret } from './secret.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
 
@@ -68,6 +69,8 @@ export const valueMatchSchema = z.union([
 ]);
 
 const valueMatches = z.record(z.string().min(1), valueMatchSchema);
+/** Header and cookie conditions often hold credentials (an internal key, a session): never shown. */
+const secretValueMatches = z.record(z.string().min(1), secret(valueMatchSchema));
 
 export const matchSchema = z
   .strictObject({
@@ -84,9 +87,9 @@ export const matchSchema = z
       .array(z.string().toUpperCase().pipe(z.enum(HTTP_METHODS)))
       .min(1)
       .optional(),
-    headers: valueMatches.optional().meta({ description: 'Header name → condition (names are case-insensitive).' }),
+    headers: secretValueMatches.optional().meta({ description: 'Header name → condition (names are case-insensitive).' }),
     query: valueMatches.optional().meta({ description: 'Query parameter → condition (the first value counts).' }),
-    cookies: valueMatches.optional().meta({ description: 'Cookie name → condition.' }),
+    cookies: secretValueMatches.optional().meta({ description: 'Cookie name → condition.' }),
   })
   .refine((m) => !(m.path !== undefined && m.exact !== undefined), { message: 'give path (prefix) or exact, not both' });
 

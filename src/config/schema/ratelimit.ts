@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { duration } from './units.js';
+import { secret } from './secret.js';
 
 const RATE_UNITS: Record<string, number> = {
   s: 1_000,
@@ -50,14 +51,14 @@ export const rate = z
   })
   .meta({ description: 'Refill rate: tokens per unit (s, m, h, d), e.g. "10/s", "600/m", "10000/h", "5/10s".' });
 
-const KEY_PART = /^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|jwt:[A-Za-z0-9_.:-]+|ip|route)$/;
+const KEY_PART = /^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|jwt:[A-Za-z0-9_.:-]+|ip|route|auth)$/;
 
 export const keyPart = z
   .string()
   .trim()
-  .refine((value) => KEY_PART.test(value), { message: 'a key is "header:<name>", "ip", "jwt:<claim>" or "route"' });
+  .refine((value) => KEY_PART.test(value), { message: 'a key is "header:<name>", "ip", "jwt:<claim>", "route" or "auth"' });
 
-const cidr = z
+export const cidr = z
   .string()
   .trim()
   .refine(
@@ -71,6 +72,15 @@ const cidr = z
     },
     { message: 'expected an IP address or CIDR, like "10.0.0.0/8" or "::1"' },
   );
+
+/** The members of a JWK that hold private or symmetric key material (RFC 7518 §6). */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
+
+/** A key of a JWKS file as parsed: its private members are secrets (a verifier needs none). */
+const jwkSchema = z.looseObject(Object.fromEntries(PRIVATE_JWK_MEMBERS.map((member) => [member, secret(z.unknown()).optional()])));
+
+/** What a JWKS source becomes: a URL to fetch, or the keys read from a file. */
+const jwksLoaded = z.union([z.strictObject({ url: z.string() }), z.strictObject({ file: z.string(), keys: z.array(jwkSchema) })]);
 
 /** A JWKS document read from a file when the config is loaded (a URL is fetched at run time). */
 const jwksSource = z
@@ -94,26 +104,33 @@ const jwksSource = z
       return z.NEVER;
     }
   })
+  .pipe(jwksLoaded)
   .meta({
     description:
       'A JWKS: an https:// URL (fetched and cached) or a file path (read when the config loads; relative to the working directory).',
   });
 
+/** The fields of a JWT verification (rate-limit `jwt` and route `auth.jwt`). */
+export const jwtFields = {
+  secret: secret(z.string().min(1)).optional().meta({ description: 'HS256 shared secret (use ${ENV}).' }),
+  jwks: jwksSource.optional(),
+  issuer: z.string().min(1).optional().meta({ description: 'Required `iss` claim.' }),
+  audience: z.string().min(1).optional().meta({ description: 'Required `aud` claim.' }),
+  header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying "Bearer <token>".' }),
+  clockTolerance: duration.default(0).meta({ description: 'Leeway for exp/nbf.' }),
+  requireExp: z.boolean().default(false).meta({ description: 'Refuse tokens without an `exp` claim (tokens that never expire).' }),
+};
+
+/** Exactly one key source. */
+export const oneJwtKeySource = (jwt: { secret?: string | undefined; jwks?: unknown }): boolean =>
+  (jwt.secret === undefined) !== (jwt.jwks === undefined);
+
 export const jwtSchema = z
-  .strictObject({
-    secret: z.string().min(1).optional().meta({ description: 'HS256 shared secret (use ${ENV}).' }),
-    jwks: jwksSource.optional(),
-    issuer: z.string().min(1).optional().meta({ description: 'Required `iss` claim.' }),
-    audience: z.string().min(1).optional().meta({ description: 'Required `aud` claim.' }),
-    header: z.string().toLowerCase().default('authorization').meta({ description: 'Header carrying "Bearer <token>".' }),
-    clockTolerance: duration.default(0).meta({ description: 'Leeway for exp/nbf.' }),
-  })
-  .refine((jwt) => (jwt.secret === undefined) !== (jwt.jwks === undefined), {
-    message: 'set exactly one of jwt.secret (HS256) and jwt.jwks',
-  });
+  .strictObject(jwtFields)
+  .refine(oneJwtKeySource, { message: 'set exactly one of jwt.secret (HS256) and jwt.jwks' });
 
 export const tierSchema = z.strictObject({
-  keys: z.array(z.string().min(1)).min(1).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
+  keys: secret(z.array(z.string().min(1)).min(1)).meta({ description: 'Client key values (e.g. API keys) in this tier.' }),
   capacity: z
     .number()
     .positive()
@@ -128,8 +145,12 @@ export const rateLimitPolicySchema = z
   .strictObject({
     key: z
       .union([keyPart, z.array(keyPart).min(1)])
+      .default('auth')
       .transform((value) => (Array.isArray(value) ? value : [value]))
-      .meta({ description: 'Client identity: header:<name>, ip, jwt:<claim>, route — or a list that combines them.' }),
+      .meta({
+        description:
+          "Client identity: auth (the identity the route's `auth` established; the default), header:<name>, ip, jwt:<claim>, route — or a list that combines them.",
+      }),
     capacity: z.number().positive().max(MAX_TOKENS).meta({ description: 'Bucket size: the burst a client may send at once.' }),
     refill: rate,
     cost: z.number().positive().max(MAX_TOKENS).default(1).meta({ description: 'Tokens one request takes.' }),
@@ -137,7 +158,9 @@ export const rateLimitPolicySchema = z
       .enum(['deny', 'ip'])
       .default('deny')
       .meta({ description: 'A request without the key: deny (401) or use the client IP instead.' }),
-    trustedProxies: z.array(cidr).default([]).meta({ description: 'Peers whose X-Forwarded-For is believed when the key is ip.' }),
+    trustedProxies: z.array(cidr).optional().meta({
+      description: 'Overrides listen.trustedProxies for this policy: peers whose X-Forwarded-For is believed when the key is ip.',
+    }),
     jwt: jwtSchema.optional(),
     tiers: z.record(z.string().min(1), tierSchema).default({}),
     mode: z
@@ -172,7 +195,8 @@ export const rateLimitPolicySchema = z
       for (const key of tier.keys) {
         const other = seen.get(key);
         if (other)
-          ctx.addIssue({ code: 'custom', path: ['tiers', name, 'keys'], message: `key ${JSON.stringify(key)} is also in tier "${other}"` });
+          // The key itself is a secret: the file:line of the error points at it.
+          ctx.addIssue({ code: 'custom', path: ['tiers', name, 'keys'], message: `a key of this tier is also in tier "${other}"` });
         seen.set(key, name);
       }
     }
@@ -180,17 +204,37 @@ export const rateLimitPolicySchema = z
 
 export const redisSchema = z
   .strictObject({
-    url: z
-      .string()
-      .regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' })
-      .optional(),
-    cluster: z.array(z.string().min(1)).min(1).optional().meta({ description: 'Cluster seed nodes: "host:port" or redis:// URLs.' }),
+    url: secret(z.string().regex(/^rediss?:\/\//, { message: 'expected a redis:// or rediss:// URL' }), 'url').optional(),
+    cluster: z
+      .array(secret(z.string().min(1), 'url'))
+      .min(1)
+      .optional()
+      .meta({ description: 'Cluster seed nodes: "host:port" or redis:// URLs.' }),
+    sentinels: z
+      .array(secret(z.string().min(1), 'url'))
+      .min(1)
+      .optional()
+      .meta({ description: 'Redis Sentinel nodes ("host:port" or redis:// URLs); with `name`, the master they watch.' }),
+    name: z.string().min(1).optional().meta({ description: 'With `sentinels`: the master group name the sentinels monitor.' }),
     keyPrefix: z.string().default('spillway:'),
     onRedisError: z
       .enum(['open', 'closed', 'local'])
       .default('local')
       .meta({ description: 'When Redis fails: open (allow), closed (503), local (an in-process bucket per replica).' }),
-    commandTimeout: duration.default(50).meta({ description: 'A limiter command slower than this counts as a Redis failure.' }),
+    commandTimeout: duration
+      .default(50)
+      .refine((ms) => ms >= 1 && ms <= 60_000, { message: 'commandTimeout must be between 1ms and 60s' })
+      .meta({
+        description:
+          'Redis is slow when the gateway has waited this long for a limiter reply with nothing else to do (time its own event loop is busy does not count): a Redis failure for the breaker; the checks already sent keep waiting up to hardTimeout.',
+      }),
+    hardTimeout: duration
+      .optional()
+      .refine((ms) => ms === undefined || (ms >= 1 && ms <= 60_000), { message: 'hardTimeout must be between 1ms and 60s' })
+      .meta({
+        description:
+          'The hard bound: no request waits longer than this (wall clock) for a limiter reply, however busy the gateway is. Default: 500ms, or commandTimeout when that is longer.',
+      }),
     connectTimeout: duration.default(1_000),
     breaker: z
       .strictObject({
@@ -205,9 +249,18 @@ export const redisSchema = z
       })
       .prefault({}),
   })
-  .refine((redis) => (redis.url === undefined) !== (redis.cluster === undefined), {
-    message: 'set exactly one of redis.url and redis.cluster',
-  });
+  .refine((redis) => [redis.url, redis.cluster, redis.sentinels].filter((v) => v !== undefined).length === 1, {
+    message: 'set exactly one of redis.url, redis.cluster and redis.sentinels',
+  })
+  .refine((redis) => (redis.sentinels === undefined) === (redis.name === undefined), {
+    message: 'redis.sentinels and redis.name go together (name: the master group the sentinels monitor)',
+    path: ['name'],
+  })
+  .refine((redis) => redis.hardTimeout === undefined || redis.hardTimeout >= redis.commandTimeout, {
+    message: 'redis.hardTimeout must be at least redis.commandTimeout',
+    path: ['hardTimeout'],
+  })
+  .transform((redis) => ({ ...redis, hardTimeout: redis.hardTimeout ?? Math.max(500, redis.commandTimeout) }));
 
 /** `rateLimit` on a route: one policy name or a list of them. */
 export const routeRateLimit = z

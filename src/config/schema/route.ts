@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { removeHeadersSchema } from './headers.js';
 import { routeRateLimit } from './ratelimit.js';
+import { authSchema } from './auth.js';
 import { aggregateSchema } from './aggregate.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
@@ -27,6 +28,7 @@ export const routeSchema = z
     fallback: fallbackSchema.optional(),
     rateLimit: routeRateLimit.optional(),
     idempotency: idempotencySchema.optional(),
+    auth: authSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);

@@ -3,9 +3,10 @@ import { upstreamResilienceFields } from './resilience.js';
 import { duration, httpUrl, size } from './units.js';
 import { removeHeadersSchema, setHeadersSchema } from './headers.js';
 import { upstreamTlsSchema } from './tls.js';
+import { secret } from './secret.js';
 
 export const backendSchema = z.strictObject({
-  url: httpUrl,
+  url: secret(httpUrl, 'url'),
   priority: z.number().int().positive().max(1_000).default(1).meta({ description: 'Lower is used first; 1 = primary.' }),
   weight: z
     .number()

@@ -4,6 +4,7 @@
 // the optional ones are in or timed out. Whatever is still in flight then is aborted, which
 // releases its backend connection.
 
+import type { BlockList } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute, CompiledUpstream } from '../../snapshot/snapshot.js';
 import {
@@ -37,6 +38,8 @@ export interface AggregateRequest {
   query: string;
   context: ExchangeContext;
   proto: 'http' | 'https';
+  /** `listen.trustedProxies` (forwarding headers of other peers are replaced). */
+  trustedProxies?: BlockList | undefined;
   /** Telemetry of the client request: each part's attempts are traced under it. */
   scope?: RequestScope | undefined;
 }
@@ -122,7 +125,7 @@ class AggregateRun implements TemplateInput {
       {
         method: part.method,
         path: rendered.path,
-        headers: partRequestHeaders(req, part.headers, proto),
+        headers: partRequestHeaders(req, part.headers, proto, this.request.trustedProxies),
         body: null,
         replayable: true,
         clientHost: clientHost(req),

@@ -2,11 +2,14 @@
 // and auth), never the client's framing, cookies or Accept-Encoding (parts are parsed as JSON).
 
 import type { IncomingMessage } from 'node:http';
+import type { BlockList } from 'node:net';
+import { setForwardedFor } from '../../core/forwarded.js';
 
 export function partRequestHeaders(
   req: IncomingMessage,
   allow: readonly string[],
   proto: 'http' | 'https',
+  trustedProxies?: BlockList | undefined,
 ): Record<string, string | string[]> {
   const source = req.headers;
   const out: Record<string, string | string[]> = { accept: 'application/json' };
@@ -14,9 +17,7 @@ export function partRequestHeaders(
     const value = source[name];
     if (value !== undefined) out[name] = value;
   }
-  const clientIp = req.socket.remoteAddress ?? '';
-  const prior = source['x-forwarded-for'];
-  out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${clientIp}` : clientIp;
+  setForwardedFor(req, out, trustedProxies);
   out['x-forwarded-proto'] = proto;
   const host = clientHost(req);
   if (host !== undefined) out['x-forwarded-host'] = host;

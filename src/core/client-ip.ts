@@ -1,5 +1,5 @@
-// The client address for `key: ip`. X-Forwarded-For is believed only hop by hop from trusted
-// proxies: walking the list from the right (the entry our peer appended), every address that is
+// The client address (rate-limit `ip` keys, `stickyBy: ip`, forwarded headers). X-Forwarded-For
+// is believed only hop by hop from trusted proxies (`listen.trustedProxies`, or a policy's own): walking the list from the right (the entry our peer appended), every address that is
 // itself a trusted proxy is skipped; the first untrusted one is the client. A client that sends
 // its own X-Forwarded-For directly (an untrusted peer) is keyed by its socket address.
 
@@ -30,7 +30,7 @@ export function trustedProxyList(cidrs: readonly string[]): BlockList | undefine
   return list;
 }
 
-function isTrusted(list: BlockList, ip: string): boolean {
+export function isTrusted(list: BlockList, ip: string): boolean {
   const family = isIP(ip);
   if (family === 0) return false;
   return list.check(ip, family === 6 ? 'ipv6' : 'ipv4');
