@@ -223,7 +223,7 @@ export async function chaos(seconds: number, log: Log): Promise<{ figures: Chaos
             2,
           ),
         );
-        const res = await fetch(`${gateway.admin}/admin/reload`, { method: 'POST' });
+        const res = await fetch(`${gateway.admin}/admin/reload`, { method: 'POST', headers: { 'content-type': 'application/json' } });
         note(`config reloaded (${res.status})`);
       },
     });
