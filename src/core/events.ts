@@ -7,6 +7,7 @@ export type AttemptOutcome = 'ok' | 'throttled' | 'error' | 'timeout' | 'breaker
 export type BreakerState = 'closed' | 'open' | 'half-open';
 export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
 /** error: the store could not decide (onRedisError open/closed); missing-key: no client key (401). */
+export type HoldOutcome = 'released' | 'expired' | 'queue-full' | 'removed' | 'shutdown';
 /** Which client-side limit of the listener (listen.timeouts) ended a request. */
 export type ClientTimeout = 'requestHeaders' | 'requestBodyIdle' | 'requestBody';
 /** Why the listener refused a client without routing it: framing errors and HTTP/2 abuse. */
@@ -67,6 +68,10 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   healthChange(upstream: Upstream, backend: Backend, healthy: boolean): void;
   retry(upstream: Upstream, backend: Backend, reason: string): void;
   concurrencyRejected(upstream: Upstream, backend: Backend | undefined, reason: 'queue-full' | 'wait-expired'): void;
+  /** A request is held until a cooling backend is ready (throttle.hold). */
+  held(upstream: Upstream): void;
+  /** A held request left the hold: released to the pool, or answered at once (expired, queue full, removed, shutdown). */
+  holdEnded(upstream: Upstream, outcome: HoldOutcome, waitedMs: number): void;
 
   // routing
   configReload(result: 'ok' | 'rejected', detail: string): void;

@@ -36,6 +36,9 @@ export class DelegatingSink implements ResponseSink {
   fallingBack(): void {
     this.inner.fallingBack?.();
   }
+  gatewayAnswer(): void {
+    this.inner.gatewayAnswer?.();
+  }
 }
 
 /** Applies the route's response header rewrites to upstream answers (not to gateway problems). */

@@ -16,6 +16,8 @@ import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
+import { HoldRegistry } from '../state/hold-registry.js';
+import { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
 import { CacheRegistry } from '../state/cache-registry.js';
@@ -53,6 +55,8 @@ export class Gateway {
   readonly states = new BackendStateRegistry();
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
+  readonly holds = new HoldRegistry();
+  readonly idempotency = new IdempotencyRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
@@ -100,6 +104,8 @@ export class Gateway {
       limits: this.limits,
       cache: this.cache,
       keySets: this.keySets,
+      holds: this.holds,
+      idempotency: this.idempotency,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -215,9 +221,7 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
-    await this.limits.ready();
-    await this.cache.ready();
-    await this.keySets.ready();
+    await Promise.all([this.limits.ready(), this.cache.ready(), this.keySets.ready(), this.idempotency.ready()]);
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -238,6 +242,7 @@ export class Gateway {
       limits: this.limits,
       cache: this.cache,
       keySets: this.keySets,
+      holds: this.holds,
     });
     warnInsecureBackends(next, this.logger);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
@@ -248,6 +253,12 @@ export class Gateway {
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
     this.cache.retain(keys.memoryCaches, keys.redisCache);
+    this.holds.retain(keys.holds);
+    this.idempotency.retain(
+      new Set(next.routes.filter((route) => route.idempotency !== undefined).map((route) => route.name)),
+      config.redis,
+      config.routes.some((route) => route.idempotency !== undefined && route.idempotency.store !== 'memory'),
+    );
     return next;
   }
 
@@ -257,9 +268,14 @@ export class Gateway {
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
+    // Held requests wait until the drain deadline, then get 503 with Retry-After; a moment later
+    // whatever is left is cut.
     const force = setTimeout(() => {
-      server.closeAllConnections?.();
-      this.#http2Sessions?.destroyAll();
+      this.holds.evictAll();
+      setTimeout(() => {
+        server.closeAllConnections?.();
+        this.#http2Sessions?.destroyAll();
+      }, 100).unref();
     }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
@@ -277,7 +293,7 @@ export class Gateway {
       this.telemetry.close();
       this.cache.close();
       this.keySets.close();
-      await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close()]);
     }
   }
 }

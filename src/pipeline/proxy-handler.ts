@@ -31,6 +31,7 @@ import { readClientBody, type BodyTimeout, type ClientBody } from './client-body
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
 import { runCacheStage, type PreparedForward } from './cache-stage.js';
+import { guardIdempotent, idempotencyKeyOf } from './idempotency-stage.js';
 
 export interface ProxyHandlerOptions {
   getSnapshot: () => Snapshot;
@@ -84,9 +85,21 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
     const now = Date.now();
-    if (!upstream.backends.some((backend) => isReady(backend, now))) {
+    const method = req.method ?? 'GET';
+    const idempotencyKey = isFallback ? undefined : idempotencyKeyOf(route, method, req);
+    // A keyed request may have a stored answer to replay: it goes on even when no backend is ready.
+    if (idempotencyKey === undefined && !upstream.backends.some((backend) => isReady(backend, now))) {
       const block = poolBlock(upstream.backends, now);
-      if (block.kind !== 'full') {
+      const hold = upstream.hold;
+      // With hold until ready, a request the soonest cooldown will take within maxWait goes on to be held.
+      const holdable =
+        block.kind === 'throttled' &&
+        hold !== undefined &&
+        block.readyAt - now < hold.policy.maxWait &&
+        hold.queue.size < hold.policy.queue;
+      if (block.kind === 'throttled' && hold !== undefined && !holdable && block.readyAt - now < hold.policy.maxWait)
+        context.observer.holdEnded(upstream, 'queue-full', 0);
+      if (block.kind !== 'full' && !holdable) {
         reportSkippedCooling(upstream, now, context.observer);
         const sink = prepared?.sink ?? new ServerResponseSink(res);
         const fellBack =
@@ -139,9 +152,28 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       };
       let sink: ResponseSink = prepared?.sink ?? new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
-      if (route.mirror && !prepared?.background) sink = startMirror(route, route.mirror, sink, forward, context);
-      const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
-      exchange.start();
+      const mirror = prepared?.background ? undefined : route.mirror;
+      const send = (through: ResponseSink) => {
+        const out = mirror ? startMirror(route, mirror, through, forward, context) : through;
+        new ProxyExchange(out, route, upstream, forward, context, isFallback).start();
+      };
+      if (idempotencyKey !== undefined && route.idempotency !== undefined && body.kind !== 'stream') {
+        guardIdempotent({
+          req,
+          res,
+          route,
+          upstream,
+          idempotency: route.idempotency,
+          key: idempotencyKey,
+          method: forward.method,
+          path: forwardPath,
+          body: body.kind === 'buffer' ? body.body : null,
+          sink,
+          forward: send,
+        });
+        return;
+      }
+      send(sink);
     };
 
     const body = prepared?.body ?? (prepared?.background ? ({ kind: 'none' } as const) : readBody(req, res, snapshot, upstream));

@@ -6,6 +6,8 @@ import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
 import type { CacheRegistry } from '../state/cache-registry.js';
 import type { ApiKeySetRegistry } from '../state/api-key-sets.js';
+import type { HoldRegistry } from '../state/hold-registry.js';
+import type { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -24,6 +26,10 @@ export interface RuntimeRegistries {
   cache?: CacheRegistry;
   /** Readers of the Redis sets that routes' `auth.apiKeys.redisSet` name. */
   keySets?: ApiKeySetRegistry;
+  /** Hold queues by upstream name (absent: hold is off). */
+  holds?: HoldRegistry;
+  /** Idempotency stores by route (absent: a fresh memory store per compile). */
+  idempotency?: IdempotencyRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -72,6 +78,10 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       hostHeader: upstream.hostHeader,
       cursor: { current: new Float64Array(backends.length) },
       resilience: compileResilience(upstream),
+      hold:
+        upstream.throttle.hold && registries.holds
+          ? { policy: { ...upstream.throttle.hold }, queue: registries.holds.get(name, { ...upstream.throttle.hold }) }
+          : undefined,
     };
     upstreams.set(name, compiled);
     for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
@@ -80,7 +90,11 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
   const limits = registries.limits?.compile(config);
   const liveKeys = registries.keySets?.compile(config);
   const routes = config.routes.map((route, index) => {
-    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, liveKeys);
+    const idempotency = registries.idempotency;
+    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, liveKeys, {
+      store: idempotency && ((name, settings) => idempotency.storeFor(name, settings, config.redis)),
+      trustedProxies: config.listen.trustedProxies,
+    });
     if (route.rateLimit && limits) compiled = { ...compiled, rateLimit: limits.forRoute(route.rateLimit) };
     if (route.cache && registries.cache) {
       const keyBy = route.cache.keyBy ?? [];
@@ -119,6 +133,7 @@ export function snapshotKeys(snapshot: Snapshot): {
   routes: Set<string>;
   memoryCaches: Set<string>;
   redisCache: boolean;
+  holds: Set<string>;
 } {
   const states = new Set<string>();
   const dispatchers = new Set<string>();
@@ -130,5 +145,8 @@ export function snapshotKeys(snapshot: Snapshot): {
   }
   const memoryCaches = new Set(snapshot.routes.filter((route) => route.cache?.store.kind === 'memory').map((route) => route.name));
   const redisCache = snapshot.config.redis !== undefined && snapshot.routes.some((route) => route.cache !== undefined);
-  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), memoryCaches, redisCache };
+  const holds = new Set(
+    [...snapshot.upstreams.values()].filter((upstream) => upstream.hold !== undefined).map((upstream) => upstream.name),
+  );
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), memoryCaches, redisCache, holds };
 }

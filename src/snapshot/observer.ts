@@ -22,6 +22,8 @@ export const silentObserver: ProxyObserver = {
   healthChange() {},
   retry() {},
   concurrencyRejected() {},
+  held() {},
+  holdEnded() {},
   configReload() {},
   mirrorCompared() {},
   aggregatePart() {},

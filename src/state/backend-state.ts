@@ -1,6 +1,7 @@
 import type { BackendBreaker } from '../resilience/breaker.js';
 import type { BackendQueue } from '../resilience/concurrency.js';
 import type { HealthMonitor } from '../resilience/health-check.js';
+import { BackendCapacity } from './backend-capacity.js';
 
 // Live state of one backend. It lives in a registry keyed by a stable id (upstream name + URL),
 // not in the config snapshot, so cooldowns and counters survive a config reload.
@@ -28,6 +29,10 @@ export class BackendState {
   maxConcurrent = Infinity;
   /** Attempts in flight that are failure retries (for the retry budget). */
   retriesInFlight = 0;
+  /** Retries this backend earned by answering, spent when it fails many requests at once (resilience/retry.ts). */
+  retryTokens = 0;
+  /** What the backend can take before it throttles again (learned; see backend-capacity.ts). */
+  readonly capacity = new BackendCapacity();
 
   constructor(id: string) {
     this.id = id;

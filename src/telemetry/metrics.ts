@@ -178,6 +178,25 @@ export class GatewayMetrics {
       labelNames: ['upstream', 'backend', 'reason'],
       registers,
     });
+    const heldNow = new Gauge({
+      name: 'spillway_held_requests',
+      help: 'Requests held now until a cooling backend is ready (throttle.hold).',
+      labelNames: ['upstream'],
+      registers,
+    });
+    const holdEnded = new Counter({
+      name: 'spillway_hold_outcomes_total',
+      help: 'Held requests by how their hold ended: released, expired, queue-full (never held), removed, shutdown.',
+      labelNames: ['upstream', 'outcome'],
+      registers,
+    });
+    const holdSeconds = new Histogram({
+      name: 'spillway_hold_seconds',
+      help: 'Time a request was held before it was released or answered.',
+      labelNames: ['upstream', 'outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
+      registers,
+    });
     const configReloads = new Counter({
       name: 'spillway_config_reloads_total',
       help: 'Config reloads by result (ok, rejected).',
@@ -330,6 +349,15 @@ export class GatewayMetrics {
       },
       retry(upstream, backend, reason) {
         retries.inc({ upstream: upstream.name, backend: backendLabel(backend), reason });
+      },
+      held(upstream) {
+        heldNow.inc({ upstream: upstream.name });
+      },
+      holdEnded(upstream, outcome, waitedMs) {
+        holdEnded.inc({ upstream: upstream.name, outcome });
+        if (outcome === 'queue-full') return;
+        heldNow.dec({ upstream: upstream.name });
+        holdSeconds.observe({ upstream: upstream.name, outcome }, waitedMs / 1000);
       },
       concurrencyRejected(upstream, backend, reason) {
         concurrencyRejected.inc({ upstream: upstream.name, backend: backend ? backendLabel(backend) : '', reason });

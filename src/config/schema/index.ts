@@ -121,6 +121,12 @@ export const gatewaySchema = z
           path: ['routes', index, 'cache', 'store'],
           message: 'cache store: redis needs a root `redis` section',
         });
+      if (route.idempotency?.store === 'redis' && config.redis === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'idempotency', 'store'],
+          message: 'store: redis needs a top-level redis: block',
+        });
       const fallback = route.fallback?.upstream;
       if (fallback !== undefined && !(fallback in config.upstreams)) {
         ctx.addIssue({ code: 'custom', path: ['routes', index, 'fallback', 'upstream'], message: `unknown upstream "${fallback}"` });
