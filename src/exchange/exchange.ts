@@ -21,6 +21,7 @@ import { AnswerWatchSink } from './delegating-sink.js';
 import { buildResponseHeaders } from './forward-headers.js';
 import { dispatchOptions, type ForwardRequest } from './forward-request.js';
 import { answerFailure, answerPoolBlocked, reportSkippedCooling, takeFallback } from './pool-answers.js';
+import { answerDeadlineExceeded, RequestDeadline } from './request-deadline.js';
 import { planRetry } from './retry-plan.js';
 import type { ResponseSink } from './sink.js';
 
@@ -32,17 +33,18 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
   clientGone = false;
   current: Attempt | undefined;
   readonly startedAt: number;
-  /** Epoch ms bounding all attempts (retry.deadline); 0 = none. */
-  deadlineAt = 0;
+  /** retry.deadline over all attempts. */
+  readonly deadline = new RequestDeadline();
+  /** Epoch ms bounding all attempts; 0 = none (what the retry plan and a hold read). */
+  get deadlineAt(): number {
+    return this.deadline.at;
+  }
   #slotWait: SlotWait | undefined;
   #retryTimer: { timer: NodeJS.Timeout; backend: CompiledBackend } | undefined;
   #idempotent: boolean | undefined;
   #holdTicket: HoldTicket | undefined;
 
   readonly sink: ResponseSink;
-  /** Set when retry.deadline passed before a response started: the exchange has answered 504. */
-  deadlinePassed = false;
-  #deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     sink: ResponseSink,
@@ -56,7 +58,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
     super(upstream, context);
     this.startedAt = performance.now();
     // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
-    this.sink = (upstream.resilience.retry?.deadline ?? 0) === 0 ? sink : new AnswerWatchSink(sink, () => this.#clearDeadline());
+    this.sink = (upstream.resilience.retry?.deadline ?? 0) === 0 ? sink : new AnswerWatchSink(sink, () => this.deadline.clear());
   }
 
   start(): void {
@@ -64,14 +66,11 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
       this.clientGone = true;
       this.current?.abort();
       this.#cancelWaits();
-      this.#clearDeadline();
+      this.deadline.clear();
     });
     const now = Date.now();
     const retry = this.upstream.resilience.retry;
-    if (retry !== undefined && retry.deadline > 0) {
-      this.deadlineAt = now + retry.deadline;
-      this.#deadlineTimer = setTimeout(() => this.#onDeadline(), retry.deadline);
-    }
+    if (retry !== undefined && retry.deadline > 0) this.deadline.start(retry.deadline, now, () => this.#onDeadline());
     reportSkippedCooling(this.upstream, now, this.context.observer);
     const backend = this.pick(now);
     if (backend) this.dispatchTo(backend, false);
@@ -100,8 +99,8 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
       if (scope.trace) attempt.trace = scope.trace.attempt(upstream, backend, scope.attempts, forward.headers);
     }
     let headersTimeout = upstream.timeouts.headers;
-    if (this.deadlineAt !== 0) {
-      const left = this.deadlineAt - Date.now();
+    if (this.deadline.at !== 0) {
+      const left = this.deadline.at - Date.now();
       if (left < headersTimeout) {
         headersTimeout = Math.max(1, left);
         attempt.deadlineBound = true;
@@ -161,7 +160,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
       attempt.settle('neutral');
       return;
     }
-    if (this.deadlinePassed) {
+    if (this.deadline.passed) {
       // Cut by the request deadline, already answered: the backend was too slow.
       attempt.settle('failure');
       return;
@@ -181,7 +180,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
     }
     if (this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
     if (attempt.deadlineBound && failure.kind === 'timeout') {
-      this.#answerDeadline();
+      answerDeadlineExceeded(this.sink, this.upstream);
       return;
     }
     answerFailure(this.sink, this.upstream.name, failure, error, this.forward.method, this.idempotent);
@@ -226,8 +225,8 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
         target.state.retriesInFlight--;
         if (this.clientGone) return;
         const at = Date.now();
-        if (this.deadlineAt !== 0 && at >= this.deadlineAt) {
-          this.#answerDeadline();
+        if (this.deadline.over(at)) {
+          answerDeadlineExceeded(this.sink, this.upstream);
         } else if (isReady(target, at)) {
           this.dispatchTo(target, true);
         } else {
@@ -300,28 +299,15 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
   }
 
   #onDeadline(): void {
-    this.#deadlineTimer = undefined;
     if (this.sink.started || this.clientGone) return;
-    this.deadlinePassed = true;
+    this.deadline.passed = true;
     this.#cancelWaits();
     const attempt = this.current;
     if (attempt !== undefined && !attempt.released) {
       this.context.observer.attempt(this.upstream, attempt.backend, 'timeout', 0, attempt.elapsed());
       attempt.abort(new Error('request deadline passed'));
     }
-    this.#answerDeadline();
-  }
-
-  #answerDeadline(): void {
-    this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, {
-      extensions: { upstream: this.upstream.name },
-    });
-  }
-
-  #clearDeadline(): void {
-    if (this.#deadlineTimer === undefined) return;
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
+    answerDeadlineExceeded(this.sink, this.upstream);
   }
 
   #cancelWaits(): void {
