@@ -14,6 +14,7 @@ import { registerSessionRoutes } from './admin-session.js';
 import type { ConsoleSampler } from '../telemetry/console-sampler.js';
 import { backendStateName } from '../telemetry/backend-view.js';
 import { registerConsole } from './console/routes.js';
+import { adminBackendId, registerBackendAdmin } from './admin-backends.js';
 
 export interface AdminOptions extends AdminGuardOptions {
   getSnapshot: () => Snapshot;
@@ -38,6 +39,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
         const cooling = state.isCooling(now);
         const { breaker, health } = state;
         return {
+          id: adminBackendId(upstream, backend),
           url: redactUrl(backend.url),
           ...(backend.name ? { name: backend.name } : {}),
           // Names only: the values are credentials.
@@ -56,6 +58,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
           priority: backend.priority,
           weight: backend.weight,
           state: backendStateName(state, now),
+          adminMode: state.adminMode,
           cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
           cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
           lastCooldown: state.lastCooldown
@@ -110,6 +113,7 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   });
   app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
+  registerBackendAdmin(app, options.getSnapshot);
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
   if (options.console) registerConsole(app, options.console, options.events);

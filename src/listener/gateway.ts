@@ -14,6 +14,8 @@ import { Telemetry } from '../telemetry/telemetry.js';
 import { ConsoleSampler } from '../telemetry/console-sampler.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
+import { BackendBus, type BusTransport } from '../state/backend-bus.js';
+import { RedisBusTransport } from '../state/redis-bus.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
@@ -38,6 +40,8 @@ export interface GatewayOptions {
   tracer?: RequestTracer;
   /** Scrubs configured secrets from log lines; updated on apply(). */
   scrubber?: SecretScrubber;
+  /** Extra backend-state transports (a worker process: its cluster primary). */
+  busTransports?: readonly BusTransport[];
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
@@ -45,6 +49,9 @@ const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS',
 export class Gateway {
   readonly logger: Logger;
   readonly states = new BackendStateRegistry();
+  /** Shares backend state with peers (replicas through Redis, workers through their primary). */
+  readonly bus = new BackendBus(this.states);
+  #busRedis: { signature: string; transport: RedisBusTransport } | undefined;
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
   readonly tunnels = new TunnelRegistry();
@@ -78,6 +85,8 @@ export class Gateway {
       random,
     });
     this.observer = this.telemetry.observer;
+    for (const transport of options.busTransports ?? []) this.bus.add(transport);
+    this.#wireBus(config);
     this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', {
       states: this.states,
       dispatchers: this.dispatchers,
@@ -154,6 +163,19 @@ export class Gateway {
     });
   }
 
+  /** Connects (or disconnects) the Redis bus as the config's `redis` (and redis.shareState) say. */
+  #wireBus(config: GatewayConfig): void {
+    const redis = config.redis?.shareState ? config.redis : undefined;
+    const signature = redis ? JSON.stringify(redis) : '';
+    if (this.#busRedis?.signature === signature) return;
+    if (this.#busRedis) void this.bus.remove(this.#busRedis.transport);
+    this.#busRedis = undefined;
+    if (!redis) return;
+    const transport = new RedisBusTransport(redis, this.bus);
+    this.bus.add(transport);
+    this.#busRedis = { signature, transport };
+  }
+
   /** An admin listener beyond loopback without a token answers /admin/* 401: say so, and how to fix it. */
   #warnUnprotectedAdmin(config: GatewayConfig): void {
     const warning = adminExposureWarning(config, this.#adminHost);
@@ -166,7 +188,8 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
-    await this.limits.ready();
+    // Both bounded: a replica whose Redis is down starts alone rather than not at all.
+    await Promise.all([this.limits.ready(), this.bus.ready()]);
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -187,6 +210,7 @@ export class Gateway {
       limits: this.limits,
     });
     warnInsecureBackends(next, this.logger);
+    this.#wireBus(config);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
     this.#snapshot = next;
     this.#scrubber?.update(config);
@@ -218,7 +242,7 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
-      await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.bus.close()]);
     }
   }
 }

@@ -248,6 +248,11 @@ export class GatewayMetrics {
       (view) => view.breaker,
     );
     backendGauge('spillway_backend_healthy', '1 healthy, 0 unhealthy (active health checks).', (view) => view.healthy);
+    backendGauge(
+      'spillway_backend_admin_mode',
+      'What an operator set through the admin API: 0 active, 1 drain (no new requests), 2 disable.',
+      (view) => view.adminMode,
+    );
     backendGauge('spillway_backend_queue_depth', 'Requests waiting for a concurrency slot of the backend.', (view) => view.queued);
 
     const self = this;
