@@ -82,7 +82,14 @@ export class RedisBusTransport implements BusTransport {
     this.#client.on('error', () => undefined);
     this.#subscriber.on('error', () => undefined);
     this.#subscriber.on('message', (_channel: string, text: string) => this.#receive(text));
-    this.#subscriber.on('ready', () => void this.#subscriber.subscribe(this.#channel).catch(() => undefined));
+    // Subscribed, then read: news published before the subscription is in the stored keys, and
+    // news stored after the read comes on the channel, so nothing falls between the two.
+    this.#subscriber.on('ready', () => {
+      this.#subscriber.subscribe(this.#channel).then(
+        () => this.#read([...this.#bus.states.values()]),
+        () => undefined,
+      );
+    });
     this.#client.on('ready', () => void this.#resync());
   }
 
