@@ -20,6 +20,8 @@ import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
+import type { MemoryBucketStore } from '../ratelimit/memory-store.js';
+import type { PolicyStore } from '../ratelimit/guarded-store.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -41,7 +43,9 @@ export interface GatewayOptions {
   /** Scrubs configured secrets from log lines; updated on apply(). */
   scrubber?: SecretScrubber;
   /** Extra backend-state transports (a worker process: its cluster primary). */
-  busTransports?: readonly BusTransport[];
+  busTransports?: ReadonlyArray<(bus: BackendBus) => BusTransport>;
+  /** Where `store: memory` buckets live (a worker process: the primary's, shared by all workers). */
+  memoryBuckets?: (local: MemoryBucketStore) => PolicyStore;
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
@@ -56,7 +60,7 @@ export class Gateway {
   readonly routeStats = new RouteStatsRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
-  readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly limits: RateLimitRegistry;
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -75,6 +79,7 @@ export class Gateway {
     this.#scrubber = options.scrubber ?? (options.logger ? undefined : new SecretScrubber(config));
     this.logger = options.logger ?? createLogger(config.log.level, undefined, { headers: config.log.redact, scrubber: this.#scrubber });
     const random = options.random ?? Math.random;
+    this.limits = new RateLimitRegistry(() => this.observer, options.memoryBuckets);
     const getSnapshot = () => this.#snapshot;
     this.telemetry = new Telemetry({
       config,
@@ -85,7 +90,7 @@ export class Gateway {
       random,
     });
     this.observer = this.telemetry.observer;
-    for (const transport of options.busTransports ?? []) this.bus.add(transport);
+    for (const transport of options.busTransports ?? []) this.bus.add(transport(this.bus));
     this.#wireBus(config);
     this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', {
       states: this.states,
