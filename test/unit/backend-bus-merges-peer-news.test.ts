@@ -1,0 +1,71 @@
+// The backend-state bus: locally learnt news goes out once (never echoed back), a peer's news is
+// merged by the local rules (later cooldown end wins, clamped to maxCooldown), malformed news is
+// dropped, and a probe lease the transports cannot give means "probe here".
+
+import { describe, expect, it } from 'vitest';
+import { BackendBus, type BusMessage, type BusTransport, parseBusMessage } from '../../src/state/backend-bus.js';
+import { BackendStateRegistry } from '../../src/state/backend-state.js';
+
+function pair() {
+  const sent: BusMessage[] = [];
+  const registry = new BackendStateRegistry();
+  const bus = new BackendBus(registry);
+  const transport: BusTransport = { name: 'test', publish: (m) => sent.push(m), close: async () => {} };
+  bus.add(transport);
+  return { registry, bus, sent, state: registry.get('pool http://a') };
+}
+
+describe('backend bus', () => {
+  it('publishes a local cooldown as a remaining duration, and only when the end moved', () => {
+    const { state, sent } = pair();
+    state.coolDownUntil(11_000, 'retry-after-ms', '5000', 6_000);
+    state.coolDownUntil(10_000, 'retry-after-ms', '4000', 6_000);
+    expect(sent).toEqual([{ t: 'cool', k: state.sharedKey, ms: 5_000, src: 'retry-after-ms', val: '5000' }]);
+  });
+
+  it('merges a peer cooldown: later end wins, clamped to maxCooldown, never re-published', () => {
+    const { state, bus, sent } = pair();
+    state.maxCooldownMs = 3_000;
+    expect(bus.apply({ t: 'cool', k: state.sharedKey, ms: 60_000, src: 'retry-after', val: '60' }, 1_000)).toBe(true);
+    expect(state.cooldownUntil).toBe(4_000);
+    expect(bus.apply({ t: 'cool', k: state.sharedKey, ms: 1_000, src: 'retry-after', val: '1' }, 1_000)).toBe(false);
+    expect(state.cooldownUntil).toBe(4_000);
+    expect(state.lastCooldown?.source).toBe('peer:retry-after');
+    expect(sent).toEqual([]);
+  });
+
+  it('applies an operator mode from a peer without echo; ignores unknown backends', () => {
+    const { state, bus, sent } = pair();
+    expect(bus.apply({ t: 'mode', k: state.sharedKey, mode: 'drain' })).toBe(true);
+    expect(state.adminMode).toBe('drain');
+    expect(state.admits()).toBe(false);
+    expect(sent).toEqual([]);
+    expect(bus.apply({ t: 'mode', k: 'nobody', mode: 'disable' })).toBe(false);
+    state.setMode('active');
+    expect(sent).toEqual([{ t: 'mode', k: state.sharedKey, mode: 'active' }]);
+  });
+
+  it('drops malformed peer messages', () => {
+    expect(parseBusMessage({ t: 'cool', k: 'x', ms: 'soon', src: 'a', val: 'b' })).toBeUndefined();
+    expect(parseBusMessage({ t: 'mode', k: 'x', mode: 'explode' })).toBeUndefined();
+    expect(parseBusMessage({ t: 'open', k: 'x', ms: Number.POSITIVE_INFINITY })).toBeUndefined();
+    expect(parseBusMessage(null)).toBeUndefined();
+    expect(parseBusMessage({ t: 'probe', k: 'x', ok: false, err: 'status 503' })).toEqual({
+      t: 'probe',
+      k: 'x',
+      ok: false,
+      err: 'status 503',
+    });
+  });
+
+  it('asks the transports for a probe lease; a failing transport means probe here', async () => {
+    const { registry, bus } = pair();
+    const state = registry.get('pool http://b');
+    expect(await registry.probeGate!(state, 1_000)).toBe(true);
+    bus.add({ name: 'held', publish: () => undefined, lease: async () => false, close: async () => {} });
+    expect(await registry.probeGate!(state, 1_000)).toBe(false);
+    const failing = pair();
+    failing.bus.add({ name: 'down', publish: () => undefined, lease: () => Promise.reject(new Error('down')), close: async () => {} });
+    expect(await failing.registry.probeGate!(failing.state, 1_000)).toBe(true);
+  });
+});
