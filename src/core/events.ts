@@ -7,6 +7,10 @@ export type AttemptOutcome = 'ok' | 'throttled' | 'error' | 'timeout' | 'breaker
 export type BreakerState = 'closed' | 'open' | 'half-open';
 export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
 /** error: the store could not decide (onRedisError open/closed); missing-key: no client key (401). */
+/** Which client-side limit of the listener (listen.timeouts) ended a request. */
+export type ClientTimeout = 'requestHeaders' | 'requestBodyIdle' | 'requestBody';
+/** Why the listener refused a client without routing it: framing errors and HTTP/2 abuse. */
+export type ClientProtocolError = 'bad-request' | 'headers-too-large' | 'http2-rapid-reset' | 'http2-reset-before-start';
 export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error' | 'missing-key';
 
 /** A backend told to rest: until when, and which header (or "default") said so. */
@@ -65,6 +69,12 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   // routing
   configReload(result: 'ok' | 'rejected', detail: string): void;
   mirrorCompared(route: Route, comparison: MirrorComparison): void;
+
+  // listener
+  /** A client was too slow (listen.timeouts): answered 408 and disconnected. */
+  clientTimeout(kind: ClientTimeout): void;
+  /** A client request was refused before routing (unparsable, too large) or an HTTP/2 stream or connection was cut. */
+  clientProtocolError(reason: ClientProtocolError): void;
 
   // fan-out
   aggregatePart(route: Route, part: string, outcome: 'ok' | 'error' | 'timeout', durationMs: number): void;

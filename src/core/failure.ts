@@ -21,6 +21,8 @@ export interface Failure {
   readonly problem: ProblemCode;
   /** Reported as a timeout (metrics, traces) rather than an error. */
   readonly timedOut: boolean;
+  /** The client caused it (body too large or too slow): never retried, never held against the backend. */
+  readonly clientFault: boolean;
 }
 
 const TLS_ERROR = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME|ALTNAME|EPROTO/;
@@ -30,8 +32,14 @@ export function isTlsError(error: { code?: string | undefined }): boolean {
   return error.code !== undefined && TLS_ERROR.test(error.code);
 }
 
-const failure = (kind: FailureKind, problem: ProblemCode, timedOut = false): Failure => ({ kind, problem, timedOut });
-const BODY_TOO_LARGE = failure('other', 'payload-too-large');
+const failure = (kind: FailureKind, problem: ProblemCode, timedOut = false, clientFault = false): Failure => ({
+  kind,
+  problem,
+  timedOut,
+  clientFault,
+});
+const BODY_TOO_LARGE = failure('other', 'payload-too-large', false, true);
+const BODY_TIMEOUT = failure('other', 'request-timeout', false, true);
 const CONNECT_TIMEOUT = failure('connect', 'upstream-connect-timeout', true);
 const HEADERS_TIMEOUT = failure('timeout', 'upstream-headers-timeout', true);
 const UNREACHABLE = failure('connect', 'upstream-unreachable');
@@ -44,6 +52,8 @@ export function classifyFailure(error: { code?: string | undefined }): Failure {
   switch (error.code) {
     case 'SPILLWAY_BODY_TOO_LARGE':
       return BODY_TOO_LARGE;
+    case 'SPILLWAY_BODY_TIMEOUT':
+      return BODY_TIMEOUT;
     case 'UND_ERR_CONNECT_TIMEOUT':
       return CONNECT_TIMEOUT;
     case 'UND_ERR_HEADERS_TIMEOUT':

@@ -10,6 +10,7 @@ export const PROBLEM_TYPES = {
   'ambiguous-path': { status: 400, title: 'The request path could be read more than one way' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
   'headers-too-large': { status: 431, title: 'Request headers too large' },
+  'request-timeout': { status: 408, title: 'The client took too long to send the request' },
   'all-backends-throttled': { status: 429, title: 'Every backend of the upstream is throttling' },
   'all-backends-unavailable': { status: 503, title: 'No backend of the upstream is available (breakers open or health checks failing)' },
   'concurrency-limit': { status: 503, title: 'Every backend of the upstream is at its concurrency limit' },

@@ -162,13 +162,18 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     }
     const failure = this.failed(attempt.backend, error);
     const code = failure.problem;
-    attempt.settle(code === 'payload-too-large' ? 'neutral' : 'failure');
+    attempt.settle(failure.clientFault ? 'neutral' : 'failure');
     attempt.report(failure.timedOut ? 'timeout' : 'error', 0);
     if (this.sink.started) {
       this.sink.abort(error);
       return;
     }
-    if (code !== 'payload-too-large' && this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
+    if (failure.clientFault) {
+      // The client's body is cut: answer and close, the connection's framing is lost.
+      this.sink.problem(code, error.message, { headers: { connection: 'close' } });
+      return;
+    }
+    if (this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
     if (attempt.deadlineBound && failure.kind === 'timeout') {
       this.#answerDeadline();
       return;

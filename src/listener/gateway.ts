@@ -29,6 +29,10 @@ import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
 import { sendProblem } from '../core/problems.js';
 import { adminExposureWarning, isLoopbackHost } from '../config/admin-exposure.js';
+import { declaredLength } from '../pipeline/client-body.js';
+import { createClientErrorHandler } from './client-errors.js';
+import { guardHttp2Sessions, type Http2Sessions } from './http2-guard.js';
+import type { Http2SecureServer } from 'node:http2';
 
 export interface GatewayOptions {
   file?: string;
@@ -69,6 +73,7 @@ export class Gateway {
   /** Whether the admin listener is bound to a loopback address (known once it listens). */
   #adminLoopback = true;
   #adminHost = '';
+  #http2Sessions: Http2Sessions | undefined;
   readonly proxy: FastifyInstance;
   readonly admin: FastifyInstance;
   readonly scheme: 'http' | 'https';
@@ -120,6 +125,8 @@ export class Gateway {
     const listener = createListener(
       config,
       {
+        // Unparsable requests (400), oversized headers (431) and slow clients (408) get problem+json.
+        clientErrorHandler: createClientErrorHandler(() => this.observer),
         // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
         // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
         frameworkErrors: (_error, request, reply) => {
@@ -131,6 +138,36 @@ export class Gateway {
     );
     this.proxy = listener.app;
     this.scheme = listener.scheme;
+    // Expect: 100-continue: a body declared too large is refused before the client sends it.
+    this.proxy.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const limit = this.#snapshot.limits.maxRequestBody;
+      const declared = declaredLength(req);
+      if (declared !== undefined && declared > limit) {
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${limit} bytes`, { headers: { connection: 'close' } });
+        return;
+      }
+      res.writeContinue();
+      this.proxy.server.emit('request', req, res);
+    });
+    if (listener.http2) {
+      this.#http2Sessions = guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
+        limits: config.listen.http2Limits,
+        keepAliveIdleMs: config.listen.timeouts.keepAliveIdle,
+        getObserver: () => this.observer,
+      });
+    }
+    // HTTP/2 streams start one turn later: a stream the client reset in the same read (rapid
+    // reset) is gone by then and never reaches a backend.
+    const routed = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 2) {
+        handler(req, res);
+        return;
+      }
+      setImmediate(() => {
+        if (streamGone(res)) this.observer.clientProtocolError('http2-reset-before-start');
+        else handler(req, res);
+      });
+    };
     // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
     this.proxy.server.on(
       'upgrade',
@@ -144,12 +181,12 @@ export class Gateway {
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        handler(request.raw, reply.raw);
+        routed(request.raw, reply.raw);
       },
     });
     this.proxy.setNotFoundHandler((request, reply) => {
       reply.hijack();
-      handler(request.raw, reply.raw);
+      routed(request.raw, reply.raw);
     });
     this.proxy.setErrorHandler((error, request, reply) => {
       reply.hijack();
@@ -232,7 +269,10 @@ export class Gateway {
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
-    const force = setTimeout(() => server.closeAllConnections?.(), drainMs);
+    const force = setTimeout(() => {
+      server.closeAllConnections?.();
+      this.#http2Sessions?.destroyAll();
+    }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
     // drained gateway stops as soon as its in-flight requests are done.
@@ -250,6 +290,12 @@ export class Gateway {
       await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.bus.close()]);
     }
   }
+}
+
+/** True when an HTTP/2 response's stream is closed (reset by the client, or its connection gone). */
+function streamGone(res: ServerResponse): boolean {
+  const stream = (res as ServerResponse & { stream?: { destroyed: boolean; closed: boolean } }).stream;
+  return stream === undefined || stream.destroyed || stream.closed;
 }
 
 function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {

@@ -27,7 +27,7 @@ import { removeHeaders } from '../routing/header-edit.js';
 import type { RequestScope } from '../exchange/request-scope.js';
 import { isReady, poolBlock } from '../balance/select.js';
 import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
-import { readClientBody, type ClientBody } from './client-body.js';
+import { readClientBody, type BodyTimeout, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
 
@@ -41,6 +41,28 @@ export interface ProxyHandlerOptions {
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, scope?: RequestScope) => void;
 
 export { parseTarget, type RequestTarget } from '../routing/target.js';
+
+function timeoutDetail(timeout: BodyTimeout, ms: number): string {
+  return timeout === 'requestBodyIdle'
+    ? `no request body data for ${ms} ms (listen.timeouts.requestBodyIdle)`
+    : `the request body took longer than ${ms} ms (listen.timeouts.requestBody)`;
+}
+
+/**
+ * A body cut by a limit leaves the client mid-upload: once the answer is out, end the request.
+ * HTTP/1 needs nothing more (the answer says `connection: close` and node closes the socket after
+ * it); an HTTP/2 stream would stay half-open, so it is reset.
+ */
+function endRequestAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor !== 2) return;
+  if (res.writableFinished || res.destroyed) {
+    req.destroy();
+    return;
+  }
+  const end = () => req.destroy();
+  res.once('finish', end);
+  res.once('close', end);
+}
 
 export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler {
   const { getSnapshot, context, proto } = options;
@@ -81,6 +103,11 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       switch (body.kind) {
         case 'too-large':
           sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+          endRequestAfterAnswer(req, res);
+          return;
+        case 'timeout':
+          sendProblem(res, 'request-timeout', timeoutDetail(body.timeout, body.ms), { headers: { connection: 'close' } });
+          endRequestAfterAnswer(req, res);
           return;
         case 'aborted':
           res.destroy();
@@ -111,7 +138,15 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       exchange.start();
     };
 
-    const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
+    const { requestBodyIdle, requestBody } = snapshot.config.listen.timeouts;
+    const body = readClientBody(req, {
+      replayLimit: upstream.replayBuffer,
+      maxBody: snapshot.limits.maxRequestBody,
+      idleMs: requestBodyIdle,
+      totalMs: requestBody,
+      onTimeout: (timeout) => context.observer.clientTimeout(timeout),
+      onCut: () => endRequestAfterAnswer(req, res),
+    });
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
   }

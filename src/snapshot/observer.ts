@@ -26,6 +26,8 @@ export const silentObserver: ProxyObserver = {
   mirrorCompared() {},
   aggregatePart() {},
   aggregateResponse() {},
+  clientTimeout() {},
+  clientProtocolError() {},
 };
 
 /** A full observer from a partial one (the rest are no-ops). */

@@ -209,6 +209,19 @@ export class GatewayMetrics {
       labelNames: ['route', 'partial'],
       registers,
     });
+    const clientTimeouts = new Counter({
+      name: 'spillway_client_timeouts_total',
+      help: 'Client requests answered 408 because the client was too slow (listen.timeouts), by timeout.',
+      labelNames: ['timeout'],
+      registers,
+    });
+    const clientProtocolErrors = new Counter({
+      name: 'spillway_client_protocol_errors_total',
+      help: 'Client requests refused before routing (bad framing, headers too large) and HTTP/2 streams or connections cut (rapid reset), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const timeout of ['requestHeaders', 'requestBodyIdle', 'requestBody']) clientTimeouts.inc({ timeout }, 0);
     for (const result of ['ok', 'rejected']) configReloads.inc({ result }, 0);
     limiterDegraded.set(0);
     for (const store of ['memory', 'local']) limiterEvictions.inc({ store }, 0);
@@ -332,6 +345,12 @@ export class GatewayMetrics {
       aggregatePart(route, part, outcome, durationMs) {
         aggregateParts.inc({ route: route.name, part, outcome });
         aggregatePartDuration.observe({ route: route.name, part }, durationMs / 1000);
+      },
+      clientTimeout(kind) {
+        clientTimeouts.inc({ timeout: kind });
+      },
+      clientProtocolError(reason) {
+        clientProtocolErrors.inc({ reason });
       },
       aggregateResponse(route, partial) {
         aggregateResponses.inc({ route: route.name, partial: String(partial) });

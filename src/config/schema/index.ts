@@ -5,6 +5,7 @@ import { routeSchema } from './route.js';
 import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
+import { http2LimitsSchema, listenTimeoutsSchema } from './listen.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
 import { checkRateLimitRefs, cidr, rateLimitsSchema, redisSchema } from './ratelimit.js';
@@ -23,6 +24,10 @@ const listenSchema = z.strictObject({
     description:
       'Peers (addresses / CIDRs) whose X-Forwarded-For, X-Real-IP and Forwarded are believed; from any other peer they are replaced or dropped. Also decides `ip` rate-limit keys and `stickyBy: ip`.',
   }),
+  timeouts: listenTimeoutsSchema
+    .prefault({})
+    .meta({ description: 'How long a client may take (client side; upstream timeouts are about backends).' }),
+  http2Limits: http2LimitsSchema.prefault({}).meta({ description: 'What one HTTP/2 client connection may ask for.' }),
 });
 
 /** Long enough that guessing is hopeless; `openssl rand -hex 32` gives 64 characters. */
