@@ -24,6 +24,7 @@ import * as resilience from './scenarios/resilience.ts';
 import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
 import * as consoleScenario from './scenarios/console.ts';
+import * as scaleout from './scenarios/scaleout.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
@@ -34,9 +35,10 @@ const SCENARIOS: Record<string, Scenario> = {
   telemetry,
   ratelimit,
   console: consoleScenario,
+  scaleout,
 };
 /** Target turns per round, for the time budget. */
-const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3 };
+const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3, scaleout: 8 };
 
 const USAGE = `usage: node bench/run.ts [scenario...] [options]
 
@@ -159,6 +161,7 @@ const settingsFor: Record<string, Settings> = {
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
+  scaleout: { ...base, rate: rateOverride ?? 120 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
