@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, startBackend, type TestBackend } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { httpRequest } from './helpers/http.js';
+import { waitUntil } from './helpers/wait.js';
 
 let gw: TestGateway | undefined;
 let backends: TestBackend[] = [];
@@ -17,7 +18,8 @@ const json = { 'content-type': 'application/json' };
 
 async function setup(extra = '') {
   const slow = await startBackend(async (_req, res) => {
-    await new Promise((r) => setTimeout(r, 300));
+    // Long enough to be still in flight when the drain comes, even on a busy machine.
+    await new Promise((r) => setTimeout(r, 1_500));
     res.end('slow-done');
   }, 'a');
   const other = await startBackend(undefined, 'b');
@@ -41,8 +43,7 @@ describe('backend admin: drain, disable, enable', () => {
     const { slow, other, gw } = await setup();
     // Round robin: the first request goes to a (slow); drain a while it is in flight.
     const inFlight = httpRequest(`${gw.url}/first`);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(slow.received).toHaveLength(1);
+    await waitUntil(() => slow.received.length === 1, { message: 'the first request to reach backend a' });
     const drained = await httpRequest(`${gw.adminUrl}/admin/backends/pool:a/drain`, { method: 'POST', headers: json, body: '{}' });
     expect(drained.status).toBe(200);
     expect(JSON.parse(drained.body)).toMatchObject({ id: 'pool:a', mode: 'drain', changed: true, inFlight: 1 });

@@ -68,6 +68,8 @@ export async function runPrimary(config: GatewayConfig, count: number, logger: L
   const aggregator = new AggregatorRegistry();
   const listening = new Map<number, { url: string; admin: string }>();
   let announced = false;
+  let viewRequests = 0;
+  const gathering = new Map<number, { asker: Worker; id: unknown; left: number; views: unknown[]; timer: NodeJS.Timeout }>();
   let stopping = false;
   const recentExits: number[] = [];
 
@@ -112,6 +114,33 @@ export async function runPrimary(config: GatewayConfig, count: number, logger: L
           (error: unknown) => send(worker, { spillway: 'reply', id: m.id, error: (error as Error).message }),
         );
         return;
+      case 'views': {
+        // Every other worker's view of /admin/upstreams; the asker adds its own.
+        const targets = others(worker).filter((w) => w.isConnected());
+        if (targets.length === 0) return reply(worker, m.id, []);
+        const key = ++viewRequests;
+        const finish = () => {
+          const g = gathering.get(key);
+          if (!g) return;
+          gathering.delete(key);
+          clearTimeout(g.timer);
+          reply(g.asker, g.id, g.views);
+        };
+        gathering.set(key, { asker: worker, id: m.id, left: targets.length, views: [], timer: setTimeout(finish, 800) });
+        for (const target of targets) send(target, { spillway: 'view-req', id: key });
+        return;
+      }
+      case 'view-res': {
+        const g = gathering.get(Number(m.id));
+        if (!g) return;
+        g.views.push(m.view);
+        if (--g.left === 0) {
+          gathering.delete(Number(m.id));
+          clearTimeout(g.timer);
+          reply(g.asker, g.id, g.views);
+        }
+        return;
+      }
       case 'reloaded':
         for (const other of others(worker)) send(other, { spillway: 'reload' });
         return;

@@ -5,11 +5,13 @@
 
 import { AggregatorRegistry } from 'prom-client';
 import type { GatewayOptions, Gateway } from '../listener/gateway.js';
+import { sumUpstreamsViews, type UpstreamsView, upstreamsView } from '../listener/admin.js';
 import { IpcBucketStore } from '../state/ipc-bucket-store.js';
 import { IpcBusTransport } from '../state/ipc-bus.js';
 import { WorkerChannel } from '../state/worker-channel.js';
 
 const METRICS_WAIT_MS = 5_000;
+const VIEWS_WAIT_MS = 1_000;
 
 export class WorkerLink {
   readonly channel = new WorkerChannel();
@@ -35,6 +37,15 @@ export class WorkerLink {
       if (outcome.trigger === 'admin') this.channel.notify({ spillway: 'reloaded' });
     };
     this.channel.on('reload', () => void gateway.reloader.reload('SIGHUP'));
+    // Admin views: the primary collects every worker's view and sums the counters.
+    this.channel.on('view-req', (request) =>
+      this.channel.notify({ spillway: 'view-res', id: request.id, view: upstreamsView(gateway.snapshot) }),
+    );
+    gateway.upstreamsSource = async () => {
+      const views = await this.channel.request<UpstreamsView[]>('views', {}, VIEWS_WAIT_MS).catch(() => []);
+      // This worker's own view first: its backend state is the shared picture; counters are summed.
+      return sumUpstreamsViews([upstreamsView(gateway.snapshot), ...views.filter((view) => view && typeof view === 'object')]);
+    };
   }
 
   listening(gateway: Gateway): void {

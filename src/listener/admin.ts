@@ -26,9 +26,34 @@ export interface AdminOptions extends AdminGuardOptions {
   events?: EventBuffer | undefined;
   /** The live console at /console and its feed at /admin/console/*. */
   console?: ConsoleSampler | undefined;
+  /** GET /admin/upstreams from elsewhere (a worker process: every worker's counters summed). */
+  upstreams?: (() => Promise<UpstreamsView>) | undefined;
 }
 
-export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
+export type UpstreamsView = ReturnType<typeof upstreamsView>;
+
+const SUMMED = ['inFlight', 'queued', 'requests', 'throttled', 'errors'] as const;
+
+/** One view from several processes' views of the same config: their counters summed, the rest from the first. */
+export function sumUpstreamsViews(views: readonly UpstreamsView[]): UpstreamsView {
+  const [first, ...rest] = views;
+  if (!first) return { upstreams: {} };
+  const merged = structuredClone(first);
+  for (const [name, upstream] of Object.entries(merged.upstreams)) {
+    const backends = (upstream as { backends: Array<Record<string, unknown>> }).backends;
+    for (const other of rest) {
+      const theirs = (other.upstreams[name] as { backends?: Array<Record<string, unknown>> } | undefined)?.backends;
+      backends.forEach((backend, i) => {
+        const match = theirs?.[i];
+        if (!match || match.id !== backend.id) return;
+        for (const field of SUMMED) backend[field] = Number(backend[field]) + Number(match[field]);
+      });
+    }
+  }
+  return merged;
+}
+
+export function upstreamsView(snapshot: Snapshot, now = Date.now()): { upstreams: Record<string, unknown> } {
   const upstreams: Record<string, unknown> = {};
   for (const upstream of snapshot.upstreams.values()) {
     upstreams[upstream.name] = {
@@ -111,7 +136,7 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
     if (!options.isReady()) return reply.code(503).send({ status: 'starting' });
     return { status: 'ready', config: options.getSnapshot().file, loadedAt: options.getSnapshot().loadedAt.toISOString() };
   });
-  app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
+  app.get('/admin/upstreams', async () => (options.upstreams ? options.upstreams() : upstreamsView(options.getSnapshot())));
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
   registerBackendAdmin(app, options.getSnapshot);
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);

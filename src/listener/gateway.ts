@@ -23,7 +23,7 @@ import { RateLimitRegistry } from '../state/limit-registry.js';
 import type { MemoryBucketStore } from '../ratelimit/memory-store.js';
 import type { PolicyStore } from '../ratelimit/guarded-store.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
-import { createAdminServer } from './admin.js';
+import { createAdminServer, type UpstreamsView, upstreamsView } from './admin.js';
 import { createListener } from './listener.js';
 import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
@@ -79,6 +79,8 @@ export class Gateway {
   readonly scheme: 'http' | 'https';
   url = '';
   adminUrl = '';
+  /** Where GET /admin/upstreams comes from instead of this process alone (a worker: all workers summed). */
+  upstreamsSource: (() => Promise<UpstreamsView>) | undefined;
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.#scrubber = options.scrubber ?? (options.logger ? undefined : new SecretScrubber(config));
@@ -202,6 +204,7 @@ export class Gateway {
       settings: () => this.#snapshot.config.admin,
       loopbackBind: () => this.#adminLoopback,
       console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
+      upstreams: () => (this.upstreamsSource ? this.upstreamsSource() : Promise.resolve(upstreamsView(this.#snapshot))),
     });
   }
 

@@ -113,9 +113,13 @@ export class BackendBus implements BackendStateListener {
     for (const transport of this.#transports) transport.publish(message);
   }
 
-  /** The first transport that can answer decides; none (or all failing): probe here. */
+  /**
+   * The widest transport that can answer decides (Redis spans every replica, IPC only this host's
+   * workers); none (or all failing): probe here.
+   */
   async #mayProbe(state: BackendState, intervalMs: number): Promise<boolean> {
-    for (const transport of this.#transports) {
+    const widestFirst = [...this.#transports].sort((a, b) => Number(b.name === 'redis') - Number(a.name === 'redis'));
+    for (const transport of widestFirst) {
       if (!transport.lease) continue;
       try {
         return await transport.lease(state.sharedKey, intervalMs);

@@ -145,6 +145,16 @@ describe('workers: 2 on one host', () => {
     expect(new Set(served.map((r) => r.headers['x-worker'])).size).toBe(2);
   });
 
+  it('/admin/upstreams on either worker is one picture: counters summed over both', async () => {
+    const served = (name: string) => (name === 'a' ? a : b).received.filter((r) => r.url !== '/health').length;
+    for (let i = 0; i < 4; i++) {
+      const view = JSON.parse((await httpRequest(`${gateway.admin}/admin/upstreams`)).body);
+      const [viewA, viewB] = view.upstreams.pool.backends;
+      expect(viewA.requests).toBe(served('a'));
+      expect(viewB.requests).toBe(served('b'));
+    }
+  });
+
   it('/metrics is the sum over both workers', async () => {
     const text = (await httpRequest(`${gateway.admin}/metrics`)).body;
     const limited = Number(/spillway_client_limited_total\{[^}]*\} (\d+)/.exec(text)?.[1] ?? NaN);
