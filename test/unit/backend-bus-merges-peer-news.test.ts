@@ -34,6 +34,16 @@ describe('backend bus', () => {
     expect(sent).toEqual([]);
   });
 
+  it('clock skew does not move a cooldown: a sender 10 s ahead still gives the receiver 5 s', () => {
+    const sender = pair();
+    const receiver = pair();
+    const receiverNow = 1_000_000;
+    const senderNow = receiverNow + 10_000; // its wall clock runs 10 s ahead
+    sender.state.coolDownUntil(senderNow + 5_000, 'retry-after-ms', '5000', senderNow);
+    receiver.bus.apply(sender.sent[0]!, receiverNow);
+    expect(receiver.state.cooldownUntil - receiverNow).toBe(5_000);
+  });
+
   it('applies an operator mode from a peer without echo; ignores unknown backends', () => {
     const { state, bus, sent } = pair();
     expect(bus.apply({ t: 'mode', k: state.sharedKey, mode: 'drain' })).toBe(true);
