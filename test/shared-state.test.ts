@@ -154,6 +154,8 @@ routes:
     await sleep(50);
     for (const gw of [two!, three!]) expect((await backendView(gw, 'a')).breaker.state).toBe('open');
     for (const gw of [two!, three!]) expect(JSON.parse((await httpRequest(`${gw.url}/y`)).body).backend).toBe('b');
+    // minRequests failures once for all three replicas, not three times.
+    console.log(`failures sent to the broken backend by 3 replicas: ${a.received.length} (without sharing: 9)`);
     expect(a.received).toHaveLength(3);
   });
 
@@ -185,6 +187,7 @@ routes:
     await sleep(2_000);
     // Three replicas, one lease: about one probe per 200 ms interval (10), not three per interval (30).
     const count = probes() - start;
+    console.log(`health probes by 3 replicas sharing a lease, 200 ms interval, 2 s: ${count} (alone each: ~30)`);
     expect(count).toBeGreaterThanOrEqual(6);
     expect(count).toBeLessThanOrEqual(14);
     healthy = false;

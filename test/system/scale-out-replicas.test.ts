@@ -110,8 +110,14 @@ describe('four replicas on one Redis', () => {
       .filter((r) => r.headers['x-replica'] !== 'A' && r.at > throttledAt)
       .map((r) => r.at - throttledAt)
       .sort((x, y) => x - y)[0];
+    const lastBefore = a.received
+      .filter((r) => r.headers['x-replica'] !== 'A' && r.at <= throttledAt)
+      .map((r) => throttledAt - r.at)
+      .sort((x, y) => x - y)[0];
+    // The load was live up to the 429: B, C and D were calling the backend until then.
+    expect(lastBefore).toBeLessThan(200);
     console.log(
-      `429 at t0; calls through B/C/D after t0+50 ms during the cooldown: ${late.length}; ` +
+      `429 at t0; last call through B/C/D before it: t0-${lastBefore} ms; calls through B/C/D after t0+50 ms during the cooldown: ${late.length}; ` +
         `first call through B/C/D after the 429: ${firstAfter === undefined ? 'none' : `t0+${firstAfter} ms`}; requests: ${samples.length}`,
     );
     expect(late).toEqual([]);
@@ -130,11 +136,14 @@ describe('four replicas on one Redis', () => {
     await redis.restart();
     const p = (list: Sample[], q: number) => list.map((s) => s.ms).sort((x, y) => x - y)[Math.floor((list.length - 1) * q)]!;
     console.log(
-      `Redis up: ${baseline.length} requests, p50 ${p(baseline, 0.5)} ms, max ${p(baseline, 1)} ms; ` +
-        `Redis stopped: ${samples.length} requests, p50 ${p(samples, 0.5)} ms, max ${p(samples, 1)} ms, failed ${samples.filter((s) => s.status !== 200).length}`,
+      `Redis up: ${baseline.length} requests, p50 ${p(baseline, 0.5)} ms, p95 ${p(baseline, 0.95)} ms, max ${p(baseline, 1)} ms; ` +
+        `Redis stopped: ${samples.length} requests, p50 ${p(samples, 0.5)} ms, p95 ${p(samples, 0.95)} ms, max ${p(samples, 1)} ms, failed ${samples.filter((s) => s.status !== 200).length}`,
     );
     expect(samples.filter((s) => s.status !== 200)).toEqual([]);
-    expect(p(samples, 1)).toBeLessThan(Math.max(250, p(baseline, 1) * 3));
+    // A request waiting on the bus would wait a Redis timeout (connectTimeout 1 s, lease 250 ms) or
+    // fail; scheduling noise on a busy 2-core machine stays far below that.
+    expect(p(samples, 1)).toBeLessThan(500);
+    expect(p(samples, 0.95)).toBeLessThanOrEqual(Math.max(50, 3 * p(baseline, 0.95)));
     expect(samples.length).toBeGreaterThan(baseline.length * 0.7);
   });
 
