@@ -255,6 +255,11 @@ export class Gateway {
       limits: this.limits,
     });
     warnInsecureBackends(next, this.logger);
+    if (config.workers !== this.#snapshot.config.workers)
+      this.logger.warn(
+        { event: 'config.workers_unchanged', running: this.#snapshot.config.workers, file: config.workers },
+        'workers is read at start only: restart the gateway to change the number of worker processes',
+      );
     this.#wireBus(config);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
     this.#snapshot = next;
