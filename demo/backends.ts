@@ -21,6 +21,8 @@ export interface SimulatedBackendOptions {
   budgetPerSecond: number;
   /** Delay before answering an accepted request; 0 (default) answers at once. */
   latencyMs?: number;
+  /** Retry hints of a 429: `ms` (default: retry-after, retry-after-ms, x-ms-retry-after-ms) or `seconds` (retry-after only, whole seconds rounded up). */
+  hints?: 'ms' | 'seconds';
 }
 
 export interface SimulatedBackend {
@@ -48,6 +50,7 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
   const host = opts.host ?? '127.0.0.1';
   const budget = Math.max(0, Math.floor(opts.budgetPerSecond));
   const latencyMs = Math.max(0, opts.latencyMs ?? 0);
+  const msHints = opts.hints !== 'seconds';
 
   let window = -1;
   let usedInWindow = 0;
@@ -89,8 +92,7 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
       'retry-after': String(seconds),
-      'retry-after-ms': String(waitMs),
-      'x-ms-retry-after-ms': String(waitMs),
+      ...(msHints ? { 'retry-after-ms': String(waitMs), 'x-ms-retry-after-ms': String(waitMs) } : {}),
       'x-ratelimit-remaining-requests': '0',
       'x-backend': name,
     });

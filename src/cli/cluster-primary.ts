@@ -38,6 +38,7 @@ class Picture {
         else this.#mode.set(message.k, message.mode);
         break;
       case 'probe':
+      case 'spent':
         break;
     }
   }

@@ -1,3 +1,4 @@
+import { upgradeWarnings } from './upgrade-warnings.js';
 import { readFile } from 'node:fs/promises';
 import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
@@ -86,6 +87,9 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
   }
   for (const warning of unreachableRuleWarnings(result.data.routes)) {
     warnings.push({ file, ...locate(doc, ['routes', warning.index], at), path: `routes[${warning.index}]`, message: warning.message });
+  }
+  for (const warning of upgradeWarnings(result.data)) {
+    warnings.push({ file, ...locate(doc, warning.path, at), path: warning.path.join('.'), message: warning.message });
   }
   for (const warning of identityWarnings(result.data)) {
     warnings.push({ file, ...locate(doc, warning.path, at), path: formatPath(warning.path), message: warning.message });

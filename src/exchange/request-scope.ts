@@ -38,6 +38,8 @@ export interface RequestScope {
   upstream: CompiledUpstream | undefined;
   backend: CompiledBackend | undefined;
   readonly trace: RequestTrace | undefined;
+  /** ms the request was held until a backend was ready (throttle.hold); absent when never held. */
+  heldMs?: number;
 }
 
 /**

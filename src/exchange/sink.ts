@@ -21,6 +21,10 @@ export interface ResponseSink {
   problem(code: ProblemCode, detail: string, options?: ProblemOptions): void;
   /** The response failed mid-stream. */
   abort(error: Error): void;
+  /** What follows is the route's fallback (a static answer or another upstream), not the upstream's answer. */
+  fallingBack?(): void;
+  /** The answer about to start is the gateway's own (a static fallback), not a backend's. */
+  gatewayAnswer?(): void;
 }
 
 /**

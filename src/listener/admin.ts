@@ -15,6 +15,7 @@ import type { ConsoleSampler } from '../telemetry/console-sampler.js';
 import { backendStateName } from '../telemetry/backend-view.js';
 import { registerConsole } from './console/routes.js';
 import { adminBackendId, registerBackendAdmin } from './admin-backends.js';
+import { problemBody } from '../core/problems.js';
 
 export interface AdminOptions extends AdminGuardOptions {
   getSnapshot: () => Snapshot;
@@ -28,6 +29,8 @@ export interface AdminOptions extends AdminGuardOptions {
   console?: ConsoleSampler | undefined;
   /** GET /admin/upstreams from elsewhere (a worker process: every worker's counters summed). */
   upstreams?: (() => Promise<UpstreamsView>) | undefined;
+  /** DELETE /admin/cache?prefix=: drops cached answers whose path + query starts with prefix. */
+  purgeCache?: ((prefix: string) => Promise<{ memory: number; redis: number | undefined }>) | undefined;
 }
 
 export type UpstreamsView = ReturnType<typeof upstreamsView>;
@@ -142,5 +145,19 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
   if (options.console) registerConsole(app, options.console, options.events);
+  const purgeCache = options.purgeCache;
+  if (purgeCache) {
+    app.delete<{ Querystring: { prefix?: string } }>('/admin/cache', async (request, reply) => {
+      const prefix = request.query.prefix;
+      if (typeof prefix !== 'string' || !prefix.startsWith('/')) {
+        return reply
+          .code(400)
+          .type('application/problem+json')
+          .send(problemBody('bad-request', 'prefix is required and starts with "/" (use prefix=/ to purge everything)'));
+      }
+      const purged = await purgeCache(prefix);
+      return { prefix, purged: { memory: purged.memory, redis: purged.redis ?? null } };
+    });
+  }
   return app;
 }

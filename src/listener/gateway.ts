@@ -18,10 +18,14 @@ import { BackendBus, type BusTransport } from '../state/backend-bus.js';
 import { RedisBusTransport } from '../state/redis-bus.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
+import { HoldRegistry } from '../state/hold-registry.js';
+import { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
 import type { MemoryBucketStore } from '../ratelimit/memory-store.js';
 import type { PolicyStore } from '../ratelimit/guarded-store.js';
+import { CacheRegistry } from '../state/cache-registry.js';
+import { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer, type UpstreamsView, upstreamsView } from './admin.js';
 import { createListener } from './listener.js';
@@ -62,9 +66,18 @@ export class Gateway {
   #busRedis: { signature: string; transport: RedisBusTransport } | undefined;
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
+  readonly holds = new HoldRegistry();
+  readonly idempotency = new IdempotencyRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits: RateLimitRegistry;
+  readonly cache = new CacheRegistry({
+    degraded: (degraded, reason) =>
+      degraded
+        ? this.logger.warn({ event: 'cache.degraded', reason }, 'the Redis cache store is skipped until Redis answers again')
+        : this.logger.info({ event: 'cache.recovered', reason }, 'the Redis cache store answers again'),
+  });
+  readonly keySets: ApiKeySetRegistry;
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -87,6 +100,7 @@ export class Gateway {
     this.logger = options.logger ?? createLogger(config.log.level, undefined, { headers: config.log.redact, scrubber: this.#scrubber });
     const random = options.random ?? Math.random;
     this.limits = new RateLimitRegistry(() => this.observer, options.memoryBuckets);
+    this.keySets = new ApiKeySetRegistry(this.limits, () => this.logger);
     const getSnapshot = () => this.#snapshot;
     this.telemetry = new Telemetry({
       config,
@@ -105,6 +119,10 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
+      keySets: this.keySets,
+      holds: this.holds,
+      idempotency: this.idempotency,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -205,6 +223,7 @@ export class Gateway {
       loopbackBind: () => this.#adminLoopback,
       console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
       upstreams: () => (this.upstreamsSource ? this.upstreamsSource() : Promise.resolve(upstreamsView(this.#snapshot))),
+      purgeCache: (prefix) => this.cache.purge(prefix),
     });
   }
 
@@ -233,8 +252,8 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
-    // Both bounded: a replica whose Redis is down starts alone rather than not at all.
-    await Promise.all([this.limits.ready(), this.bus.ready()]);
+    // All bounded: a replica whose Redis is down starts alone rather than not at all.
+    await Promise.all([this.limits.ready(), this.cache.ready(), this.keySets.ready(), this.idempotency.ready(), this.bus.ready()]);
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -253,6 +272,9 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
+      keySets: this.keySets,
+      holds: this.holds,
     });
     warnInsecureBackends(next, this.logger);
     if (config.workers !== this.#snapshot.config.workers)
@@ -268,6 +290,13 @@ export class Gateway {
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
+    this.cache.retain(keys.memoryCaches, keys.redisCache);
+    this.holds.retain(keys.holds);
+    this.idempotency.retain(
+      new Set(next.routes.filter((route) => route.idempotency !== undefined).map((route) => route.name)),
+      config.redis,
+      config.routes.some((route) => route.idempotency !== undefined && route.idempotency.store !== 'memory'),
+    );
     return next;
   }
 
@@ -277,9 +306,14 @@ export class Gateway {
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
+    // Held requests wait until the drain deadline, then get 503 with Retry-After; a moment later
+    // whatever is left is cut.
     const force = setTimeout(() => {
-      server.closeAllConnections?.();
-      this.#http2Sessions?.destroyAll();
+      this.holds.evictAll();
+      setTimeout(() => {
+        server.closeAllConnections?.();
+        this.#http2Sessions?.destroyAll();
+      }, 100).unref();
     }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
@@ -295,7 +329,9 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
-      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.bus.close()]);
+      this.cache.close();
+      this.keySets.close();
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close(), this.bus.close()]);
     }
   }
 }

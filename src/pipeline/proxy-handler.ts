@@ -30,6 +30,8 @@ import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
 import { readClientBody, type BodyTimeout, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
+import { runCacheStage, type PreparedForward } from './cache-stage.js';
+import { guardIdempotent, idempotencyKeyOf } from './idempotency-stage.js';
 
 export interface ProxyHandlerOptions {
   getSnapshot: () => Snapshot;
@@ -77,20 +79,33 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     forwardPath: string,
     scope: RequestScope | undefined,
     isFallback = false,
+    prepared?: PreparedForward,
   ): void {
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
     const now = Date.now();
-    if (!upstream.backends.some((backend) => isReady(backend, now))) {
+    const method = req.method ?? 'GET';
+    const idempotencyKey = isFallback ? undefined : idempotencyKeyOf(route, method, req);
+    // A keyed request may have a stored answer to replay: it goes on even when no backend is ready.
+    if (idempotencyKey === undefined && !upstream.backends.some((backend) => isReady(backend, now))) {
       const block = poolBlock(upstream.backends, now);
-      if (block.kind !== 'full') {
+      const hold = upstream.hold;
+      // With hold until ready, a request the soonest cooldown will take within maxWait goes on to be held.
+      const holdable =
+        block.kind === 'throttled' &&
+        hold !== undefined &&
+        block.readyAt - now < hold.policy.maxWait &&
+        hold.queue.size < hold.policy.queue;
+      if (block.kind === 'throttled' && hold !== undefined && !holdable && block.readyAt - now < hold.policy.maxWait)
+        context.observer.holdEnded(upstream, 'queue-full', 0);
+      if (block.kind !== 'full' && !holdable) {
         reportSkippedCooling(upstream, now, context.observer);
-        const sink = new ServerResponseSink(res);
+        const sink = prepared?.sink ?? new ServerResponseSink(res);
         const fellBack =
           !isFallback &&
           takeFallback(route, sink, (fallbackUpstream) => {
-            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true);
+            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true, prepared);
             return true;
           });
         if (!fellBack) answerPoolBlocked(sink, route, upstream, block, now, context.observer);
@@ -101,10 +116,13 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
 
     const start = (body: ClientBody) => {
       switch (body.kind) {
-        case 'too-large':
-          sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+        case 'too-large': {
+          const detail = `the request body exceeds ${body.limit} bytes`;
+          if (prepared) prepared.sink.problem('payload-too-large', detail, { headers: { connection: 'close' } });
+          else sendProblem(res, 'payload-too-large', detail, { headers: { connection: 'close' } });
           endRequestAfterAnswer(req, res);
           return;
+        }
         case 'timeout':
           sendProblem(res, 'request-timeout', timeoutDetail(body.timeout, body.ms), { headers: { connection: 'close' } });
           endRequestAfterAnswer(req, res);
@@ -122,6 +140,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
+      if (prepared?.conditional) Object.assign(headers, prepared.conditional);
       const forward = {
         method: req.method ?? 'GET',
         path: forwardPath,
@@ -131,15 +150,41 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
         scope,
       };
-      let sink: ResponseSink = new ServerResponseSink(res);
+      let sink: ResponseSink = prepared?.sink ?? new ServerResponseSink(res);
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
-      if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
-      const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
-      exchange.start();
+      const mirror = prepared?.background ? undefined : route.mirror;
+      const send = (through: ResponseSink) => {
+        const out = mirror ? startMirror(route, mirror, through, forward, context) : through;
+        new ProxyExchange(out, route, upstream, forward, context, isFallback).start();
+      };
+      if (idempotencyKey !== undefined && route.idempotency !== undefined && body.kind !== 'stream') {
+        guardIdempotent({
+          req,
+          res,
+          route,
+          upstream,
+          idempotency: route.idempotency,
+          key: idempotencyKey,
+          method: forward.method,
+          path: forwardPath,
+          body: body.kind === 'buffer' ? body.body : null,
+          sink,
+          forward: send,
+        });
+        return;
+      }
+      send(sink);
     };
 
+    const body = prepared?.body ?? (prepared?.background ? ({ kind: 'none' } as const) : readBody(req, res, snapshot, upstream));
+    if (body instanceof Promise) body.then(start, () => res.destroy());
+    else start(body);
+  }
+
+  /** The client's body under the listener's limits and timeouts (kept for replay up to the upstream's buffer). */
+  function readBody(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, upstream: CompiledUpstream) {
     const { requestBodyIdle, requestBody } = snapshot.config.listen.timeouts;
-    const body = readClientBody(req, {
+    return readClientBody(req, {
       replayLimit: upstream.replayBuffer,
       maxBody: snapshot.limits.maxRequestBody,
       idleMs: requestBodyIdle,
@@ -147,8 +192,6 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       onTimeout: (timeout) => context.observer.clientTimeout(timeout),
       onCut: () => endRequestAfterAnswer(req, res),
     });
-    if (body instanceof Promise) body.then(start, () => res.destroy());
-    else start(body);
   }
 
   return function handleProxyRequest(req, res, scope) {
@@ -230,6 +273,24 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
     const forwardPath = forwardPathOf(route, target, params);
+    const cache = route.cache;
+    if (cache) {
+      // The cache stage answers from the store, or comes back with its sink (and the body, for
+      // routes keyed by it) to forward through.
+      runCacheStage({
+        req,
+        route,
+        cache,
+        path: target.forward,
+        query: target.query,
+        clientSink: new ServerResponseSink(res),
+        observer: context.observer,
+        readBody: () => readBody(req, res, snapshot, upstream),
+        forward: (prepared) =>
+          forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, prepared.background ? undefined : scope, false, prepared),
+      });
+      return;
+    }
     forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
   }
 }

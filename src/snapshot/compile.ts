@@ -4,6 +4,10 @@ import { backendId, type BackendState, type BackendStateRegistry } from '../stat
 import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
+import type { CacheRegistry } from '../state/cache-registry.js';
+import type { ApiKeySetRegistry } from '../state/api-key-sets.js';
+import type { HoldRegistry } from '../state/hold-registry.js';
+import type { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -19,6 +23,13 @@ export interface RuntimeRegistries {
   /** Receives breaker and health events of backends. */
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
+  cache?: CacheRegistry;
+  /** Readers of the Redis sets that routes' `auth.apiKeys.redisSet` name. */
+  keySets?: ApiKeySetRegistry;
+  /** Hold queues by upstream name (absent: hold is off). */
+  holds?: HoldRegistry;
+  /** Idempotency stores by route (absent: a fresh memory store per compile). */
+  idempotency?: IdempotencyRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -67,6 +78,10 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       hostHeader: upstream.hostHeader,
       cursor: { current: new Float64Array(backends.length) },
       resilience: compileResilience(upstream),
+      hold:
+        upstream.throttle.hold && registries.holds
+          ? { policy: { ...upstream.throttle.hold }, queue: registries.holds.get(name, { ...upstream.throttle.hold }) }
+          : undefined,
     };
     upstreams.set(name, compiled);
     for (const backend of backends) backend.state.maxCooldownMs = upstream.throttle.maxCooldown;
@@ -79,10 +94,30 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
   }
 
   const limits = registries.limits?.compile(config);
+  const liveKeys = registries.keySets?.compile(config);
   const routes = config.routes.map((route, index) => {
-    const compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive);
-    return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
+    const idempotency = registries.idempotency;
+    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, liveKeys, {
+      store: idempotency && ((name, settings) => idempotency.storeFor(name, settings, config.redis)),
+      trustedProxies: config.listen.trustedProxies,
+    });
+    if (route.rateLimit && limits) compiled = { ...compiled, rateLimit: limits.forRoute(route.rateLimit) };
+    if (route.cache && registries.cache) {
+      const keyBy = route.cache.keyBy ?? [];
+      compiled = {
+        ...compiled,
+        cache: {
+          config: route.cache,
+          store: registries.cache.storeFor(compiled.name, route.cache, config),
+          locks: registries.cache.locks,
+          keyBy,
+          byBody: keyBy.includes('body'),
+        },
+      };
+    }
+    return compiled;
   });
+  if (registries.cache && config.routes.some((route) => route.cache !== undefined)) registries.cache.connect(config);
 
   return {
     config,
@@ -98,7 +133,14 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
 }
 
 /** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
-export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string>; routes: Set<string> } {
+export function snapshotKeys(snapshot: Snapshot): {
+  states: Set<string>;
+  dispatchers: Set<string>;
+  routes: Set<string>;
+  memoryCaches: Set<string>;
+  redisCache: boolean;
+  holds: Set<string>;
+} {
   const states = new Set<string>();
   const dispatchers = new Set<string>();
   for (const upstream of snapshot.upstreams.values()) {
@@ -107,5 +149,10 @@ export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatc
       dispatchers.add(backend.dispatcherKey);
     }
   }
-  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)) };
+  const memoryCaches = new Set(snapshot.routes.filter((route) => route.cache?.store.kind === 'memory').map((route) => route.name));
+  const redisCache = snapshot.config.redis !== undefined && snapshot.routes.some((route) => route.cache !== undefined);
+  const holds = new Set(
+    [...snapshot.upstreams.values()].filter((upstream) => upstream.hold !== undefined).map((upstream) => upstream.name),
+  );
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), memoryCaches, redisCache, holds };
 }

@@ -15,7 +15,9 @@ export type BusMessage =
   /** A health probe's result, from the peer that holds the probe lease. */
   | { readonly t: 'probe'; readonly k: string; readonly ok: boolean; readonly err?: string | undefined }
   /** An operator's mode. */
-  | { readonly t: 'mode'; readonly k: string; readonly mode: AdminMode };
+  | { readonly t: 'mode'; readonly k: string; readonly mode: AdminMode }
+  /** The backend said its window is spent (remaining 0): skip it until it says otherwise or ~1 s passed. */
+  | { readonly t: 'spent'; readonly k: string };
 
 export interface BusTransport {
   readonly name: string;
@@ -35,8 +37,8 @@ export const MODES: readonly AdminMode[] = ['active', 'drain', 'disable'];
 export class BackendBus implements BackendStateListener {
   readonly #transports = new Set<BusTransport>();
   /** Messages sent and applied, by kind (for tests, bench and metrics). */
-  readonly sent = { cool: 0, open: 0, probe: 0, mode: 0 };
-  readonly applied = { cool: 0, open: 0, probe: 0, mode: 0 };
+  readonly sent = { cool: 0, open: 0, probe: 0, mode: 0, spent: 0 };
+  readonly applied = { cool: 0, open: 0, probe: 0, mode: 0, spent: 0 };
 
   constructor(readonly states: BackendStateRegistry) {
     states.listener = this;
@@ -76,6 +78,10 @@ export class BackendBus implements BackendStateListener {
     this.#publish({ t: 'mode', k: state.sharedKey, mode });
   }
 
+  capacitySpent(state: BackendState): void {
+    this.#publish({ t: 'spent', k: state.sharedKey });
+  }
+
   /** Merges a peer's message into the local picture (never re-published: peers hear each other directly). */
   apply(message: BusMessage, now = Date.now()): boolean {
     const state = this.states.byShared(message.k);
@@ -94,6 +100,9 @@ export class BackendBus implements BackendStateListener {
         return true;
       case 'mode':
         return MODES.includes(message.mode) && state.setMode(message.mode, false);
+      case 'spent':
+        state.capacity.spentFromPeer(now);
+        return true;
     }
   }
 
@@ -149,6 +158,8 @@ export function parseBusMessage(value: unknown): BusMessage | undefined {
       return typeof m.mode === 'string' && (MODES as readonly string[]).includes(m.mode)
         ? { t: 'mode', k: m.k, mode: m.mode as AdminMode }
         : undefined;
+    case 'spent':
+      return { t: 'spent', k: m.k };
     default:
       return undefined;
   }

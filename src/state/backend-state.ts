@@ -2,6 +2,7 @@ import type { BackendBreaker } from '../resilience/breaker.js';
 import type { BackendQueue } from '../resilience/concurrency.js';
 import type { HealthMonitor } from '../resilience/health-check.js';
 import { createHash } from 'node:crypto';
+import { BackendCapacity } from './backend-capacity.js';
 
 // Live state of one backend. It lives in a registry keyed by a stable id (upstream name + URL),
 // not in the config snapshot, so cooldowns and counters survive a config reload.
@@ -26,6 +27,8 @@ export interface BackendStateListener {
   breakerOpened(state: BackendState, remainingMs: number): void;
   probed(state: BackendState, passed: boolean, error: string | undefined): void;
   modeChanged(state: BackendState, mode: AdminMode): void;
+  /** The backend said its window is spent (`x-ratelimit-remaining-*: 0`). */
+  capacitySpent(state: BackendState): void;
 }
 
 /** Decides whether this gateway runs a backend's health probe now (a peer may hold the lease). */
@@ -55,10 +58,15 @@ export class BackendState {
   maxConcurrent = Infinity;
   /** Attempts in flight that are failure retries (for the retry budget). */
   retriesInFlight = 0;
+  /** Retries this backend earned by answering, spent when it fails many requests at once (resilience/retry.ts). */
+  retryTokens = 0;
+  /** What the backend can take before it throttles again (learned; see backend-capacity.ts). */
+  readonly capacity = new BackendCapacity();
 
   constructor(id: string) {
     this.id = id;
     this.sharedKey = createHash('sha256').update(id).digest('base64url').slice(0, 22);
+    this.capacity.onSpent = () => this.listener?.capacitySpent(this);
   }
 
   /** Not drained or disabled by an operator. */
@@ -140,6 +148,9 @@ export class BackendState {
   coolDownFromPeer(remainingMs: number, source: string, value: string, now: number): boolean {
     const until = now + Math.min(Math.max(0, remainingMs), this.maxCooldownMs);
     if (until <= this.cooldownUntil) return false;
+    // A new throttle (not an extension of one seen here): this gateway's window with the backend
+    // ended too, so the capacity learner learns this gateway's share of the backend's window.
+    if (!this.isCooling(now)) this.capacity.throttled();
     this.cooldownUntil = until;
     this.lastCooldown = { until, source: `peer:${source}`, value, setAt: now };
     return true;

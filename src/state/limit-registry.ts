@@ -52,11 +52,22 @@ export class RateLimitRegistry {
       this.#retired.push(this.#redis.store.redis);
       this.#redis = undefined;
     }
-    // Connections of a previous config close once requests in flight had their chance to finish.
-    for (const old of this.#retired.splice(0)) setTimeout(() => void old.close(), 5_000).unref();
+    this.#closeRetired();
     return {
       forRoute: (names) => (names && names.length > 0 ? new RouteRateLimit(names.map((name) => policies.get(name)!)) : undefined),
     };
+  }
+
+  /** The Redis connection of this config, for other readers than the limiter (API key sets). */
+  redisConnection(config: RedisConfig): RedisBucketStore {
+    const store = this.redisStore(config);
+    this.#closeRetired();
+    return store.redis;
+  }
+
+  /** Connections of a previous config close once requests in flight had their chance to finish. */
+  #closeRetired(): void {
+    for (const old of this.#retired.splice(0)) setTimeout(() => void old.close(), 5_000).unref();
   }
 
   /** Waits (bounded) for Redis to connect, so the first requests are not served degraded. */

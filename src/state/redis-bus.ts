@@ -114,6 +114,7 @@ export class RedisBusTransport implements BusTransport {
         break;
       }
       case 'probe':
+      case 'spent':
         break;
     }
     if (op !== 'extend' || ms > 0) void this.#put(key, op, value, ms, text);

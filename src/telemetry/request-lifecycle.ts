@@ -46,6 +46,7 @@ class Scope implements RequestScope {
   attempts = 0;
   upstream: RequestScope['upstream'] = undefined;
   backend: RequestScope['backend'] = undefined;
+  heldMs: number | undefined = undefined;
   readonly startedAt = performance.now();
 
   constructor(
@@ -75,6 +76,7 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
           upstream: (scope.upstream ?? scope.route?.upstream)?.name,
           backend: scope.backend ? backendLabel(scope.backend) : undefined,
           attempts: scope.attempts,
+          ...(scope.heldMs !== undefined ? { heldMs: Math.round(scope.heldMs) } : {}),
           status,
           durationMs: Math.round(durationMs * 1000) / 1000,
           ...(aborted ? { aborted: true } : {}),

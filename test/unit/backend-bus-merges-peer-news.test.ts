@@ -55,6 +55,25 @@ describe('backend bus', () => {
     expect(sent).toEqual([{ t: 'mode', k: state.sharedKey, mode: 'active' }]);
   });
 
+  it('shares the capacity learner: "window spent" reaches peers, a peer throttle ends this window too', () => {
+    const sender = pair();
+    const receiver = pair();
+    sender.state.capacity.accepted({ 'x-ratelimit-remaining-requests': '3' }, 1_000);
+    sender.state.capacity.accepted({ 'x-ratelimit-remaining-requests': '0' }, 1_010);
+    sender.state.capacity.accepted({ 'x-ratelimit-remaining-requests': '0' }, 1_020);
+    expect(sender.sent).toEqual([{ t: 'spent', k: sender.state.sharedKey }]);
+    receiver.bus.apply(sender.sent[0]!, 5_000);
+    expect(receiver.state.capacity.spent(0, 5_100)).toBe(true);
+    expect(receiver.state.capacity.spent(0, 6_100)).toBe(false);
+    // This gateway had 7 answers accepted when a peer's 429 came: its share of the window is 7.
+    for (let i = 0; i < 7; i++) receiver.state.capacity.accepted(undefined, 7_000);
+    receiver.bus.apply({ t: 'cool', k: receiver.state.sharedKey, ms: 1_000, src: 'retry-after-ms', val: '1000' }, 7_000);
+    expect(receiver.state.capacity.lastWindow).toBe(7);
+    // An extension of a cooldown already known here is not a new window.
+    receiver.bus.apply({ t: 'cool', k: receiver.state.sharedKey, ms: 2_000, src: 'retry-after-ms', val: '2000' }, 7_100);
+    expect(receiver.state.capacity.lastWindow).toBe(7);
+  });
+
   it('drops malformed peer messages', () => {
     expect(parseBusMessage({ t: 'cool', k: 'x', ms: 'soon', src: 'a', val: 'b' })).toBeUndefined();
     expect(parseBusMessage({ t: 'mode', k: 'x', mode: 'explode' })).toBeUndefined();

@@ -102,6 +102,12 @@ export const gatewaySchema = z
           message: `route name "${name}" is already used by routes[${names.get(name)}]`,
         });
       names.set(name, index);
+      if (route.auth?.apiKeys?.redisSet !== undefined && !config.redis)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'auth', 'apiKeys', 'redisSet'],
+          message: 'apiKeys.redisSet needs the top-level `redis` connection (redis: { url: ... })',
+        });
       if (route.aggregate) {
         checkAggregate(route.aggregate, Object.keys(config.upstreams), ['routes', index, 'aggregate'], (path, message) =>
           ctx.addIssue({ code: 'custom', path, message }),
@@ -116,6 +122,18 @@ export const gatewaySchema = z
           });
         }
       }
+      if (route.cache?.store === 'redis' && !config.redis)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'cache', 'store'],
+          message: 'cache store: redis needs a root `redis` section',
+        });
+      if (route.idempotency?.store === 'redis' && config.redis === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'idempotency', 'store'],
+          message: 'store: redis needs a top-level redis: block',
+        });
       const fallback = route.fallback?.upstream;
       if (fallback !== undefined && !(fallback in config.upstreams)) {
         ctx.addIssue({ code: 'custom', path: ['routes', index, 'fallback', 'upstream'], message: `unknown upstream "${fallback}"` });
