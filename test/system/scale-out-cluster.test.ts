@@ -10,7 +10,7 @@ import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-clust
 import { sleep } from '../helpers/wait.js';
 
 let cluster: TestRedisCluster;
-let gateways: TestGateway[] = [];
+const gateways: TestGateway[] = [];
 let a: TestBackend;
 let b: TestBackend;
 
