@@ -27,6 +27,7 @@ import * as bursty from './scenarios/bursty.ts';
 import * as backendLoss from './scenarios/backend-loss.ts';
 import * as chaos from './scenarios/chaos.ts';
 import * as consoleScenario from './scenarios/console.ts';
+import * as scaleout from './scenarios/scaleout.ts';
 import * as cache from './scenarios/cache.ts';
 import * as cacheThrottled from './scenarios/cache-throttled.ts';
 
@@ -44,9 +45,19 @@ const SCENARIOS: Record<string, Scenario> = {
   console: consoleScenario,
   cache,
   'cache-throttled': cacheThrottled,
+  scaleout,
 };
 /** Target turns per round, for the time budget. */
-const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3, cache: 3 };
+const TURNS: Record<string, number> = {
+  passthrough: 5,
+  telemetry: 6,
+  ratelimit: 4,
+  aggregate: 2,
+  resilience: 2,
+  console: 3,
+  cache: 3,
+  scaleout: 8,
+};
 
 const USAGE = `usage: node bench/run.ts [scenario...] [options]
 
@@ -174,6 +185,7 @@ const settingsFor: Record<string, Settings> = {
   bursty: base,
   'backend-loss': base,
   chaos: base,
+  scaleout: { ...base, rate: rateOverride ?? 120 },
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.

@@ -1,5 +1,5 @@
 // Backend selection: a pure function of (pool, state, now, already tried). Filters out backends
-// that are cooling down, have an open breaker, fail health checks, have no free concurrency slot
+// that an operator drained or disabled, that are cooling down, have an open breaker, fail health checks, have no free concurrency slot
 // or were already tried in this request; takes the lowest priority number present, then picks
 // within that level by the pool's balance mode.
 
@@ -54,7 +54,9 @@ export function poolBlock<B extends SelectableBackend>(backends: readonly B[], n
     const breaker = state.breaker;
     const breakerBlocks = breaker !== undefined && !breaker.canPass();
     const unhealthy = !state.healthy;
-    if (!cooling && !breakerBlocks && !unhealthy) {
+    // Drained or disabled by an operator: out until someone enables it (a second is a guess to retry).
+    const off = !state.enabled;
+    if (!cooling && !breakerBlocks && !unhealthy && !off) {
       // Only the concurrency limit holds it back: prefer the lowest priority, then the shortest queue.
       if (!full || backend.priority < full.priority || (backend.priority === full.priority && state.queued < full.state.queued))
         full = backend;
@@ -63,6 +65,7 @@ export function poolBlock<B extends SelectableBackend>(backends: readonly B[], n
     let at = cooling ? state.cooldownUntil : now;
     if (breakerBlocks) at = Math.max(at, breaker.state === 'open' ? breaker.halfOpenAt : now);
     if (unhealthy) at = Math.max(at, state.health!.healthyAgainAt);
+    if (off) at = Math.max(at, now + 1_000);
     if (at < readyAt) readyAt = at;
   }
   if (full) return { kind: 'full', backend: full };

@@ -13,6 +13,10 @@ import { createLogger } from '../telemetry/logger.js';
 import { SecretScrubber } from '../telemetry/redact.js';
 import { startTracingFromEnv, type Tracing } from '../telemetry/tracing.js';
 import { runStatus } from './status.js';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { runPrimary, workerCount } from './cluster-primary.js';
+import { WorkerLink } from './cluster-worker.js';
 
 const USAGE = `usage:
   spillway [start] --config FILE   run the gateway
@@ -84,6 +88,9 @@ async function main(argv: string[]): Promise<number> {
       { event: 'config.warning', file: warning.file, line: warning.line, column: warning.column, path: warning.path },
       warning.message,
     );
+  const workers = workerCount(loaded.config.workers, availableParallelism());
+  if (cluster.isPrimary && workers > 1) return runPrimary(loaded.config, workers, logger);
+  const link = cluster.isWorker ? new WorkerLink() : undefined;
   let tracing: Tracing | undefined;
   try {
     tracing = await startTracingFromEnv(process.env);
@@ -97,7 +104,9 @@ async function main(argv: string[]): Promise<number> {
     source: loaded.source,
     scrubber,
     ...(tracing ? { tracer: tracing.tracer } : {}),
+    ...link?.gatewayOptions(),
   });
+  link?.attach(gateway);
   // After an uncaught exception node's state is undefined: stop taking requests, let those in
   // flight finish (shutdown.drain), and exit non-zero so the supervisor starts a fresh process.
   let crashing = false;
@@ -121,7 +130,9 @@ async function main(argv: string[]): Promise<number> {
     await gateway.close(0).catch(() => undefined);
     return 1;
   }
-  logger.info({ url: gateway.url, admin: gateway.adminUrl, config: file }, 'spillway listening');
+  // A worker reports to its primary, which says "spillway listening" once every worker is.
+  logger.info({ url: gateway.url, admin: gateway.adminUrl, config: file }, link ? 'spillway worker listening' : 'spillway listening');
+  link?.listening(gateway);
   // Hot reload: SIGHUP, POST /admin/reload, and (reload.watch) a change of the file.
   const onHangup = () => void gateway.reloader.reload('SIGHUP');
   process.on('SIGHUP', onHangup);
@@ -140,10 +151,14 @@ async function main(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // A worker whose primary is gone stops too (nobody would replace or reload it).
+    if (link) process.once('disconnect', () => stop('primary gone'));
   });
   process.off('SIGHUP', onHangup);
   await tracing?.shutdown().catch((error: unknown) => logger.warn({ err: error }, 'could not flush traces'));
   logger.info('stopped');
+  // The IPC channel would keep a worker alive.
+  if (link && process.connected) process.disconnect();
   return 0;
 }
 

@@ -29,6 +29,7 @@ export const PROBLEM_TYPES = {
   'admin-unauthorized': { status: 401, title: 'The admin listener needs its token' },
   'admin-forbidden': { status: 403, title: 'The admin listener refused a request a browser on another site could have sent' },
   'config-rejected': { status: 422, title: 'The config file is invalid; the running config keeps serving' },
+  'backend-not-found': { status: 404, title: 'No backend of the running config has this id' },
   // fan-out (aggregate routes): whole-response errors, then the per-part problems of `_errors`
   'aggregate-part-failed': { status: 502, title: 'A required part of the aggregate failed' },
   'aggregate-timeout': { status: 504, title: 'The aggregate deadline passed before every required part answered' },

@@ -14,6 +14,7 @@ import { registerSessionRoutes } from './admin-session.js';
 import type { ConsoleSampler } from '../telemetry/console-sampler.js';
 import { backendStateName } from '../telemetry/backend-view.js';
 import { registerConsole } from './console/routes.js';
+import { adminBackendId, registerBackendAdmin } from './admin-backends.js';
 import { problemBody } from '../core/problems.js';
 
 export interface AdminOptions extends AdminGuardOptions {
@@ -26,11 +27,36 @@ export interface AdminOptions extends AdminGuardOptions {
   events?: EventBuffer | undefined;
   /** The live console at /console and its feed at /admin/console/*. */
   console?: ConsoleSampler | undefined;
+  /** GET /admin/upstreams from elsewhere (a worker process: every worker's counters summed). */
+  upstreams?: (() => Promise<UpstreamsView>) | undefined;
   /** DELETE /admin/cache?prefix=: drops cached answers whose path + query starts with prefix. */
   purgeCache?: ((prefix: string) => Promise<{ memory: number; redis: number | undefined }>) | undefined;
 }
 
-export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
+export type UpstreamsView = ReturnType<typeof upstreamsView>;
+
+const SUMMED = ['inFlight', 'queued', 'requests', 'throttled', 'errors'] as const;
+
+/** One view from several processes' views of the same config: their counters summed, the rest from the first. */
+export function sumUpstreamsViews(views: readonly UpstreamsView[]): UpstreamsView {
+  const [first, ...rest] = views;
+  if (!first) return { upstreams: {} };
+  const merged = structuredClone(first);
+  for (const [name, upstream] of Object.entries(merged.upstreams)) {
+    const backends = (upstream as { backends: Array<Record<string, unknown>> }).backends;
+    for (const other of rest) {
+      const theirs = (other.upstreams[name] as { backends?: Array<Record<string, unknown>> } | undefined)?.backends;
+      backends.forEach((backend, i) => {
+        const match = theirs?.[i];
+        if (!match || match.id !== backend.id) return;
+        for (const field of SUMMED) backend[field] = Number(backend[field]) + Number(match[field]);
+      });
+    }
+  }
+  return merged;
+}
+
+export function upstreamsView(snapshot: Snapshot, now = Date.now()): { upstreams: Record<string, unknown> } {
   const upstreams: Record<string, unknown> = {};
   for (const upstream of snapshot.upstreams.values()) {
     upstreams[upstream.name] = {
@@ -41,6 +67,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
         const cooling = state.isCooling(now);
         const { breaker, health } = state;
         return {
+          id: adminBackendId(upstream, backend),
           url: redactUrl(backend.url),
           ...(backend.name ? { name: backend.name } : {}),
           // Names only: the values are credentials.
@@ -59,6 +86,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
           priority: backend.priority,
           weight: backend.weight,
           state: backendStateName(state, now),
+          adminMode: state.adminMode,
           cooldownUntil: cooling ? new Date(state.cooldownUntil).toISOString() : null,
           cooldownRemainingMs: cooling ? state.cooldownUntil - now : 0,
           lastCooldown: state.lastCooldown
@@ -111,8 +139,9 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
     if (!options.isReady()) return reply.code(503).send({ status: 'starting' });
     return { status: 'ready', config: options.getSnapshot().file, loadedAt: options.getSnapshot().loadedAt.toISOString() };
   });
-  app.get('/admin/upstreams', async () => upstreamsView(options.getSnapshot()));
+  app.get('/admin/upstreams', async () => (options.upstreams ? options.upstreams() : upstreamsView(options.getSnapshot())));
   app.get('/admin/routes', async () => routesView(options.getSnapshot()));
+  registerBackendAdmin(app, options.getSnapshot);
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
   if (options.console) registerConsole(app, options.console, options.events);

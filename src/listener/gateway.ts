@@ -14,16 +14,20 @@ import { Telemetry } from '../telemetry/telemetry.js';
 import { ConsoleSampler } from '../telemetry/console-sampler.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
+import { BackendBus, type BusTransport } from '../state/backend-bus.js';
+import { RedisBusTransport } from '../state/redis-bus.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
 import { HoldRegistry } from '../state/hold-registry.js';
 import { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
+import type { MemoryBucketStore } from '../ratelimit/memory-store.js';
+import type { PolicyStore } from '../ratelimit/guarded-store.js';
 import { CacheRegistry } from '../state/cache-registry.js';
 import { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
-import { createAdminServer } from './admin.js';
+import { createAdminServer, type UpstreamsView, upstreamsView } from './admin.js';
 import { createListener } from './listener.js';
 import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
@@ -46,6 +50,10 @@ export interface GatewayOptions {
   tracer?: RequestTracer;
   /** Scrubs configured secrets from log lines; updated on apply(). */
   scrubber?: SecretScrubber;
+  /** Extra backend-state transports (a worker process: its cluster primary). */
+  busTransports?: ReadonlyArray<(bus: BackendBus) => BusTransport>;
+  /** Where `store: memory` buckets live (a worker process: the primary's, shared by all workers). */
+  memoryBuckets?: (local: MemoryBucketStore) => PolicyStore;
 }
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
@@ -53,20 +61,23 @@ const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS',
 export class Gateway {
   readonly logger: Logger;
   readonly states = new BackendStateRegistry();
+  /** Shares backend state with peers (replicas through Redis, workers through their primary). */
+  readonly bus = new BackendBus(this.states);
+  #busRedis: { signature: string; transport: RedisBusTransport } | undefined;
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
   readonly holds = new HoldRegistry();
   readonly idempotency = new IdempotencyRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
-  readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly limits: RateLimitRegistry;
   readonly cache = new CacheRegistry({
     degraded: (degraded, reason) =>
       degraded
         ? this.logger.warn({ event: 'cache.degraded', reason }, 'the Redis cache store is skipped until Redis answers again')
         : this.logger.info({ event: 'cache.recovered', reason }, 'the Redis cache store answers again'),
   });
-  readonly keySets = new ApiKeySetRegistry(this.limits, () => this.logger);
+  readonly keySets: ApiKeySetRegistry;
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -81,11 +92,15 @@ export class Gateway {
   readonly scheme: 'http' | 'https';
   url = '';
   adminUrl = '';
+  /** Where GET /admin/upstreams comes from instead of this process alone (a worker: all workers summed). */
+  upstreamsSource: (() => Promise<UpstreamsView>) | undefined;
 
   constructor(config: GatewayConfig, options: GatewayOptions = {}) {
     this.#scrubber = options.scrubber ?? (options.logger ? undefined : new SecretScrubber(config));
     this.logger = options.logger ?? createLogger(config.log.level, undefined, { headers: config.log.redact, scrubber: this.#scrubber });
     const random = options.random ?? Math.random;
+    this.limits = new RateLimitRegistry(() => this.observer, options.memoryBuckets);
+    this.keySets = new ApiKeySetRegistry(this.limits, () => this.logger);
     const getSnapshot = () => this.#snapshot;
     this.telemetry = new Telemetry({
       config,
@@ -96,6 +111,8 @@ export class Gateway {
       random,
     });
     this.observer = this.telemetry.observer;
+    for (const transport of options.busTransports ?? []) this.bus.add(transport(this.bus));
+    this.#wireBus(config);
     this.#snapshot = compileSnapshot(config, options.file ?? '<inline>', {
       states: this.states,
       dispatchers: this.dispatchers,
@@ -205,8 +222,22 @@ export class Gateway {
       settings: () => this.#snapshot.config.admin,
       loopbackBind: () => this.#adminLoopback,
       console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
+      upstreams: () => (this.upstreamsSource ? this.upstreamsSource() : Promise.resolve(upstreamsView(this.#snapshot))),
       purgeCache: (prefix) => this.cache.purge(prefix),
     });
+  }
+
+  /** Connects (or disconnects) the Redis bus as the config's `redis` (and redis.shareState) say. */
+  #wireBus(config: GatewayConfig): void {
+    const redis = config.redis?.shareState ? config.redis : undefined;
+    const signature = redis ? JSON.stringify(redis) : '';
+    if (this.#busRedis?.signature === signature) return;
+    if (this.#busRedis) void this.bus.remove(this.#busRedis.transport);
+    this.#busRedis = undefined;
+    if (!redis) return;
+    const transport = new RedisBusTransport(redis, this.bus);
+    this.bus.add(transport);
+    this.#busRedis = { signature, transport };
   }
 
   /** An admin listener beyond loopback without a token answers /admin/* 401: say so, and how to fix it. */
@@ -221,7 +252,8 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
-    await Promise.all([this.limits.ready(), this.cache.ready(), this.keySets.ready(), this.idempotency.ready()]);
+    // All bounded: a replica whose Redis is down starts alone rather than not at all.
+    await Promise.all([this.limits.ready(), this.cache.ready(), this.keySets.ready(), this.idempotency.ready(), this.bus.ready()]);
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -245,6 +277,12 @@ export class Gateway {
       holds: this.holds,
     });
     warnInsecureBackends(next, this.logger);
+    if (config.workers !== this.#snapshot.config.workers)
+      this.logger.warn(
+        { event: 'config.workers_unchanged', running: this.#snapshot.config.workers, file: config.workers },
+        'workers is read at start only: restart the gateway to change the number of worker processes',
+      );
+    this.#wireBus(config);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
     this.#snapshot = next;
     this.#scrubber?.update(config);
@@ -293,7 +331,7 @@ export class Gateway {
       this.telemetry.close();
       this.cache.close();
       this.keySets.close();
-      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close()]);
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close(), this.bus.close()]);
     }
   }
 }

@@ -37,39 +37,7 @@ export class RedisBucketStore implements BucketStore {
   constructor(config: RedisConfig) {
     this.keyPrefix = config.keyPrefix;
     this.commandTimeout = config.commandTimeout;
-    const options: RedisOptions = {
-      // No ioredis commandTimeout: the batcher times each round trip (see redis-batch.ts).
-      connectTimeout: config.connectTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      // The batcher already sends one command per slot and turn; ioredis' auto-pipelining would
-      // hold a batch back until the previous one is answered.
-      enableAutoPipelining: false,
-      retryStrategy: reconnectDelay,
-      lazyConnect: false,
-    };
-    const { Cluster: ClusterClient, Redis: RedisClient } = loadIoredis();
-    if (config.cluster) {
-      this.client = new ClusterClient(config.cluster.map(redisNode), {
-        redisOptions: { ...options, ...seedCredentials(config.cluster) },
-        enableOfflineQueue: false,
-        enableReadyCheck: true,
-        clusterRetryStrategy: reconnectDelay,
-        // After a failover the slot map is fetched again on the first MOVED or connection error.
-        retryDelayOnFailover: 50,
-        retryDelayOnClusterDown: 50,
-      });
-    } else if (config.sentinels) {
-      this.client = new RedisClient({
-        ...options,
-        ...seedCredentials(config.sentinels),
-        sentinels: config.sentinels.map(redisNode),
-        name: config.name!,
-        sentinelRetryStrategy: reconnectDelay,
-      });
-    } else {
-      this.client = new RedisClient(config.url!, options);
-    }
+    this.client = createRedisClient(config);
     // Errors surface on the commands; without a listener ioredis would log every retry.
     this.client.on('error', (error: Error) => {
       this.lastError = error;
@@ -153,6 +121,46 @@ export class RedisBucketStore implements BucketStore {
 
   async close(): Promise<void> {
     this.client.disconnect();
+  }
+}
+
+/**
+ * A client for the configured Redis (standalone, Sentinel or Cluster) that never queues commands
+ * while disconnected and reconnects by itself at least every 100 ms. Shared-state buses use it too.
+ */
+export function createRedisClient(config: RedisConfig): Redis | Cluster {
+  const options: RedisOptions = {
+    // No ioredis commandTimeout: the batcher times each round trip (see redis-batch.ts).
+    connectTimeout: config.connectTimeout,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    // The batcher already sends one command per slot and turn; ioredis' auto-pipelining would
+    // hold a batch back until the previous one is answered.
+    enableAutoPipelining: false,
+    retryStrategy: reconnectDelay,
+    lazyConnect: false,
+  };
+  const { Cluster: ClusterClient, Redis: RedisClient } = loadIoredis();
+  if (config.cluster) {
+    return new ClusterClient(config.cluster.map(redisNode), {
+      redisOptions: { ...options, ...seedCredentials(config.cluster) },
+      enableOfflineQueue: false,
+      enableReadyCheck: true,
+      clusterRetryStrategy: reconnectDelay,
+      // After a failover the slot map is fetched again on the first MOVED or connection error.
+      retryDelayOnFailover: 50,
+      retryDelayOnClusterDown: 50,
+    });
+  } else if (config.sentinels) {
+    return new RedisClient({
+      ...options,
+      ...seedCredentials(config.sentinels),
+      sentinels: config.sentinels.map(redisNode),
+      name: config.name!,
+      sentinelRetryStrategy: reconnectDelay,
+    });
+  } else {
+    return new RedisClient(config.url!, options);
   }
 }
 

@@ -28,10 +28,12 @@ export class BackendBreaker {
   readonly #circuit: CircuitBreaker<[boolean], void>;
   readonly #rotate = new EventEmitter();
   readonly #rotateTimer: NodeJS.Timeout;
+  #fromPeer = false;
 
   constructor(
     readonly policy: BreakerPolicy,
-    private readonly onChange: (state: BreakerState) => void,
+    /** `fromPeer`: the transition was a peer's opening applied here (openFromPeer), not learnt locally. */
+    private readonly onChange: (state: BreakerState, fromPeer: boolean) => void,
   ) {
     this.#circuit = new CircuitBreaker(record, {
       timeout: false,
@@ -93,6 +95,20 @@ export class BackendBreaker {
     if (this.state !== 'closed') this.#circuit.close();
   }
 
+  /**
+   * A peer (another replica or worker) saw this backend fail enough to open its breaker: open
+   * here too rather than spend minRequests failures learning it again. Open for `openFor`.
+   */
+  openFromPeer(): void {
+    if (this.state === 'open') return;
+    this.#fromPeer = true;
+    try {
+      this.#circuit.open();
+    } finally {
+      this.#fromPeer = false;
+    }
+  }
+
   shutdown(): void {
     clearInterval(this.#rotateTimer);
     this.#circuit.shutdown();
@@ -105,6 +121,6 @@ export class BackendBreaker {
     if (state === 'open') this.openedAt = Date.now();
     if (this.state === state) return;
     this.state = state;
-    this.onChange(state);
+    this.onChange(state, this.#fromPeer);
   }
 }

@@ -27,6 +27,13 @@ export class HealthMonitor {
   #timer: NodeJS.Timeout | undefined;
   #probing = false;
   #stopped = false;
+  /**
+   * Asked before each probe: false skips it (a peer holds the probe lease and shares its result
+   * through recordFromPeer). Absent: always probe.
+   */
+  gate: (() => boolean | Promise<boolean>) | undefined;
+  /** Called with each result of a probe this monitor ran itself (not with peers' results). */
+  onLocalProbe: ((passed: boolean, error: string | undefined) => void) | undefined;
 
   constructor(
     readonly policy: HealthCheckPolicy,
@@ -53,6 +60,7 @@ export class HealthMonitor {
     this.#probing = true;
     let passed = false;
     try {
+      if (this.gate && !(await this.gate())) return;
       const { target } = this;
       const options: Dispatcher.RequestOptions & { servername?: string } = {
         path: this.policy.path,
@@ -75,6 +83,15 @@ export class HealthMonitor {
     }
     if (this.#stopped) return;
     this.lastProbeAt = Date.now();
+    this.#record(passed);
+    this.onLocalProbe?.(passed, this.lastError);
+  }
+
+  /** A probe result a peer obtained (it held the lease): counted as if probed here. */
+  recordFromPeer(passed: boolean, error: string | undefined): void {
+    if (this.#stopped) return;
+    this.lastProbeAt = Date.now();
+    this.lastError = passed ? undefined : error;
     this.#record(passed);
   }
 

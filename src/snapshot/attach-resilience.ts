@@ -2,7 +2,7 @@
 // snapshot is compiled. Live parts (breaker, health monitor, queue) survive a reload that keeps
 // their settings; changed settings replace them; removed blocks drop them.
 
-import type { BackendState } from '../state/backend-state.js';
+import type { BackendState, ProbeGate } from '../state/backend-state.js';
 import type { ProxyObserver } from './observer.js';
 import type { CompiledBackend, CompiledUpstream } from './snapshot.js';
 import { applyHeaderEdit } from '../routing/header-edit.js';
@@ -12,6 +12,8 @@ import { HealthMonitor, type ProbeTarget } from '../resilience/health-check.js';
 
 export interface ResilienceOwner {
   observer: ProxyObserver;
+  /** Whether this gateway probes a backend now (peers may share one probe); absent: always. */
+  probeGate?: ProbeGate | undefined;
 }
 
 export function attachResilience(owner: ResilienceOwner, upstream: CompiledUpstream, backend: CompiledBackend): void {
@@ -25,8 +27,10 @@ export function attachResilience(owner: ResilienceOwner, upstream: CompiledUpstr
     if (state.breaker?.policy.key !== breaker.key) {
       state.breaker?.shutdown();
       let probePasses = 0;
-      state.breaker = new BackendBreaker(breaker, (next) => {
+      const openFor = breaker.openFor;
+      state.breaker = new BackendBreaker(breaker, (next, fromPeer) => {
         probePasses = 0;
+        if (next === 'open' && !fromPeer) state.listener?.breakerOpened(state, openFor);
         const bound = bindings.get(state) ?? current;
         owner.observer.breakerStateChange(bound.upstream, bound.backend, next);
       });
@@ -55,6 +59,9 @@ export function attachResilience(owner: ResilienceOwner, upstream: CompiledUpstr
         if (changed) owner.observer.healthChange(bound.upstream, bound.backend, monitor.healthy);
         if (passed) probeHooks.get(state)?.();
       });
+      // A disabled backend is not probed (HAProxy's maint); a drained one still is.
+      monitor.gate = () => state.adminMode !== 'disable' && (owner.probeGate?.(state, healthCheck.interval) ?? true);
+      monitor.onLocalProbe = (passed, error) => state.listener?.probed(state, passed, error);
       state.health = monitor;
       monitor.start();
     } else {

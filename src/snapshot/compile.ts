@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { RouteStatsRegistry } from '../state/route-stats.js';
-import { backendId, type BackendStateRegistry } from '../state/backend-state.js';
+import { backendId, type BackendState, type BackendStateRegistry } from '../state/backend-state.js';
 import { resolveBackendTls } from '../state/backend-tls.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
@@ -84,7 +84,13 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
           : undefined,
     };
     upstreams.set(name, compiled);
-    for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
+    for (const backend of backends) backend.state.maxCooldownMs = upstream.throttle.maxCooldown;
+    const owner = {
+      observer: registries.observer ?? silentObserver,
+      // Read when a probe is due, so a bus attached later (or replaced) is asked.
+      probeGate: (state: BackendState, intervalMs: number) => registries.states.probeGate?.(state, intervalMs) ?? true,
+    };
+    for (const backend of backends) attachResilience(owner, compiled, backend);
   }
 
   const limits = registries.limits?.compile(config);

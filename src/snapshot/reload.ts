@@ -55,6 +55,8 @@ export class ConfigReloader {
   #watchers: FSWatcher[] = [];
   #rejectedHash: string | undefined;
   #debounce: NodeJS.Timeout | undefined;
+  /** Called after every reload that applied a new config (worker processes tell their siblings). */
+  onApplied: ((outcome: ReloadOutcome) => void) | undefined;
 
   constructor(
     readonly target: ReloadTarget,
@@ -170,6 +172,7 @@ export class ConfigReloader {
       this.logger.info({ ...fields, sha256: outcome.sha256 }, 'config reloaded');
       for (const warning of outcome.warnings) this.logger.warn({ event: 'config.warning', file: outcome.file }, warning);
       this.observer.configReload('ok', `${outcome.trigger}: ${outcome.file}`);
+      this.onApplied?.(outcome);
     } else {
       this.logger.error(
         { ...fields, errors: outcome.errors },

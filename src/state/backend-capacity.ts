@@ -33,6 +33,14 @@ export class BackendCapacity {
   remainingAt = 0;
   /** The window's full size, as the backend last said. */
   limit: number | undefined;
+  /** Called when the backend says its window is spent (remaining 0): peers may skip it too. */
+  onSpent: (() => void) | undefined;
+
+  /** A peer heard the backend say its window is spent: one more now would be refused here too. */
+  spentFromPeer(now: number): void {
+    this.remaining = 0;
+    this.remainingAt = now;
+  }
 
   /** An answer that is not a throttle; `headers` may state what is left. */
   accepted(headers?: Headers, now = Date.now()): void {
@@ -75,8 +83,10 @@ export class BackendCapacity {
     if (remaining !== undefined) {
       // More left than before: a new window began.
       if (this.remaining !== undefined && remaining > this.remaining) this.acceptedInWindow = 1;
+      const spentNow = remaining === 0 && this.remaining !== 0;
       this.remaining = remaining;
       this.remainingAt = now;
+      if (spentNow) this.onSpent?.();
     }
     const limit = readCount(headers, LIMIT);
     if (limit !== undefined) this.limit = limit;

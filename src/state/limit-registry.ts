@@ -14,11 +14,17 @@ import { RouteRateLimit } from '../ratelimit/route-limit.js';
 export class RateLimitRegistry {
   readonly memory = new MemoryBucketStore({ onEvict: (count) => this.observer().limiterEvicted('memory', count) });
   readonly local = new MemoryBucketStore({ onEvict: (count) => this.observer().limiterEvicted('local', count) });
-  readonly #memoryStore = new MemoryPolicyStore(this.memory);
+  readonly #memoryStore: PolicyStore;
   #redis: { signature: string; store: GuardedRedisStore } | undefined;
   #retired: RedisBucketStore[] = [];
 
-  constructor(readonly observer: () => LimiterEvents) {}
+  /** `memoryStore`: where `store: memory` policies keep their buckets (default: this process; workers share the primary's). */
+  constructor(
+    readonly observer: () => LimiterEvents,
+    memoryStore?: (local: MemoryBucketStore) => PolicyStore,
+  ) {
+    this.#memoryStore = memoryStore ? memoryStore(this.local) : new MemoryPolicyStore(this.memory);
+  }
 
   /** The Redis store for this config (the same connection while the config is unchanged). */
   redisStore(config: RedisConfig): GuardedRedisStore {

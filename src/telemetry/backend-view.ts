@@ -14,7 +14,11 @@ export interface BackendLiveView {
   healthy: number | undefined;
   /** Requests waiting for a concurrency slot; undefined when the upstream has no concurrency limit. */
   queued: number | undefined;
+  /** 0 active, 1 drain, 2 disable (admin API). */
+  adminMode: number;
 }
+
+const ADMIN_MODE_VALUE = { active: 0, drain: 1, disable: 2 } as const;
 
 export const BREAKER_STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -27,13 +31,16 @@ export function backendLiveView(state: BackendState, now: number): BackendLiveVi
     breaker: state.breaker === undefined ? undefined : BREAKER_STATE_VALUE[state.breaker.state],
     healthy: state.health === undefined ? undefined : state.health.healthy ? 1 : 0,
     queued: state.queue === undefined ? undefined : state.queue.size,
+    adminMode: ADMIN_MODE_VALUE[state.adminMode],
   };
 }
 
-export type BackendStateName = 'ready' | 'cooling' | 'open' | 'half-open' | 'unhealthy' | 'full';
+export type BackendStateName = 'ready' | 'cooling' | 'open' | 'half-open' | 'unhealthy' | 'full' | 'draining' | 'disabled';
 
 /** The one word an operator reads first: why a backend does (not) take requests now. */
 export function backendStateName(state: BackendState, now: number): BackendStateName {
+  if (state.adminMode === 'disable') return 'disabled';
+  if (state.adminMode === 'drain') return 'draining';
   if (state.isCooling(now)) return 'cooling';
   if (state.breaker && state.breaker.state !== 'closed') return state.breaker.state;
   if (!state.healthy) return 'unhealthy';

@@ -91,12 +91,20 @@ export class GatewayMetrics {
       registers,
     }));
     // Backend gauges: computed from the live snapshot when Prometheus scrapes.
-    const backendGauge = (name: string, help: string, read: (view: ReturnType<typeof backendLiveView>) => number | undefined) =>
+    // With worker processes /metrics sums every worker's registry: state every worker shares
+    // (cooling, breaker, health, admin mode) is reported once (max), per-process loads are summed.
+    const backendGauge = (
+      name: string,
+      help: string,
+      read: (view: ReturnType<typeof backendLiveView>) => number | undefined,
+      aggregator: 'max' | 'sum' = 'max',
+    ) =>
       new Gauge({
         name,
         help,
         labelNames: ['upstream', 'backend'],
         registers,
+        aggregator,
         collect() {
           this.reset();
           const now = Date.now();
@@ -116,7 +124,7 @@ export class GatewayMetrics {
       "Seconds until the backend's cooldown ends (0 when ready).",
       (view) => view.cooldownRemainingSeconds,
     );
-    backendGauge('spillway_backend_in_flight', 'Requests in flight to the backend.', (view) => view.inFlight);
+    backendGauge('spillway_backend_in_flight', 'Requests in flight to the backend.', (view) => view.inFlight, 'sum');
     backendGauge(
       'spillway_backend_breaker_state',
       `Circuit breaker state: ${Object.entries(BREAKER_STATE_VALUE)
@@ -125,7 +133,12 @@ export class GatewayMetrics {
       (view) => view.breaker,
     );
     backendGauge('spillway_backend_healthy', '1 healthy, 0 unhealthy (active health checks).', (view) => view.healthy);
-    backendGauge('spillway_backend_queue_depth', 'Requests waiting for a concurrency slot of the backend.', (view) => view.queued);
+    backendGauge(
+      'spillway_backend_admin_mode',
+      'What an operator set through the admin API: 0 active, 1 drain (no new requests), 2 disable.',
+      (view) => view.adminMode,
+    );
+    backendGauge('spillway_backend_queue_depth', 'Requests waiting for a concurrency slot of the backend.', (view) => view.queued, 'sum');
 
     const self = this;
     this.observer = withDefaults({
@@ -150,9 +163,12 @@ export class GatewayMetrics {
     return this.registry.contentType;
   }
 
+  /** Where a scrape's text comes from instead of this registry (a worker process: the sum over all workers). */
+  source: (() => Promise<string>) | undefined;
+
   /** The exposition text for one scrape. */
   scrape(): Promise<string> {
-    return this.registry.metrics();
+    return this.source ? this.source() : this.registry.metrics();
   }
 
   #route(route: CompiledRoute | undefined): RouteCells {

@@ -77,6 +77,13 @@ export const gatewaySchema = z
     ),
     routes: z.array(routeSchema).min(1, { message: 'at least one route is needed' }),
     shutdown: shutdownSchema.prefault({}),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(256)])
+      .default(1)
+      .meta({
+        description:
+          'Worker processes sharing the listening ports (node:cluster): "auto" = one per available CPU. They act as one gateway: backend state and in-memory client buckets are shared through the primary process. Read at start only.',
+      }),
     redis: redisSchema.optional(),
     rateLimits: rateLimitsSchema.default({}),
   })

@@ -248,6 +248,10 @@ export const redisSchema = z
         cooldown: duration.default(500).meta({ description: 'How long the breaker stays open before one probe goes to Redis again.' }),
       })
       .prefault({}),
+    shareState: z.boolean().default(true).meta({
+      description:
+        'Share backend state (cooldowns, breaker openings, health-check results, drain/disable) with every replica on this Redis: pub/sub plus stored keys. false: each replica keeps its own picture.',
+    }),
   })
   .refine((redis) => [redis.url, redis.cluster, redis.sentinels].filter((v) => v !== undefined).length === 1, {
     message: 'set exactly one of redis.url, redis.cluster and redis.sentinels',
