@@ -133,7 +133,7 @@ describe('Cache-Status', () => {
   it('formats RFC 9211 parameters, quoting details that are not tokens', () => {
     expect(formatCacheStatus({ hit: true, ttl: 12.7 })).toBe('spillway; hit; ttl=12');
     expect(formatCacheStatus({ fwd: 'stale', fwdStatus: 429, ttl: -3.2, detail: 'stale-if-error: all-backends-throttled' })).toBe(
-      'spillway; fwd=stale; fwd-status=429; ttl=-3; detail="stale-if-error: all-backends-throttled"',
+      'spillway; fwd=stale; fwd-status=429; ttl=-4; detail="stale-if-error: all-backends-throttled"',
     );
   });
 });
