@@ -20,8 +20,7 @@ export function formatCacheStatus(parts: CacheStatusParts): string {
   if (parts.hit) text += '; hit';
   if (parts.fwd !== undefined) text += `; fwd=${parts.fwd}`;
   if (parts.fwdStatus !== undefined) text += `; fwd-status=${parts.fwdStatus}`;
-  // Whole seconds toward zero: an answer stale by a few milliseconds reads ttl=0, not -1.
-  if (parts.ttl !== undefined) text += `; ttl=${Math.trunc(parts.ttl)}`;
+  if (parts.ttl !== undefined) text += `; ttl=${Math.floor(parts.ttl)}`;
   if (parts.stored) text += '; stored';
   if (parts.collapsed) text += '; collapsed';
   if (parts.detail !== undefined)
