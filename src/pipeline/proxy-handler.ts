@@ -30,6 +30,15 @@ import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
 import { readClientBody, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
+import type { ForwardRequest } from '../exchange/forward-request.js';
+import type { Reservation } from '../ratelimit/route-limit.js';
+import { askForUsage, bodyReadLimit, readBodyEarly, settlingSink, type ReadBody } from './llm-stage.js';
+
+/** How long a reservation may stay unsettled: the route's request deadline, else 10 minutes. */
+function leaseOf(route: CompiledRoute): number {
+  const upstream = route.action.kind === 'upstream' ? route.action.upstream : undefined;
+  return upstream?.resilience.retry?.deadline ?? 600_000;
+}
 
 export interface ProxyHandlerOptions {
   getSnapshot: () => Snapshot;
@@ -54,6 +63,8 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     upstream: CompiledUpstream,
     forwardPath: string,
     scope: RequestScope | undefined,
+    early: ReadBody | undefined,
+    reservation: Reservation | undefined,
     isFallback = false,
   ): void {
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
@@ -68,10 +79,14 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         const fellBack =
           !isFallback &&
           takeFallback(route, sink, (fallbackUpstream) => {
-            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true);
+            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, early, reservation, true);
             return true;
           });
-        if (!fellBack) answerPoolBlocked(sink, route, upstream, block, now, context.observer);
+        if (!fellBack) {
+          // Never reached a backend: the client's limits get everything back.
+          reservation?.refund();
+          answerPoolBlocked(sink, route, upstream, block, now, context.observer);
+        }
         return;
       }
     }
@@ -80,9 +95,11 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const start = (body: ClientBody) => {
       switch (body.kind) {
         case 'too-large':
+          reservation?.refund();
           sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
           return;
         case 'aborted':
+          reservation?.refund();
           res.destroy();
           return;
       }
@@ -95,7 +112,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
-      const forward = {
+      const forward: ForwardRequest = {
         method: req.method ?? 'GET',
         path: forwardPath,
         headers,
@@ -103,14 +120,25 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         replayable: body.kind !== 'stream',
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
         scope,
+        json: early?.body === body ? early.json : undefined,
+        tokenEstimate: early?.body === body && reservation?.estimate !== undefined ? early.estimate.total : undefined,
       };
       let sink: ResponseSink = new ServerResponseSink(res);
+      let exchange: ProxyExchange | undefined;
+      if (reservation) {
+        const strip = reservation.estimate !== undefined && askForUsage(forward);
+        sink = settlingSink(sink, reservation, early, strip, route, context.observer, forward, () => exchange);
+      }
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
       if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
-      const exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
+      exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
       exchange.start();
     };
 
+    if (early) {
+      start(early.body);
+      return;
+    }
     const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
@@ -127,37 +155,94 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       return;
     }
 
-    // 2. route
+    // 2. route (a rule with body conditions has the body read first, at most the replay buffer)
     const request = new RequestView(method, target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
+    if (!matched && request.bodyWanted) {
+      readBodyEarly(
+        req,
+        bodyReadLimit(snapshot),
+        snapshot.limits.maxRequestBody,
+        (early) => {
+          request.setBody(early.json);
+          routed(req, res, snapshot, matchRoute(snapshot.routes, request), request, target, scope, early);
+        },
+        () => res.destroy(),
+      );
+      return;
+    }
+    routed(req, res, snapshot, matched, request, target, scope, undefined);
+  };
+
+  /** Stage 3: auth, then limits (a token policy has the body read first, for its estimate). */
+  function routed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    matched: RouteMatch<CompiledRoute> | undefined,
+    request: RequestView,
+    target: ReadTarget,
+    scope: RequestScope | undefined,
+    early: ReadBody | undefined,
+  ): void {
+    if (early && early.body.kind !== 'buffer' && early.body.kind !== 'stream' && early.body.kind !== 'none') {
+      if (early.body.kind === 'too-large')
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${early.body.limit} bytes`, { headers: { connection: 'close' } });
+      else res.destroy();
+      return;
+    }
     if (!matched) {
-      sendProblem(res, 'route-not-found', `no route matches ${method} ${target.match}`);
+      sendProblem(res, 'route-not-found', `no route matches ${request.method} ${target.match}`);
       return;
     }
     const { route } = matched;
     route.stats.requests++;
     if (scope) scope.route = route;
 
-    // 3. auth, then limits
     const limits = (identity: string | undefined) => {
-      if (!route.rateLimit) {
-        act(req, res, snapshot, matched, request, target, scope);
+      const limit = route.rateLimit;
+      if (!limit) {
+        act(req, res, snapshot, matched, request, target, scope, early, undefined);
         return;
       }
-      enforceRateLimit(
-        route.rateLimit,
+      const check = (body: ReadBody | undefined) =>
+        enforceRateLimit(
+          limit,
+          req,
+          res,
+          responsePort,
+          route.name,
+          context.observer,
+          (reservation) => act(req, res, snapshot, matched, request, target, scope, body, reservation),
+          { authIdentity: identity, tokens: body ? () => body.estimate.total : undefined, leaseMs: leaseOf(route) },
+        );
+      if (!limit.countsTokens || early) {
+        check(early);
+        return;
+      }
+      readBodyEarly(
         req,
-        res,
-        responsePort,
-        route.name,
-        context.observer,
-        () => act(req, res, snapshot, matched, request, target, scope),
-        identity,
+        bodyReadLimit(snapshot, route),
+        snapshot.limits.maxRequestBody,
+        (body) => {
+          if (body.body.kind === 'too-large') {
+            sendProblem(res, 'payload-too-large', `the request body exceeds ${body.body.limit} bytes`, {
+              headers: { connection: 'close' },
+            });
+            return;
+          }
+          if (body.body.kind === 'aborted') {
+            res.destroy();
+            return;
+          }
+          check(body);
+        },
+        () => res.destroy(),
       );
     };
     if (route.auth) enforceAuth(route.auth, req, res, responsePort, limits);
     else limits(undefined);
-  };
+  }
 
   /** Stage 4: what the route does. */
   function act(
@@ -168,11 +253,14 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     request: RequestView,
     target: ReadTarget,
     scope: RequestScope | undefined,
+    early: ReadBody | undefined,
+    reservation: Reservation | undefined,
   ): void {
     const { route, params } = matched;
     const { method } = request;
     const { query } = target;
     const { action } = route;
+    if (action.kind !== 'upstream' && action.kind !== 'split') reservation?.settle(action.kind === 'respond' ? 0 : undefined);
     if (action.kind === 'respond') {
       route.stats.responded++;
       sendStatic(res, action.respond, method, params, query);
@@ -195,6 +283,6 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
     const forwardPath = forwardPathOf(route, target, params);
-    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
+    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope, early, reservation);
   }
 }

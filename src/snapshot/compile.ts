@@ -49,6 +49,10 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         state: registries.states.get(id),
         headerEdit: compileHeaderEdit(upstream.headers, upstream.removeHeaders, backend.headers, backend.removeHeaders),
         tls,
+        llm:
+          backend.model !== undefined || backend.deployment !== undefined
+            ? { model: backend.model, deployment: backend.deployment, apiVersion: backend.apiVersion }
+            : undefined,
       };
     });
     const compiled: CompiledUpstream = {

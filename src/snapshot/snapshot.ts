@@ -21,6 +21,13 @@ import type { PathOptions } from '../routing/normalise.js';
 import type { ClientIpResolver } from '../core/client-ip.js';
 import type { BlockList } from 'node:net';
 
+/** An LLM backend's own model name (OpenAI-style) or Azure deployment. */
+export interface LlmBackend {
+  readonly model: string | undefined;
+  readonly deployment: string | undefined;
+  readonly apiVersion: string;
+}
+
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
   readonly url: string;
@@ -37,6 +44,8 @@ export interface CompiledBackend extends SelectableBackend {
   readonly headerEdit: HeaderEdit | undefined;
   /** TLS settings for https backends; undefined for http. */
   readonly tls: BackendTls | undefined;
+  /** Model / Azure deployment rewriting; undefined when the backend sets neither. */
+  readonly llm: LlmBackend | undefined;
 }
 
 export interface CompiledUpstream {
