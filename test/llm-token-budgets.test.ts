@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { startOpenAiBackend, type OpenAiBackend } from './helpers/openai-backend.js';
+import { scrape } from './helpers/telemetry.js';
 import { waitUntil } from './helpers/wait.js';
 
 let gateway: TestGateway | undefined;
@@ -196,5 +197,39 @@ routes:
     release();
     await Promise.all(slow);
     await ask(c);
+  });
+
+  it('counts tokens in and out per route, backend, model and client in Prometheus, and the request log line carries them', async () => {
+    const backend = await startOpenAiBackend({ name: 'b1', promptTokens: 100, completionTokens: 150 });
+    backends.push(backend);
+    gateway = await startGateway(`
+log: { requests: { sample: 1 } }
+upstreams:
+  llm:
+    backends: [ { url: ${backend.url}, name: east } ]
+rateLimits:
+  tokens: { key: header:x-api-key, unit: tokens, capacity: 100000, refill: 100000/m }
+routes:
+  - name: chat
+    match: { path: /v1 }
+    upstream: llm
+    rateLimit: tokens
+`);
+    await ask(client('key-1'));
+    await streamed(client('key-2'));
+    await waitUntil(() => gateway!.logs.events('request').length === 2);
+    const metrics = await scrape(gateway.adminUrl);
+    const labels = { route: 'chat', upstream: 'llm', backend: 'east', model: 'gpt-4o-mini' };
+    expect(metrics.value('spillway_llm_tokens_total', { ...labels, direction: 'in' })).toBe(200);
+    expect(metrics.value('spillway_llm_tokens_total', { ...labels, direction: 'out' })).toBe(300);
+    const clients = metrics.all('spillway_llm_client_tokens_total');
+    expect(Object.keys(clients)).toHaveLength(4);
+    for (const key of Object.keys(clients)) expect(key).toMatch(/client="[0-9a-f]{12}"/);
+    expect(metrics.text).not.toContain('key-1');
+    const lines = gateway.logs.events('request');
+    expect(lines.map((line) => [line.promptTokens, line.completionTokens, line.tokensFrom, line.model])).toEqual([
+      [100, 150, 'usage', 'gpt-4o-mini'],
+      [100, 150, 'usage', 'gpt-4o-mini'],
+    ]);
   });
 });

@@ -19,15 +19,18 @@ export function azurePath(path: string, deployment: string, apiVersion: string):
 }
 
 /** The body for a backend that names its own model (cached per model on the forward request). */
+import { parseJsonObject } from '../ratelimit/token-estimate.js';
+
 export interface RewritableRequest {
   readonly body: Buffer | AsyncIterable<Buffer> | null;
-  readonly json?: Record<string, unknown> | undefined;
+  json?: Record<string, unknown> | undefined;
   bodies?: Map<string, Buffer>;
 }
 
 export function bodyForModel(forward: RewritableRequest, model: string): Buffer | null | AsyncIterable<Buffer> {
-  const json = forward.json;
-  if (json === undefined || !Buffer.isBuffer(forward.body) || json.model === model) return forward.body;
+  if (!Buffer.isBuffer(forward.body)) return forward.body;
+  const json = (forward.json ??= parseJsonObject(forward.body));
+  if (json === undefined || json.model === model) return forward.body;
   const cache = (forward.bodies ??= new Map());
   let body = cache.get(model);
   if (body === undefined) {

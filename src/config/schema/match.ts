@@ -93,10 +93,16 @@ export const matchSchema = z
     query: valueMatches.optional().meta({ description: 'Query parameter → condition (the first value counts).' }),
     cookies: secretValueMatches.optional().meta({ description: 'Cookie name → condition.' }),
     body: z
-      .record(
-        z.string().regex(BODY_PATH, { message: 'a body field is a dotted path of names or indexes, like "model" or "metadata.tier"' }),
-        valueMatchSchema,
-      )
+      .record(z.string(), valueMatchSchema)
+      .superRefine((fields, ctx) => {
+        for (const name of Object.keys(fields))
+          if (!BODY_PATH.test(name))
+            ctx.addIssue({
+              code: 'custom',
+              path: [name],
+              message: `${JSON.stringify(name)}: a body field is a dotted path of names or indexes, like "model" or "metadata.tier"`,
+            });
+      })
       .optional()
       .meta({
         description:
