@@ -121,6 +121,28 @@ routes:
     expect(tracing.exporter.getFinishedSpans()).toHaveLength(0);
   });
 
+  it('a request the pre-sampler does not record touches no span; its backends still get the trace', async () => {
+    const app = await startBackend();
+    live.backends = [app];
+    tracing = inMemoryTracer(() => false);
+    live.gateway = await startGateway(`upstreams:\n  app:\n    backends: [ { url: ${app.url} } ]\nroutes:\n  - { upstream: app }\n`, {
+      tracer: tracing.tracer,
+    });
+    await (
+      await fetch(`${live.gateway.url}/a`, { headers: { traceparent: `00-${INCOMING_TRACE}-${INCOMING_PARENT}-01`, tracestate: 'v=1' } })
+    ).text();
+    await (await fetch(`${live.gateway.url}/b`)).text();
+    const [continued, started] = app.received.map((request) => request.headers.traceparent as string);
+    // the caller's trace goes on with a new span id; a request without one starts a new trace
+    expect(continued).toMatch(new RegExp(`^00-${INCOMING_TRACE}-[0-9a-f]{16}-00$`));
+    expect(continued).not.toContain(INCOMING_PARENT);
+    expect(app.received[0]!.headers.tracestate).toBe('v=1');
+    expect(started).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    expect(started).not.toContain(INCOMING_TRACE);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(tracing.exporter.getFinishedSpans()).toHaveLength(0);
+  });
+
   it('starts a new trace when the client sends none; a failed attempt is an error span', async () => {
     const app = await startBackend();
     const deadPort = app.port;

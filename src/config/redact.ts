@@ -13,7 +13,7 @@ export const REDACTED = '[redacted]';
 type StringVisitor = (value: string, kind: SecretKind) => string;
 
 /** The parts of a zod definition the walk follows (zod 4 `_zod.def`). */
-interface SchemaDef {
+export interface SchemaDef {
   type: string;
   innerType?: z.core.$ZodType;
   in?: z.core.$ZodType;

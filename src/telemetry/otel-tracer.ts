@@ -21,6 +21,7 @@ import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapsh
 import type { AttemptOutcome, CooldownDecision } from '../core/events.js';
 import type { AttemptTrace } from '../exchange/request-scope.js';
 import { backendLabel } from './labels.js';
+import { parseTraceparent, randomHex, type IncomingTrace, type PreSampler } from './pre-sampler.js';
 import type { RequestTracer, ServerTrace } from './trace-types.js';
 
 /** The propagation half of @opentelemetry/api's PropagationAPI (or any TextMapPropagator). */
@@ -186,9 +187,42 @@ export function explicitContextManager(): ContextManager {
   };
 }
 
-export function createRequestTracer(tracer: Tracer, propagation: Propagation): RequestTracer {
+/**
+ * A request the pre-sampler will not record: no span and no SDK call. Its backends still get the
+ * trace (a new span id, sampled flag off): the caller's trace id, or a new one made once.
+ */
+class UnsampledTrace implements ServerTrace {
+  #traceId: string | undefined;
+
+  constructor(
+    incoming: IncomingTrace | undefined,
+    readonly tracestate: string | string[] | undefined,
+  ) {
+    this.#traceId = incoming?.traceId;
+  }
+
+  attempt(
+    _upstream: CompiledUpstream,
+    _backend: CompiledBackend,
+    _attemptNumber: number,
+    headers: Record<string, string | string[]>,
+  ): AttemptTrace {
+    this.#traceId ??= randomHex(16);
+    headers.traceparent = `00-${this.#traceId}-${randomHex(8)}-00`;
+    if (this.tracestate !== undefined) headers.tracestate = this.tracestate;
+    return UNRECORDED_ATTEMPT;
+  }
+
+  finish(): void {}
+}
+
+export function createRequestTracer(tracer: Tracer, propagation: Propagation, preSample?: PreSampler): RequestTracer {
   return {
     start(req, requestId) {
+      if (preSample !== undefined) {
+        const incoming = parseTraceparent(req.headers.traceparent);
+        if (!preSample(incoming)) return new UnsampledTrace(incoming, incoming ? req.headers.tracestate : undefined);
+      }
       const parent = propagation.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
       const url = req.url ?? '/';
       const queryAt = url.indexOf('?');

@@ -24,14 +24,24 @@ export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim() || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim());
 }
 
+/** The SDK's sampler when the pre-sampler decides: record and sample what it is handed (SamplingDecision 2). */
+const RECORD_ALL = {
+  shouldSample: () => ({ decision: 2 as const }),
+  toString: () => 'spillway pre-sampled',
+};
+
 /** Starts the OpenTelemetry Node SDK (traces only) when the environment asks for it. */
 export async function startTracingFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Tracing | undefined> {
   if (!tracingRequested(env)) return undefined;
-  const [{ NodeSDK }, api, { createRequestTracer, explicitContextManager }] = await Promise.all([
+  const [{ NodeSDK }, api, { createRequestTracer, explicitContextManager }, { preSamplerFromEnv }] = await Promise.all([
     import('@opentelemetry/sdk-node'),
     import('@opentelemetry/api'),
     import('./otel-tracer.js'),
+    import('./pre-sampler.js'),
   ]);
+  // The sampling decision is made before the SDK is asked (pre-sampler.ts); what reaches the
+  // SDK is recorded. A sampler the pre-sampler does not know stays the SDK's to apply.
+  const preSample = preSamplerFromEnv(env);
   const sdk = new NodeSDK({
     // Only traces: metrics are Prometheus (GET /metrics), logs are pino on stdout.
     metricReaders: [],
@@ -41,10 +51,11 @@ export async function startTracingFromEnv(env: NodeJS.ProcessEnv = process.env):
     // following every callback and promise of the process.
     contextManager: explicitContextManager(),
     ...(env.OTEL_SERVICE_NAME ? {} : { serviceName: 'spillway' }),
+    ...(preSample ? { sampler: RECORD_ALL } : {}),
   });
   sdk.start();
   return {
-    tracer: createRequestTracer(api.trace.getTracer('spillway'), api.propagation),
+    tracer: createRequestTracer(api.trace.getTracer('spillway'), api.propagation, preSample),
     shutdown: () => sdk.shutdown(),
   };
 }

@@ -3,6 +3,7 @@
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { createRequestTracer } from '../../src/telemetry/otel-tracer.js';
+import type { PreSampler } from '../../src/telemetry/pre-sampler.js';
 import type { RequestTracer } from '../../src/telemetry/tracing.js';
 import { startBackend, type TestBackend } from './backend.js';
 import { waitUntil } from './wait.js';
@@ -56,10 +57,11 @@ export interface TestTracer {
 }
 
 /** A tracer whose spans land in memory, with W3C trace context propagation. */
-export function inMemoryTracer(): TestTracer {
+/** A tracer exporting to memory; with `preSample`, decisions are made before the SDK as in production. */
+export function inMemoryTracer(preSample?: PreSampler): TestTracer {
   const exporter = new InMemorySpanExporter();
   const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
-  const tracer = createRequestTracer(provider.getTracer('spillway-test'), new W3CTraceContextPropagator());
+  const tracer = createRequestTracer(provider.getTracer('spillway-test'), new W3CTraceContextPropagator(), preSample);
   return {
     tracer,
     exporter,

@@ -6,17 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { gatewaySchema } from '../../src/config/schema/index.js';
 import { secretFields } from '../../src/config/schema/secret.js';
-
-interface Def {
-  type: string;
-  innerType?: z.core.$ZodType;
-  in?: z.core.$ZodType;
-  out?: z.core.$ZodType;
-  shape?: Record<string, z.core.$ZodType>;
-  valueType?: z.core.$ZodType;
-  element?: z.core.$ZodType;
-  options?: z.core.$ZodType[];
-}
+import type { SchemaDef } from '../../src/config/redact.js';
 
 /** Every field path of the schema ("a.b.*.c", "[]" for list items) → whether it (or a parent) is marked secret. */
 function fieldPaths(schema: z.core.$ZodType, path: string, marked: boolean, out: Map<string, boolean>, seen: Set<unknown>): void {
@@ -24,7 +14,7 @@ function fieldPaths(schema: z.core.$ZodType, path: string, marked: boolean, out:
   if (path) out.set(path, (out.get(path) ?? false) || isMarked);
   if (seen.has(schema)) return;
   seen.add(schema);
-  const def = schema._zod.def as unknown as Def;
+  const def = schema._zod.def as unknown as SchemaDef;
   const next = (child: z.core.$ZodType | undefined, suffix: string) => child && fieldPaths(child, suffix, isMarked, out, new Set(seen));
   if (def.innerType) next(def.innerType, path);
   if (def.type === 'pipe') {
@@ -51,6 +41,8 @@ describe('config secret marks', () => {
       'routes[].match.cookies.*',
       'routes[].rewrite.requestHeaders.set.*',
       'rateLimits.*.tiers.*.keys',
+      'routes[].auth.apiKeys.keys',
+      'routes[].auth.apiKeys.file',
       'rateLimits.*.jwt.secret',
       'rateLimits.*.jwt.jwks.keys[].d',
       'rateLimits.*.jwt.jwks.keys[].qi',
@@ -64,9 +56,17 @@ describe('config secret marks', () => {
 
   it('leave no secret-sounding field unmarked', () => {
     const SOUNDS_SECRET = /(secret|token|passw|credential|apikey|api-key|private)[^.]*$|\.keys(\[\])?$/i;
-    // Not secrets despite the name: a boolean switch, and a JWKS's key list (its public members
-    // n, e, kid are not secret; the private ones are marked one by one).
-    const NOT_SECRET = new Set(['admin.metricsToken', 'rateLimits.*.jwt.jwks.keys', 'rateLimits.*.jwt.jwks.keys[]']);
+    // Not secrets despite the name: a boolean switch, a JWKS's key list (its public members
+    // n, e, kid are not secret; the private ones are marked one by one), and the `auth.apiKeys`
+    // block (its header name is not secret; its `keys` are marked).
+    const NOT_SECRET = new Set([
+      'admin.metricsToken',
+      'rateLimits.*.jwt.jwks.keys',
+      'rateLimits.*.jwt.jwks.keys[]',
+      'routes[].auth.jwt.jwks.keys',
+      'routes[].auth.jwt.jwks.keys[]',
+      'routes[].auth.apiKeys',
+    ]);
     const unmarked = [...paths]
       .filter(([path, marked]) => !marked && SOUNDS_SECRET.test(path) && !NOT_SECRET.has(path))
       .map(([path]) => path);

@@ -3,14 +3,21 @@
 // request proves is the default rate-limit key (`key: auth`).
 
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { jwtFields, oneJwtKeySource } from './ratelimit.js';
+import { secret } from './secret.js';
 
 /** One configured API key: the secret and the identity it proves. */
 export interface ApiKeyEntry {
   readonly key: string;
-  /** The identity (rate-limit key); the key itself when not named. */
+  /** The identity (rate-limit key, logs); when not named, a digest of the key — never the key. */
   readonly id: string;
+}
+
+/** The identity of an unnamed key: stable across reloads and replicas, and not the secret itself. */
+export function unnamedKeyId(key: string): string {
+  return `key-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 }
 
 const keyEntry = z
@@ -18,10 +25,13 @@ const keyEntry = z
     z.string().min(1),
     z.strictObject({
       key: z.string().min(1).meta({ description: 'The API key (use ${ENV}).' }),
-      id: z.string().min(1).meta({ description: 'The identity this key proves (rate-limit key, logs); default: the key itself.' }),
+      id: z
+        .string()
+        .min(1)
+        .meta({ description: 'The identity this key proves (rate-limit key, logs); default: "key-" and 12 hex digits of its SHA-256.' }),
     }),
   ])
-  .transform((value): ApiKeyEntry => (typeof value === 'string' ? { key: value, id: value } : value));
+  .transform((value): ApiKeyEntry => (typeof value === 'string' ? { key: value, id: unnamedKeyId(value) } : value));
 
 /** A key file: one key per line, "<key>" or "<id> <key>"; blank lines and "#" comments skipped. */
 export function parseKeyFile(text: string): ApiKeyEntry[] {
@@ -30,7 +40,7 @@ export function parseKeyFile(text: string): ApiKeyEntry[] {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const parts = trimmed.split(/\s+/);
-    if (parts.length === 1) entries.push({ key: parts[0]!, id: parts[0]! });
+    if (parts.length === 1) entries.push({ key: parts[0]!, id: unnamedKeyId(parts[0]!) });
     else entries.push({ id: parts[0]!, key: parts.slice(1).join(' ') });
   }
   return entries;
@@ -55,8 +65,8 @@ const keyFile = z
 export const apiKeysSchema = z
   .strictObject({
     header: z.string().toLowerCase().default('x-api-key').meta({ description: 'Header carrying the key (sent once).' }),
-    keys: z.array(keyEntry).optional().meta({ description: 'Keys: strings, or { key, id } to name the identity.' }),
-    file: keyFile.optional(),
+    keys: secret(z.array(keyEntry)).optional().meta({ description: 'Keys: strings, or { key, id } to name the identity.' }),
+    file: secret(keyFile).optional(),
   })
   .refine((value) => value.keys !== undefined || value.file !== undefined, { message: 'give apiKeys.keys, apiKeys.file or both' });
 
