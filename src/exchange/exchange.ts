@@ -20,6 +20,7 @@ import { buildResponseHeaders } from './forward-headers.js';
 import { dispatchOptions, type ForwardRequest } from './forward-request.js';
 import { answerPoolBlocked, reportSkippedCooling, sendConcurrencyLimited, takeFallback } from './pool-answers.js';
 import { planRetry } from './retry-plan.js';
+import { learnCapacity } from './steering.js';
 import type { ResponseSink } from './sink.js';
 
 export type { ExchangeContext, ForwardRequest };
@@ -52,6 +53,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     readonly noFallback = false,
   ) {
     super(upstream, context);
+    this.tokenEstimate = forward.tokenEstimate ?? 0;
     this.startedAt = performance.now();
     // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
     this.sink = upstream.resilience.retry === undefined ? sink : new AnswerWatchSink(sink, () => this.#clearDeadline());
@@ -112,6 +114,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   onResponseStart(attempt: Attempt, status: number, headers: Record<string, string | string[] | undefined>): void {
     const { backend } = attempt;
     const now = Date.now();
+    learnCapacity(this.upstream, backend, headers, now);
     const decision = throttleCooldown(status, headers, this.upstream.throttle, now);
     if (decision) {
       attempt.settle('neutral');

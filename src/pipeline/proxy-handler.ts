@@ -32,7 +32,22 @@ import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
 import type { ForwardRequest } from '../exchange/forward-request.js';
 import type { Reservation } from '../ratelimit/route-limit.js';
-import { askForUsage, bodyReadLimit, readBodyEarly, settlingSink, type ReadBody } from './llm-stage.js';
+import { askForUsage, bodyReadLimit, ReadBody, readBodyEarly, settlingSink } from './llm-stage.js';
+
+/**
+ * The request's token estimate, for steering by backends' remaining tokens: the one the limits
+ * reserved, or — only when a backend of the pool announced a token budget — counted now.
+ */
+function tokenEstimateFor(
+  upstream: CompiledUpstream,
+  body: ClientBody,
+  early: ReadBody | undefined,
+  reservation: Reservation | undefined,
+): number | undefined {
+  if (early?.body === body && reservation?.estimate !== undefined) return early.estimate.total;
+  if (body.kind !== 'buffer' || !upstream.backends.some((backend) => backend.state.capacity?.tokens !== undefined)) return undefined;
+  return (early?.body === body ? early : new ReadBody(body)).estimate.total;
+}
 
 /** How long a reservation may stay unsettled: the route's request deadline, else 10 minutes. */
 function leaseOf(route: CompiledRoute): number {
@@ -121,7 +136,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
         scope,
         json: early?.body === body ? early.json : undefined,
-        tokenEstimate: early?.body === body && reservation?.estimate !== undefined ? early.estimate.total : undefined,
+        tokenEstimate: tokenEstimateFor(upstream, body, early, reservation),
       };
       let sink: ResponseSink = new ServerResponseSink(res);
       let exchange: ProxyExchange | undefined;

@@ -2,6 +2,7 @@ import type { GatewayConfig } from '../config/schema/index.js';
 import type { RouteStatsRegistry } from '../state/route-stats.js';
 import { backendId, type BackendStateRegistry } from '../state/backend-state.js';
 import { resolveBackendTls } from '../state/backend-tls.js';
+import { BackendCapacity } from '../state/capacity.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
@@ -35,6 +36,9 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         tls,
       });
       const id = backendId(name, backend.name ?? backend.url);
+      const state = registries.states.get(id);
+      if (backend.rpm !== undefined || backend.tpm !== undefined) state.capacity ??= new BackendCapacity();
+      if (state.capacity) state.capacity.declared = { rpm: backend.rpm, tpm: backend.tpm };
       return {
         index,
         id,
@@ -46,7 +50,7 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         weight: backend.weight,
         dispatcher: pool,
         dispatcherKey: key,
-        state: registries.states.get(id),
+        state,
         headerEdit: compileHeaderEdit(upstream.headers, upstream.removeHeaders, backend.headers, backend.removeHeaders),
         tls,
         llm:
@@ -64,6 +68,7 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         defaultCooldown: upstream.throttle.defaultCooldown,
         minCooldown: upstream.throttle.minCooldown,
         maxCooldown: upstream.throttle.maxCooldown,
+        predictive: upstream.throttle.predictive,
       },
       maxAttempts: Math.min(upstream.failover.maxAttempts ?? backends.length, backends.length),
       replayBuffer: upstream.failover.replayBuffer,

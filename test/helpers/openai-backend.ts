@@ -24,9 +24,9 @@ export interface OpenAiBackendOptions {
 export interface OpenAiBackend extends TestBackend {
   readonly name: string;
   /** Requests answered 429 (its own limit spent). */
-  throttled: number;
+  readonly throttled: number;
   /** Requests answered 2xx. */
-  served: number;
+  readonly served: number;
   /** Set remaining requests for the current window (e.g. 0: the next one is refused). */
   setRemaining(requests: number): void;
 }
@@ -114,23 +114,15 @@ export async function startOpenAiBackend(options: OpenAiBackendOptions = {}): Pr
     );
   };
   const backend = await startBackend(handler, name);
-  return Object.assign(backend, {
-    name,
-    get throttled() {
-      return state.throttled;
-    },
-    set throttled(value: number) {
-      state.throttled = value;
-    },
-    get served() {
-      return state.served;
-    },
-    set served(value: number) {
-      state.served = value;
-    },
-    setRemaining(requests: number) {
-      roll();
-      if (options.requestLimit !== undefined) usedRequests = options.requestLimit - requests;
-    },
+  const result = backend as OpenAiBackend;
+  Object.defineProperties(result, {
+    name: { value: name },
+    throttled: { get: () => state.throttled },
+    served: { get: () => state.served },
   });
+  result.setRemaining = (requests: number) => {
+    roll();
+    if (options.requestLimit !== undefined) usedRequests = options.requestLimit - requests;
+  };
+  return result;
 }

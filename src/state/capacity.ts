@@ -1,0 +1,114 @@
+// One learner of a backend's capacity, kept with the backend's live state (keyed by backend id,
+// so it survives reloads). It learns from two sources:
+//   - what the backend announces on each answer (x-ratelimit-remaining-requests|tokens and their
+//     resets, the IETF RateLimit field: resilience/capacity-headers.ts), counted down locally for
+//     every request sent since, so requests in flight are not sent into a budget already spent;
+//   - what the config declares (rpm / tpm), counted per minute (fixed windows) as requests go out.
+// `blockedUntil` says when the backend can take a request of a given token estimate: the gateway
+// treats the backend as cooling until then, without spending a request on its 429. `share` is
+// the opt-in weight scale while the announced remaining is merely low (lowWater).
+//
+// Per process: N gateway processes each count alone, so with declared rpm/tpm they may send up
+// to N× before the backend's own answers (its remaining headers, or its 429) correct them.
+
+import type { BudgetReading, CapacityReading } from '../resilience/capacity-headers.js';
+
+interface Budget {
+  /** What the backend said is left, minus what was sent since. */
+  remaining: number;
+  /** Epoch ms when the backend said the budget is whole again (0 = not said). */
+  resetAt: number;
+  limit: number | undefined;
+}
+
+const MINUTE = 60_000;
+
+export interface Declared {
+  readonly rpm: number | undefined;
+  readonly tpm: number | undefined;
+}
+
+export class BackendCapacity {
+  requests: Budget | undefined;
+  tokens: Budget | undefined;
+  declared: Declared = { rpm: undefined, tpm: undefined };
+  #windowStart = 0;
+  #sentRequests = 0;
+  #sentTokens = 0;
+
+  /** An answer's announced budgets. `othersInFlight`: requests sent before this answer arrived, not yet answered. */
+  observe(reading: CapacityReading, now: number, othersInFlight: number): void {
+    if (reading.requests) this.requests = learn(this.requests, reading.requests, now, othersInFlight, 1);
+    if (reading.tokens) this.tokens = learn(this.tokens, reading.tokens, now, 0, 0);
+  }
+
+  /** A request of `tokens` (estimated) goes to the backend now. */
+  sent(tokens: number, now: number): void {
+    if (this.requests && (this.requests.resetAt === 0 || now < this.requests.resetAt)) this.requests.remaining -= 1;
+    if (this.tokens && tokens > 0 && (this.tokens.resetAt === 0 || now < this.tokens.resetAt)) this.tokens.remaining -= tokens;
+    if (this.declared.rpm !== undefined || this.declared.tpm !== undefined) {
+      this.#roll(now);
+      this.#sentRequests++;
+      this.#sentTokens += tokens;
+    }
+  }
+
+  /**
+   * Epoch ms before which a request of `tokens` (estimated) would be refused, by the backend's own
+   * word or by its declared capacity; 0 when it can be sent now. `source` names the reason.
+   */
+  blockedUntil(now: number, tokens: number): { until: number; source: string; value: string } | undefined {
+    const requests = this.requests;
+    if (requests && requests.resetAt > now && requests.remaining <= 0)
+      return { until: requests.resetAt, source: 'x-ratelimit-remaining-requests', value: String(Math.max(0, requests.remaining)) };
+    const budget = this.tokens;
+    if (budget && budget.resetAt > now && tokens > 0 && budget.remaining < tokens)
+      return { until: budget.resetAt, source: 'x-ratelimit-remaining-tokens', value: String(Math.max(0, Math.floor(budget.remaining))) };
+    const { rpm, tpm } = this.declared;
+    if (rpm !== undefined || tpm !== undefined) {
+      this.#roll(now);
+      const end = this.#windowStart + MINUTE;
+      if (rpm !== undefined && this.#sentRequests >= rpm) return { until: end, source: 'rpm', value: String(rpm) };
+      if (tpm !== undefined && tokens > 0 && this.#sentTokens + tokens > tpm && this.#sentTokens > 0)
+        return { until: end, source: 'tpm', value: String(tpm) };
+    }
+    return undefined;
+  }
+
+  /**
+   * The weight scale while the announced remaining is below `lowWater` × limit: remaining /
+   * (lowWater × limit), at least 5%; 1 otherwise (and without a known limit).
+   */
+  share(now: number, lowWater: number): number {
+    let share = 1;
+    for (const budget of [this.requests, this.tokens]) {
+      if (!budget || budget.limit === undefined || budget.limit <= 0 || budget.resetAt <= now) continue;
+      const floor = lowWater * budget.limit;
+      if (floor > 0 && budget.remaining < floor) share = Math.min(share, Math.max(0.05, budget.remaining / floor));
+    }
+    return share;
+  }
+
+  #roll(now: number): void {
+    const start = now - (now % MINUTE);
+    if (start !== this.#windowStart) {
+      this.#windowStart = start;
+      this.#sentRequests = 0;
+      this.#sentTokens = 0;
+    }
+  }
+}
+
+/**
+ * The budget after an answer: the announced remaining, less what went out after it (counted by
+ * `othersInFlight` for requests), never more than the local count of the same window.
+ */
+function learn(known: Budget | undefined, reading: BudgetReading, now: number, othersInFlight: number, perRequest: number): Budget {
+  const resetAt = reading.resetMs === undefined ? 0 : now + reading.resetMs;
+  const announced = reading.remaining - othersInFlight * perRequest;
+  // Within the same window the lower count wins: a late answer carries an older, higher figure.
+  // (The same window's reset, computed from each answer, differs only by the answers' latency.)
+  const sameWindow = known !== undefined && known.resetAt > now && Math.abs(known.resetAt - resetAt) < 100;
+  const remaining = sameWindow ? Math.min(known.remaining, announced) : announced;
+  return { remaining, resetAt, limit: reading.limit ?? known?.limit };
+}
