@@ -18,6 +18,7 @@ import { writeCombined } from './lib/combined.ts';
 import type { Settings } from './lib/rounds.ts';
 import * as passthrough from './scenarios/passthrough.ts';
 import * as throttling from './scenarios/throttling.ts';
+import * as steering from './scenarios/steering.ts';
 import * as connections from './scenarios/connections.ts';
 import * as aggregate from './scenarios/aggregate.ts';
 import * as resilience from './scenarios/resilience.ts';
@@ -28,6 +29,7 @@ import * as consoleScenario from './scenarios/console.ts';
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
   throttling,
+  steering,
   connections,
   aggregate,
   resilience,
@@ -158,6 +160,7 @@ const settingsFor: Record<string, Settings> = {
   aggregate: base,
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
+  steering: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
 };
 
