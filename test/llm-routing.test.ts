@@ -2,12 +2,14 @@
 // field; bodies that are not JSON (or too large) fall through; one pool mixes an OpenAI-style
 // backend (its own model name) and an Azure OpenAI deployment (path rewritten).
 
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { unreachableRuleWarnings } from '../src/config/unreachable-rules.js';
 import { parseConfigText } from '../src/config/load.js';
 import { closeAll } from './helpers/backend.js';
-import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { expectCheckPasses } from './helpers/config.js';
+import { ROOT, startGateway, type TestGateway } from './helpers/gateway.js';
 import { startOpenAiBackend, type OpenAiBackend } from './helpers/openai-backend.js';
 
 let gateway: TestGateway | undefined;
@@ -116,5 +118,11 @@ routes:
         {},
       ),
     ).toThrow(/dotted path/);
+  });
+});
+
+describe('config/llm.yaml', () => {
+  it('passes spillway check with the keys in the environment', async () => {
+    await expectCheckPasses(join(ROOT, 'config/llm.yaml'), { OPENAI_KEY: 'k1', EASTUS_KEY: 'k2', WESTUS_KEY: 'k3' });
   });
 });

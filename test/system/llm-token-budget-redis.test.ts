@@ -38,7 +38,13 @@ const clientOf = (cli: CliGateway, key: string) =>
   new OpenAI({ apiKey: 'sk-test', baseURL: `${cli.url}/v1`, maxRetries: 0, defaultHeaders: { 'x-api-key': key } });
 
 const ask = (c: OpenAI, extra: Record<string, unknown> = {}) =>
-  (c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hi' }], ...extra } as never) as Promise<unknown>).then(
+  (
+    c.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say hi' }],
+      ...extra,
+    } as never) as Promise<unknown>
+  ).then(
     () => 200,
     (error: unknown) => (error as { status?: number }).status ?? 0,
   );
@@ -49,7 +55,11 @@ describe('token buckets shared by two gateway processes through Redis', () => {
     expect(await ask(a!)).toBe(200);
     expect(await ask(b!)).toBe(200);
     // Streamed, without include_usage: the gateway asks for it and settles from it.
-    const stream = await b!.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hi' }], stream: true });
+    const stream = await b!.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say hi' }],
+      stream: true,
+    });
     for await (const _ of stream) {
       // drain
     }
