@@ -123,6 +123,12 @@ routes:
 
 describe('config/llm.yaml', () => {
   it('passes spillway check with the keys in the environment', async () => {
-    await expectCheckPasses(join(ROOT, 'config/llm.yaml'), { OPENAI_KEY: 'k1', EASTUS_KEY: 'k2', WESTUS_KEY: 'k3', APP_KEY: 'k4', BATCH_KEY: 'k5' });
+    await expectCheckPasses(join(ROOT, 'config/llm.yaml'), {
+      OPENAI_KEY: 'k1',
+      EASTUS_KEY: 'k2',
+      WESTUS_KEY: 'k3',
+      APP_KEY: 'k4',
+      BATCH_KEY: 'k5',
+    });
   });
 });
