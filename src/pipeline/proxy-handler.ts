@@ -140,7 +140,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       };
       let sink: ResponseSink = new ServerResponseSink(res);
       let exchange: ProxyExchange | undefined;
-      if (reservation) {
+      if (reservation?.needsAnswer) {
         const strip = reservation.estimate !== undefined && askForUsage(forward);
         sink = settlingSink(sink, reservation, early, strip, route, context.observer, forward, () => exchange);
       }

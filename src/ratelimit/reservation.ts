@@ -32,6 +32,11 @@ export class Reservation {
     }
   }
 
+  /** True when the answer matters: a token policy settles from it, or an in-flight slot waits for its end. */
+  get needsAnswer(): boolean {
+    return this.estimate !== undefined || this.taken.some((t) => t.role === 'in-flight');
+  }
+
   get settled(): boolean {
     return this.#done;
   }
