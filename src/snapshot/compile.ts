@@ -55,7 +55,7 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         tls,
         llm:
           backend.model !== undefined || backend.deployment !== undefined
-            ? { model: backend.model, deployment: backend.deployment, apiVersion: backend.apiVersion }
+            ? { model: backend.model, deployment: backend.deployment, apiVersion: backend.apiVersion ?? '2024-10-21' }
             : undefined,
       };
     });

@@ -37,8 +37,8 @@ export const backendSchema = z.strictObject({
   apiVersion: z
     .string()
     .regex(/^[A-Za-z0-9._-]+$/)
-    .default('2024-10-21')
-    .meta({ description: 'With `deployment`: the api-version query parameter added when the request has none.' }),
+    .optional()
+    .meta({ description: 'With `deployment`: the api-version query parameter added when the request has none (default 2024-10-21).' }),
   rpm: z.number().int().positive().max(100_000_000).optional().meta({
     description:
       'Declared capacity: requests per minute this backend accepts. The gateway counts what it sent in the current minute and steers away once it is spent (per process; see docs/llm.md).',
