@@ -60,8 +60,10 @@ describe('predictive steering (throttle.predictive, on by default)', () => {
     expect(await streamFrom(c)).toBe('secondary');
     expect(primary.received).toHaveLength(3);
     expect(primary.throttled).toBe(0);
-    const status = (await (await fetch(`${gateway!.adminUrl}/admin/upstreams`)).json()) as unknown;
-    expect(JSON.stringify(status)).toContain('predictive:x-ratelimit-remaining-requests');
+    const status = JSON.stringify(await (await fetch(`${gateway!.adminUrl}/admin/upstreams`)).json());
+    expect(status).toContain('"source":"predictive:x-ratelimit-remaining-requests"');
+    // The learner's view: 0 requests left of 3, until the backend's reset.
+    expect(status).toMatch(/"capacity":\{"requests":\{"remaining":0,"limit":3,"resetInMs":\d+\}/);
   });
 
   it('without steering (predictive: false) the spent backend is asked and answers 429 first', async () => {

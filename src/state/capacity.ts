@@ -89,6 +89,26 @@ export class BackendCapacity {
     return share;
   }
 
+  /** What the learner knows now, for the admin view (budgets whose window ended are left out). */
+  view(now: number): {
+    requests: { remaining: number; limit: number | null; resetInMs: number } | null;
+    tokens: { remaining: number; limit: number | null; resetInMs: number } | null;
+    declared: { rpm: number | null; tpm: number | null; sentThisMinute: { requests: number; tokens: number } } | null;
+  } {
+    const budget = (b: Budget | undefined) =>
+      b && b.resetAt > now ? { remaining: Math.max(0, Math.floor(b.remaining)), limit: b.limit ?? null, resetInMs: b.resetAt - now } : null;
+    const { rpm, tpm } = this.declared;
+    if (rpm !== undefined || tpm !== undefined) this.#roll(now);
+    return {
+      requests: budget(this.requests),
+      tokens: budget(this.tokens),
+      declared:
+        rpm !== undefined || tpm !== undefined
+          ? { rpm: rpm ?? null, tpm: tpm ?? null, sentThisMinute: { requests: this.#sentRequests, tokens: this.#sentTokens } }
+          : null,
+    };
+  }
+
   #roll(now: number): void {
     const start = now - (now % MINUTE);
     if (start !== this.#windowStart) {
