@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll } from './helpers/backend.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { startOpenAiBackend, type OpenAiBackend } from './helpers/openai-backend.js';
+import { startRedis } from './helpers/redis.js';
 
 let gateway: TestGateway | undefined;
 let backends: OpenAiBackend[] = [];
@@ -96,5 +97,37 @@ describe('predictive steering (throttle.predictive, on by default)', () => {
     const seen: Array<string | null> = [];
     for (let i = 0; i < 4; i++) seen.push((await ask(c)).response.headers.get('x-backend'));
     expect(seen).toEqual(['primary', 'primary', 'secondary', 'secondary']);
+  });
+
+  it("with Redis, two gateways count a declared rpm together (each acts on the other's sends from its next request)", async () => {
+    const redis = await startRedis();
+    const primary = await startOpenAiBackend({ name: 'primary' });
+    const secondary = await startOpenAiBackend({ name: 'secondary' });
+    backends.push(primary, secondary);
+    const yaml = `
+redis: { url: ${redis.url}, keyPrefix: "steer:" }
+upstreams:
+  llm:
+    backends:
+      - { url: ${primary.url}, priority: 1, rpm: 4, name: primary }
+      - { url: ${secondary.url}, priority: 2, name: secondary }
+routes:
+  - { name: chat, match: { path: /v1 }, upstream: llm }
+`;
+    const second = await startGateway(yaml);
+    try {
+      gateway = await startGateway(yaml);
+      const clients = [gateway, second].map((g) => new OpenAI({ apiKey: 'sk-test', baseURL: `${g.url}/v1`, maxRetries: 0 }));
+      const seen: Array<string | null> = [];
+      for (let i = 0; i < 8; i++) seen.push((await ask(clients[i % 2]!)).response.headers.get('x-backend'));
+      // Alone, each process would send 4 (8 in all) to the primary; together they send 4, plus at
+      // most one each on a count it had not heard of yet.
+      expect(primary.received.length).toBeGreaterThanOrEqual(4);
+      expect(primary.received.length).toBeLessThanOrEqual(5);
+      expect(seen.slice(-2)).toEqual(['secondary', 'secondary']);
+    } finally {
+      await second.close();
+      await redis.stop();
+    }
   });
 });

@@ -38,7 +38,13 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       const id = backendId(name, backend.name ?? backend.url);
       const state = registries.states.get(id);
       if (backend.rpm !== undefined || backend.tpm !== undefined) state.capacity ??= new BackendCapacity();
-      if (state.capacity) state.capacity.declared = { rpm: backend.rpm, tpm: backend.tpm };
+      if (state.capacity) {
+        state.capacity.declared = { rpm: backend.rpm, tpm: backend.tpm };
+        state.capacity.shared =
+          backend.rpm !== undefined || backend.tpm !== undefined
+            ? registries.limits?.sharedCount(config, id, backend.rpm, backend.tpm)
+            : undefined;
+      }
       return {
         index,
         id,

@@ -8,8 +8,11 @@
 // treats the backend as cooling until then, without spending a request on its 429. `share` is
 // the opt-in weight scale while the announced remaining is merely low (lowWater).
 //
-// Per process: N gateway processes each count alone, so with declared rpm/tpm they may send up
-// to N× before the backend's own answers (its remaining headers, or its 429) correct them.
+// Declared rpm/tpm: without Redis, N gateway processes each count alone and may send up to N×
+// before the backend's own answers (its remaining headers, or its 429) correct them. With Redis
+// every send is also counted in a shared per-minute count, and each reply tells the process what
+// all replicas sent: a process acts on the others' sends from its next request on, so the
+// replicas together overshoot by at most one request per process and minute.
 
 import type { BudgetReading, CapacityReading } from '../resilience/capacity-headers.js';
 
@@ -28,10 +31,24 @@ export interface Declared {
   readonly tpm: number | undefined;
 }
 
+/**
+ * Counts a send into a count shared by every replica (Redis) for the minute `window` (its start,
+ * epoch ms); resolves with what every replica sent to this backend in that minute, or undefined
+ * when the shared store cannot say.
+ */
+export type SharedCount = (
+  window: number,
+  endsInMs: number,
+  requests: number,
+  tokens: number,
+) => Promise<{ requests: number | undefined; tokens: number | undefined } | undefined>;
+
 export class BackendCapacity {
   requests: Budget | undefined;
   tokens: Budget | undefined;
   declared: Declared = { rpm: undefined, tpm: undefined };
+  /** With Redis: the declared capacity is counted for every replica, not per process. */
+  shared: SharedCount | undefined;
   #windowStart = 0;
   #sentRequests = 0;
   #sentTokens = 0;
@@ -50,7 +67,20 @@ export class BackendCapacity {
       this.#roll(now);
       this.#sentRequests++;
       this.#sentTokens += tokens;
+      if (this.shared) this.#share(this.#windowStart, this.#windowStart + MINUTE - now, tokens);
     }
+  }
+
+  /** Adds this send to the replicas' shared count; what the others sent is known on its reply. */
+  #share(window: number, endsInMs: number, tokens: number): void {
+    this.shared!(window, endsInMs, 1, tokens).then(
+      (count) => {
+        if (!count || window !== this.#windowStart) return;
+        if (count.requests !== undefined) this.#sentRequests = Math.max(this.#sentRequests, count.requests);
+        if (count.tokens !== undefined) this.#sentTokens = Math.max(this.#sentTokens, count.tokens);
+      },
+      () => undefined,
+    );
   }
 
   /**

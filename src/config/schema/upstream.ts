@@ -41,7 +41,7 @@ export const backendSchema = z.strictObject({
     .meta({ description: 'With `deployment`: the api-version query parameter added when the request has none (default 2024-10-21).' }),
   rpm: z.number().int().positive().max(100_000_000).optional().meta({
     description:
-      'Declared capacity: requests per minute this backend accepts. The gateway counts what it sent in the current minute and steers away once it is spent (per process; see docs/llm.md).',
+      'Declared capacity: requests per minute this backend accepts. The gateway counts what it sent in the current minute and steers away once it is spent (shared by replicas through `redis`, else per process; see docs/llm.md).',
   }),
   tpm: z.number().int().positive().max(10_000_000_000).optional().meta({
     description: 'Declared capacity: LLM tokens per minute (estimated as they are sent). Steered like rpm.',
