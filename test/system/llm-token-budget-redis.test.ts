@@ -17,7 +17,7 @@ beforeAll(async () => {
   backend = await startOpenAiBackend({ promptTokens: 100, completionTokens: 150 });
   const file = await writeTempConfig(`listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
-redis: { url: ${redis.url}, onRedisError: closed }
+redis: { url: ${redis.url}, onRedisError: closed, commandTimeout: 2s, hardTimeout: 5s }
 upstreams:
   llm:
     backends: [ { url: ${backend.url} } ]
