@@ -4,7 +4,7 @@
 // The per-request series are cells (cell-series.ts) cached per compiled route/backend: the hot
 // path allocates nothing and hashes no label set for metrics.
 
-import { TopLabels } from './top-labels.js';
+import { llmTokenMetrics } from './llm-metrics.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
 import type { AttemptOutcome } from '../core/events.js';
@@ -138,28 +138,7 @@ export class GatewayMetrics {
       labelNames: ['policy'],
       registers,
     });
-    const llmTokens = new Counter({
-      name: 'spillway_llm_tokens_total',
-      help: 'LLM tokens of answers on routes with a token policy: direction in (prompt) or out (completion), by route, upstream, backend and model (the 20 most used models, the rest "other").',
-      labelNames: ['route', 'upstream', 'backend', 'model', 'direction'],
-      registers,
-    });
-    const llmClientTokens = new Counter({
-      name: 'spillway_llm_client_tokens_total',
-      help: 'LLM tokens by client (a 12-hex-digit hash of its rate-limit key; the 20 heaviest clients, the rest "other") and direction.',
-      labelNames: ['client', 'direction'],
-      registers,
-    });
-    // A demoted model's series go away: remember which label sets each model has.
-    const modelSeries = new Map<string, Map<string, Record<string, string>>>();
-    const topModels = new TopLabels(20, (model) => {
-      for (const labels of modelSeries.get(model)?.values() ?? []) llmTokens.remove(labels);
-      modelSeries.delete(model);
-    });
-    const topClients = new TopLabels(20, (client) => {
-      llmClientTokens.remove({ client, direction: 'in' });
-      llmClientTokens.remove({ client, direction: 'out' });
-    });
+    const llmTokens = llmTokenMetrics(registers);
     const limiterDecisions = new Counter({
       name: 'spillway_limiter_decisions_total',
       help: 'Client rate limiter decisions by policy and result (allowed, limited, queued, error).',
@@ -310,28 +289,7 @@ export class GatewayMetrics {
         websocketClosed.inc({ ...labels, reason });
         websocketOpen.dec(labels);
       },
-      llmTokens(route, upstream, backend, use) {
-        const total = use.promptTokens + use.completionTokens;
-        const model = topModels.label(use.model ?? 'unknown', total);
-        const labels = { route: route.name, upstream: upstream?.name ?? '', backend: backend ? backendLabel(backend) : '', model };
-        for (const [direction, amount] of [
-          ['in', use.promptTokens],
-          ['out', use.completionTokens],
-        ] as const) {
-          if (amount <= 0) continue;
-          const series = { ...labels, direction };
-          llmTokens.inc(series, amount);
-          let known = modelSeries.get(model);
-          if (!known) modelSeries.set(model, (known = new Map()));
-          const id = `${series.route}\u0000${series.upstream}\u0000${series.backend}\u0000${direction}`;
-          if (!known.has(id)) known.set(id, series);
-        }
-        if (use.client !== undefined) {
-          const client = topClients.label(use.client, total);
-          if (use.promptTokens > 0) llmClientTokens.inc({ client, direction: 'in' }, use.promptTokens);
-          if (use.completionTokens > 0) llmClientTokens.inc({ client, direction: 'out' }, use.completionTokens);
-        }
-      },
+      llmTokens,
       limiterDecision(policy, result) {
         limiterDecisions.inc({ policy, result });
         if (result === 'limited') clientLimited.inc({ policy });
