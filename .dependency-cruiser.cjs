@@ -3,7 +3,7 @@
 const layers = [
   ['core', 'the vocabulary every layer speaks: problems, failure kinds, events'],
   ['config', 'YAML to a validated config (and its JSON Schema)'],
-  ['routing|ratelimit|resilience', 'policies as pure decisions'],
+  ['routing|ratelimit|resilience|cache|idempotency', 'policies as pure decisions'],
   ['auth', 'who may use a route: API keys and JWTs (verified as rate-limit jwt keys are)'],
   ['state', 'what outlives a reload: backend state, dispatchers, buckets, route counters'],
   ['balance', 'which ready backend takes a request'],
@@ -40,10 +40,10 @@ module.exports = {
     },
     {
       name: 'no-policy-cross-imports',
-      comment: 'routing, ratelimit and resilience are siblings: none of them imports another',
+      comment: 'routing, ratelimit, resilience, cache and idempotency are siblings: none of them imports another',
       severity: 'error',
-      from: { path: '^src/(routing|ratelimit|resilience)/' },
-      to: { path: '^src/(routing|ratelimit|resilience)/', pathNot: '^src/$1/' },
+      from: { path: '^src/(routing|ratelimit|resilience|cache|idempotency)/' },
+      to: { path: '^src/(routing|ratelimit|resilience|cache|idempotency)/', pathNot: '^src/$1/' },
     },
     {
       name: 'no-test-or-bench-from-src',

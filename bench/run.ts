@@ -24,7 +24,12 @@ import * as aggregate from './scenarios/aggregate.ts';
 import * as resilience from './scenarios/resilience.ts';
 import * as telemetry from './scenarios/telemetry.ts';
 import * as ratelimit from './scenarios/ratelimit.ts';
+import * as bursty from './scenarios/bursty.ts';
+import * as backendLoss from './scenarios/backend-loss.ts';
+import * as chaos from './scenarios/chaos.ts';
 import * as consoleScenario from './scenarios/console.ts';
+import * as cache from './scenarios/cache.ts';
+import * as cacheThrottled from './scenarios/cache-throttled.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
@@ -35,10 +40,15 @@ const SCENARIOS: Record<string, Scenario> = {
   resilience,
   telemetry,
   ratelimit,
+  bursty,
+  'backend-loss': backendLoss,
+  chaos,
   console: consoleScenario,
+  cache,
+  'cache-throttled': cacheThrottled,
 };
 /** Target turns per round, for the time budget. */
-const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3 };
+const TURNS: Record<string, number> = { passthrough: 5, telemetry: 6, ratelimit: 4, aggregate: 2, resilience: 2, console: 3, cache: 3 };
 
 const USAGE = `usage: node bench/run.ts [scenario...] [options]
 
@@ -157,17 +167,23 @@ const settingsFor: Record<string, Settings> = {
   telemetry: base,
   ratelimit: base,
   console: base,
+  cache: base,
   aggregate: base,
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   steering: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
+  'cache-throttled': { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 600 },
+  bursty: base,
+  'backend-loss': base,
+  chaos: base,
 };
 
 // Time budget: generous, but a hung target can never keep the bench (or its children) alive.
 const budgetS = selected.reduce((total, name) => {
   const turns = TURNS[name];
-  const perRun = turns ? repeat * turns * (warmup + duration + rateDuration + 4) : warmup + duration + 10;
+  const fixed = SCENARIOS[name]!.budgetSeconds;
+  const perRun = fixed ?? (turns ? repeat * turns * (warmup + duration + rateDuration + 4) : warmup + duration + 10);
   return total + perRun + 45;
 }, 30);
 const watchdog = setTimeout(() => {

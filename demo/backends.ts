@@ -27,6 +27,8 @@ export interface SimulatedBackendOptions {
    * carries only a whole-second Retry-After (no retry-after-ms). Default false (Azure-like).
    */
   openAiHeaders?: boolean;
+  /** Retry hints of a 429: `ms` (default: retry-after, retry-after-ms, x-ms-retry-after-ms) or `seconds` (retry-after only, whole seconds rounded up). */
+  hints?: 'ms' | 'seconds';
 }
 
 export interface SimulatedBackend {
@@ -54,6 +56,7 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
   const host = opts.host ?? '127.0.0.1';
   const budget = Math.max(0, Math.floor(opts.budgetPerSecond));
   const latencyMs = Math.max(0, opts.latencyMs ?? 0);
+  const msHints = opts.hints !== 'seconds';
 
   let window = -1;
   let usedInWindow = 0;
@@ -91,26 +94,25 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
           `${budget} requests per second). Please retry after ${seconds} seconds.`,
       },
     });
-    res.writeHead(
-      429,
-      opts.openAiHeaders
-        ? {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            'retry-after': String(seconds),
-            ...limitHeaders(0, now),
-            'x-backend': name,
-          }
-        : {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-            'retry-after': String(seconds),
-            'retry-after-ms': String(waitMs),
-            'x-ms-retry-after-ms': String(waitMs),
-            'x-ratelimit-remaining-requests': '0',
-            'x-backend': name,
-          },
-    );
+    if (opts.openAiHeaders) {
+      res.writeHead(429, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'retry-after': String(seconds),
+        ...limitHeaders(0, now),
+        'x-backend': name,
+      });
+      res.end(body);
+      return;
+    }
+    res.writeHead(429, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'retry-after': String(seconds),
+      ...(msHints ? { 'retry-after-ms': String(waitMs), 'x-ms-retry-after-ms': String(waitMs) } : {}),
+      'x-ratelimit-remaining-requests': '0',
+      'x-backend': name,
+    });
     res.end(body);
   };
 

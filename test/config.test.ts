@@ -35,7 +35,14 @@ describe('units', () => {
 describe('config validation', () => {
   it('fills documented defaults', () => {
     const { config } = parseConfigText(VALID, 'gateway.yaml', {});
-    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080, http2: false, trustedProxies: [] });
+    expect(config.listen).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      http2: false,
+      trustedProxies: [],
+      timeouts: { requestHeaders: 10_000, requestBodyIdle: 30_000, requestBody: 300_000, keepAliveIdle: 75_000 },
+      http2Limits: { maxConcurrentStreams: 100, maxResetsPerSecond: 100 },
+    });
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9901, metricsToken: false });
     const llm = config.upstreams.llm!;
     expect(llm.balance).toBe('priority');

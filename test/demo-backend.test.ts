@@ -200,7 +200,8 @@ describe('simulated Azure OpenAI backend', () => {
     const outcome = await pending;
     // the stream was cut mid-way: the client's response is aborted, it never gets the final [DONE]
     expect(outcome).toBeInstanceOf(Error);
-    expect((outcome as Error).message).toBe('aborted');
+    // "aborted" once headers were in; a reset can win the race on a busy machine
+    expect(['aborted', 'read ECONNRESET']).toContain((outcome as Error).message);
     const again = await startSimulatedBackend({ name: 'reuse', port: b.port, budgetPerSecond: 1 });
     expect(again.port).toBe(b.port);
     await again.close();

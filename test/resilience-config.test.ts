@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../src/config/load.js';
-import { compileResilience } from '../src/resilience/policy.js';
+import { compileResilience, SAFE_RETRIES } from '../src/resilience/policy.js';
 import { ROOT } from './helpers/gateway.js';
 import { issuesOf, expectCheckPasses } from './helpers/config.js';
 
@@ -17,7 +17,7 @@ describe('resilience config', () => {
     await expectCheckPasses(`${ROOT}config/resilience.yaml`);
   });
 
-  it('`{}` takes the documented defaults; absent blocks stay off', () => {
+  it('`{}` takes the documented defaults; absent blocks stay off, except retry (safe retries); retry: off / false turn it off', () => {
     const { config } = parseConfigText(upstream('    breaker: {}\n    healthCheck: {}\n    retry: {}\n    concurrency: {}'), 'g.yaml', {});
     const orders = config.upstreams.orders!;
     expect(orders.breaker).toEqual({
@@ -41,6 +41,7 @@ describe('resilience config', () => {
       maxRetries: 2,
       budget: 0.2,
       minRetries: 3,
+      burst: 100,
       backoff: { base: 50, max: 1_000 },
     });
     expect(orders.concurrency).toEqual({ perBackend: 100, queue: 500, maxWait: 2_000 });
@@ -48,7 +49,14 @@ describe('resilience config', () => {
     expect(compileResilience(orders).retry!.deadline).toBe(180_000);
 
     const plain = parseConfigText(upstream(''), 'g.yaml', {}).config.upstreams.orders!;
-    expect(compileResilience(plain)).toEqual({ breaker: undefined, healthCheck: undefined, retry: undefined, concurrency: undefined });
+    expect(compileResilience(plain)).toEqual({ breaker: undefined, healthCheck: undefined, retry: SAFE_RETRIES, concurrency: undefined });
+    expect(SAFE_RETRIES).toMatchObject({ implicit: true, connectError: true, timeout: false, maxRetries: 1, deadline: 0 });
+    expect(SAFE_RETRIES.statuses.size).toBe(0);
+    for (const off of ['off', 'false']) {
+      const switchedOff = parseConfigText(upstream(`    retry: ${off}`), 'g.yaml', {}).config.upstreams.orders!;
+      expect(compileResilience(switchedOff).retry).toBeUndefined();
+    }
+    expect(issuesOf(upstream('    retry: on')).map((i) => i.path)).toEqual(['upstreams.orders.retry']);
   });
 
   it('bad values are reported with file:line:column', () => {

@@ -72,6 +72,7 @@ describe('retries on failure', () => {
     retry: {}
 routes:
   - upstream: orders
+    idempotency: { retryOnReset: true }
 `);
     const post = await fetch(`${live.gateway.url}/pay`, { method: 'POST', body: 'charge' });
     expect(post.status).toBe(503);
@@ -84,7 +85,7 @@ routes:
     expect(served(b)).toBe(0);
     expect(served(a)).toBe(2);
 
-    // with an Idempotency-Key it is safe, and retried on the next backend
+    // with an Idempotency-Key, on a route whose backends deduplicate by it, it is safe, and retried on the next backend
     const keyed = await fetch(`${live.gateway.url}/pay`, { method: 'POST', body: 'charge', headers: { 'idempotency-key': 'k-1' } });
     expect(keyed.status).toBe(200);
     expect(b.received[0]).toMatchObject({ method: 'POST', body: 'charge' });

@@ -126,6 +126,27 @@ routes:
     expect(backend.received[0]!.headers.host).toBe(new URL(gateway.url).host);
   });
 
+  it('a failed TLS handshake (never a request byte sent) fails over to the next backend, even for a POST', async () => {
+    const good = await startTlsBackend(await makeServerCert(otherCa), undefined, 'good');
+    try {
+      gateway = await startGateway(`upstreams:
+  secure:
+    backends:
+      - { url: ${backend.url}, priority: 1, tls: { ca: ${otherCa.certFile} } }
+      - { url: ${good.url}, priority: 2, tls: { ca: ${otherCa.certFile} } }
+routes:
+  - upstream: secure
+`);
+      const res = await fetch(`${gateway.url}/pay`, { method: 'POST', body: 'once' });
+      expect(res.status).toBe(200);
+      expect(good.received.map((r) => r.body)).toEqual(['once']);
+      expect(backend.received).toHaveLength(0);
+      expect(gateway.logs.events('backend.tls_error')).toHaveLength(1);
+    } finally {
+      await good.close();
+    }
+  });
+
   it("a backend's own tls settings override the upstream's, field by field", async () => {
     const second = await startTlsBackend(await makeServerCert(otherCa), undefined, 'second');
     try {

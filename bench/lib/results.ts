@@ -144,6 +144,8 @@ export interface ScenarioResult {
 export interface Scenario {
   title: string;
   intro: string;
+  /** Seconds the scenario may take (its own fixed schedule), instead of the budget from the settings. */
+  budgetSeconds?: number;
   run(settings: Settings, log: Log): Promise<ScenarioResult>;
 }
 

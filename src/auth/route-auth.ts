@@ -5,7 +5,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuthConfig } from '../config/schema/auth.js';
 import { claimValue, jwtVerifier, type JwtVerifier } from '../ratelimit/jwt.js';
-import { compileApiKeys, type ApiKeyCheck } from './api-keys.js';
+import { compileApiKeys, type ApiKeyCheck, type LiveApiKeys } from './api-keys.js';
 
 export type AuthVerdict =
   | { readonly kind: 'ok'; readonly identity: string }
@@ -19,8 +19,9 @@ export interface RouteAuth {
   check(req: IncomingMessage): AuthVerdict | Promise<AuthVerdict>;
 }
 
-export function compileRouteAuth(config: AuthConfig): RouteAuth {
-  const keys: ApiKeyCheck | undefined = config.apiKeys ? compileApiKeys(config.apiKeys) : undefined;
+/** `liveKeys`: the keys of `apiKeys.redisSet`, kept up to date by the state layer. */
+export function compileRouteAuth(config: AuthConfig, liveKeys?: LiveApiKeys): RouteAuth {
+  const keys: ApiKeyCheck | undefined = config.apiKeys ? compileApiKeys(config.apiKeys, liveKeys) : undefined;
   const jwt = config.jwt;
   const verify: JwtVerifier | undefined = jwt ? jwtVerifier(jwt) : undefined;
   const challenge = jwt ? 'Bearer' : undefined;

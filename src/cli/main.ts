@@ -98,7 +98,21 @@ async function main(argv: string[]): Promise<number> {
     scrubber,
     ...(tracing ? { tracer: tracing.tracer } : {}),
   });
-  process.on('uncaughtException', (error) => logger.error({ err: error }, 'uncaught exception (request dropped, gateway keeps serving)'));
+  // After an uncaught exception node's state is undefined: stop taking requests, let those in
+  // flight finish (shutdown.drain), and exit non-zero so the supervisor starts a fresh process.
+  let crashing = false;
+  process.on('uncaughtException', (error) => {
+    logger.fatal({ err: error, event: 'process.crash' }, 'uncaught exception: draining and exiting');
+    if (crashing) return;
+    crashing = true;
+    const drain = gateway.snapshot.config.shutdown.drain;
+    // Exit even if draining hangs on the broken state.
+    setTimeout(() => process.exit(70), drain + 2_000).unref();
+    gateway.close(drain).then(
+      () => process.exit(70),
+      () => process.exit(70),
+    );
+  });
   process.on('unhandledRejection', (error) => logger.error({ err: error }, 'unhandled rejection (gateway keeps serving)'));
   try {
     await gateway.listen();

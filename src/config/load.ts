@@ -1,8 +1,10 @@
+import { upgradeWarnings } from './upgrade-warnings.js';
 import { readFile } from 'node:fs/promises';
 import { isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { ConfigError, formatPath, type ConfigIssue } from './errors.js';
 import { protectReferences, resolveReferences } from './env.js';
 import { gatewaySchema, type GatewayConfig } from './schema/index.js';
+import { listenerWarnings } from './listener-warnings.js';
 import { unreachableRuleWarnings } from './unreachable-rules.js';
 import { identityWarnings } from './identity-warnings.js';
 
@@ -80,8 +82,14 @@ export function parseConfigText(source: string, file = '<config>', env: NodeJS.P
     issues.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigError(issues);
   }
+  for (const warning of listenerWarnings(raw, result.data)) {
+    warnings.push({ file, ...locate(doc, warning.path, at), path: formatPath(warning.path), message: warning.message });
+  }
   for (const warning of unreachableRuleWarnings(result.data.routes)) {
     warnings.push({ file, ...locate(doc, ['routes', warning.index], at), path: `routes[${warning.index}]`, message: warning.message });
+  }
+  for (const warning of upgradeWarnings(result.data)) {
+    warnings.push({ file, ...locate(doc, warning.path, at), path: warning.path.join('.'), message: warning.message });
   }
   for (const warning of identityWarnings(result.data)) {
     warnings.push({ file, ...locate(doc, warning.path, at), path: formatPath(warning.path), message: warning.message });

@@ -7,6 +7,13 @@ export type AttemptOutcome = 'ok' | 'throttled' | 'error' | 'timeout' | 'breaker
 export type BreakerState = 'closed' | 'open' | 'half-open';
 export type WebSocketCloseReason = 'closed' | 'idle' | 'shutdown' | 'error';
 /** error: the store could not decide (onRedisError open/closed); missing-key: no client key (401). */
+export type HoldOutcome = 'released' | 'expired' | 'queue-full' | 'removed' | 'shutdown';
+/** Which client-side limit of the listener (listen.timeouts) ended a request. */
+export type ClientTimeout = 'requestHeaders' | 'requestBodyIdle' | 'requestBody';
+/** Why the listener refused a client without routing it: framing errors and HTTP/2 abuse. */
+export type ClientProtocolError = 'bad-request' | 'headers-too-large' | 'http2-rapid-reset' | 'http2-reset-before-start';
+/** What the cache did for one request of a cached route (hit: fresh; stale: stale-while-revalidate or stale-if-error). */
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'collapsed' | 'revalidated' | 'bypass';
 export type LimiterResult = 'allowed' | 'limited' | 'queued' | 'error' | 'missing-key';
 
 /** A backend told to rest: until when, and which header (or "default") said so. */
@@ -74,12 +81,28 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   healthChange(upstream: Upstream, backend: Backend, healthy: boolean): void;
   retry(upstream: Upstream, backend: Backend, reason: string): void;
   concurrencyRejected(upstream: Upstream, backend: Backend | undefined, reason: 'queue-full' | 'wait-expired'): void;
+  /** A request is held until a cooling backend is ready (throttle.hold). */
+  held(upstream: Upstream): void;
+  /** A held request left the hold: released to the pool, or answered at once (expired, queue full, removed, shutdown). */
+  holdEnded(upstream: Upstream, outcome: HoldOutcome, waitedMs: number): void;
 
   // routing
   configReload(result: 'ok' | 'rejected', detail: string): void;
   mirrorCompared(route: Route, comparison: MirrorComparison): void;
 
+  // listener
+  /** A client was too slow (listen.timeouts): answered 408 and disconnected. */
+  clientTimeout(kind: ClientTimeout): void;
+  /** A client request was refused before routing (unparsable, too large) or an HTTP/2 stream or connection was cut. */
+  clientProtocolError(reason: ClientProtocolError): void;
+
   // fan-out
   aggregatePart(route: Route, part: string, outcome: 'ok' | 'error' | 'timeout', durationMs: number): void;
   aggregateResponse(route: Route, partial: boolean, status: number): void;
+
+  // cache
+  /** A request of a cached route was answered: `bytes` of body came from the cache (0 when it did not). */
+  cacheLookup(route: Route, result: CacheResult, bytes: number): void;
+  /** An answer went into the cache store. */
+  cacheStored(route: Route, bytes: number): void;
 }

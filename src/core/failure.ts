@@ -5,9 +5,16 @@ import type { ProblemCode } from './problems.js';
 
 /** How an attempt failed, as far as retrying is concerned. */
 export type FailureKind =
-  /** refused / unreachable / connect timeout: the backend never saw the request — always safe */
+  /**
+   * refused / unreachable / connect timeout / TLS handshake failed: the request was never
+   * written, so the backend provably never saw it — always safe to send elsewhere
+   */
   | 'connect'
-  /** the connection broke after the request may have been sent */
+  /**
+   * the connection broke (reset, closed) before the first response byte, after the request may
+   * have been written: the backend may have received it. (A request undici had not yet written
+   * when its pooled socket closed is re-queued by undici on a new connection and never fails.)
+   */
   | 'reset'
   /** no status line within the headers timeout */
   | 'timeout'
@@ -21,6 +28,8 @@ export interface Failure {
   readonly problem: ProblemCode;
   /** Reported as a timeout (metrics, traces) rather than an error. */
   readonly timedOut: boolean;
+  /** The client caused it (body too large or too slow): never retried, never held against the backend. */
+  readonly clientFault: boolean;
 }
 
 const TLS_ERROR = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME|ALTNAME|EPROTO/;
@@ -30,13 +39,20 @@ export function isTlsError(error: { code?: string | undefined }): boolean {
   return error.code !== undefined && TLS_ERROR.test(error.code);
 }
 
-const failure = (kind: FailureKind, problem: ProblemCode, timedOut = false): Failure => ({ kind, problem, timedOut });
-const BODY_TOO_LARGE = failure('other', 'payload-too-large');
+const failure = (kind: FailureKind, problem: ProblemCode, timedOut = false, clientFault = false): Failure => ({
+  kind,
+  problem,
+  timedOut,
+  clientFault,
+});
+const BODY_TOO_LARGE = failure('other', 'payload-too-large', false, true);
+const BODY_TIMEOUT = failure('other', 'request-timeout', false, true);
 const CONNECT_TIMEOUT = failure('connect', 'upstream-connect-timeout', true);
 const HEADERS_TIMEOUT = failure('timeout', 'upstream-headers-timeout', true);
 const UNREACHABLE = failure('connect', 'upstream-unreachable');
 const CONNECTION_ERROR = failure('reset', 'upstream-connection-error');
-const TLS = failure('other', 'upstream-tls-error');
+// A failed handshake happens before any request byte is written.
+const TLS = failure('connect', 'upstream-tls-error');
 const OTHER = failure('other', 'upstream-error');
 
 /** Classifies an attempt's error by its code (Node's socket errors and undici's own). */
@@ -44,6 +60,8 @@ export function classifyFailure(error: { code?: string | undefined }): Failure {
   switch (error.code) {
     case 'SPILLWAY_BODY_TOO_LARGE':
       return BODY_TOO_LARGE;
+    case 'SPILLWAY_BODY_TIMEOUT':
+      return BODY_TIMEOUT;
     case 'UND_ERR_CONNECT_TIMEOUT':
       return CONNECT_TIMEOUT;
     case 'UND_ERR_HEADERS_TIMEOUT':
@@ -53,11 +71,12 @@ export function classifyFailure(error: { code?: string | undefined }): Failure {
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EAI_AGAIN':
+    // undici refuses to dispatch on a pool that is closing (a reload dropped the backend): never sent.
+    case 'UND_ERR_CLOSED':
       return UNREACHABLE;
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
       return CONNECTION_ERROR;
     default:
       return isTlsError(error) ? TLS : OTHER;

@@ -10,6 +10,7 @@ export const PROBLEM_TYPES = {
   'ambiguous-path': { status: 400, title: 'The request path could be read more than one way' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
   'headers-too-large': { status: 431, title: 'Request headers too large' },
+  'request-timeout': { status: 408, title: 'The client took too long to send the request' },
   'all-backends-throttled': { status: 429, title: 'Every backend of the upstream is throttling' },
   'all-backends-unavailable': { status: 503, title: 'No backend of the upstream is available (breakers open or health checks failing)' },
   'concurrency-limit': { status: 503, title: 'Every backend of the upstream is at its concurrency limit' },
@@ -38,6 +39,12 @@ export const PROBLEM_TYPES = {
   'aggregate-part-too-large': { status: 502, title: "The part's answer exceeds maxPartBody" },
   'aggregate-part-timeout': { status: 504, title: 'The part did not answer in time' },
   'aggregate-part-skipped': { status: 424, title: 'The part was not called: the part it depends on gave no usable value' },
+  'idempotency-key-invalid': { status: 400, title: 'The idempotency key (or the scope it needs) is missing or malformed' },
+  'idempotency-key-in-use': { status: 409, title: 'A request with this idempotency key is still in progress' },
+  'idempotency-key-reused': { status: 422, title: 'The idempotency key was already used for a different request' },
+  'idempotency-store-unavailable': { status: 503, title: 'The idempotency store cannot be reached' },
+  'held-upstream-removed': { status: 503, title: 'The upstream this request was held for left the config' },
+  'shutting-down': { status: 503, title: 'The gateway is shutting down' },
   internal: { status: 500, title: 'Internal gateway error' },
 } as const;
 

@@ -29,7 +29,7 @@ export class BackendWalk {
   tokenEstimate = 0;
 
   /** The next backend to try now, or undefined (none ready and untried, or maxAttempts spent). */
-  pick(now: number): CompiledBackend | undefined {
+  pick(now: number, skipSpent = true): CompiledBackend | undefined {
     if (this.attempts >= this.upstream.maxAttempts) return undefined;
     const { upstream } = this;
     steer(upstream, this.tokenEstimate, now, this.context.observer);
@@ -37,7 +37,8 @@ export class BackendWalk {
       backends: upstream.backends,
       balance: upstream.balance,
       now,
-      tried: this.tried,
+      // With hold until ready, a backend that said it has no room left is skipped like a tried one.
+      tried: upstream.hold === undefined || !skipSpent ? this.tried : this.tried | spentMask(upstream, now),
       random: this.context.random,
       cursor: upstream.cursor,
     });
@@ -54,7 +55,7 @@ export class BackendWalk {
     this.tried |= 1 << backend.index;
     backend.state.inFlight++;
     backend.state.requests++;
-    backend.state.capacity?.sent(this.tokenEstimate, Date.now());
+    backend.state.capacity.sent(this.tokenEstimate, Date.now());
   }
 
   /** The Host value for `backend` under the upstream's hostHeader setting. */
@@ -79,4 +80,19 @@ export class BackendWalk {
       this.context.observer.tlsError(this.upstream, backend, error.code ?? 'TLS', error.message);
     return failure;
   }
+}
+
+/** Bit i set: backend i is ready but said it has no room left for one more request (backend-capacity.ts). */
+export function spentMask(upstream: CompiledUpstream, now: number): number {
+  let mask = 0;
+  for (const backend of upstream.backends) {
+    const { state } = backend;
+    if (state.capacity.spent(state.inFlight, now)) mask |= 1 << backend.index;
+  }
+  return mask;
+}
+
+/** Some backend is ready but spent: it will have room again shortly (hold until ready). */
+export function anyReadyButSpent(upstream: CompiledUpstream, now: number): boolean {
+  return upstream.backends.some((backend) => isReady(backend, now) && backend.state.capacity.spent(backend.state.inFlight, now));
 }

@@ -33,6 +33,12 @@ export class DelegatingSink implements ResponseSink {
   abort(error: Error): void {
     this.inner.abort(error);
   }
+  fallingBack(): void {
+    this.inner.fallingBack?.();
+  }
+  gatewayAnswer(): void {
+    this.inner.gatewayAnswer?.();
+  }
 }
 
 /** Applies the route's response header rewrites to upstream answers (not to gateway problems). */

@@ -8,40 +8,44 @@
 // Retry-After (pool-answers.ts).
 
 import type { FailureKind } from '../core/failure.js';
-import { isReady, poolBlock } from '../balance/select.js';
-import type { QueueEntry, QueueWaiter } from '../resilience/concurrency.js';
+import { isReady, poolBlock, type PoolBlock } from '../balance/select.js';
+import { releaseHeld } from './hold-release.js';
+import { HoldTicket, type HoldOwner } from './hold-ticket.js';
+import { SlotWait, type SlotWaitOwner } from './slot-wait.js';
 import { throttleCooldown } from '../resilience/cooldown.js';
-import { isIdempotent } from '../resilience/retry.js';
+import { earnRetryToken, isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
-import { BackendWalk, type ExchangeContext } from './backend-walk.js';
+import { anyReadyButSpent, BackendWalk, type ExchangeContext } from './backend-walk.js';
 import { AnswerWatchSink } from './delegating-sink.js';
 import { buildResponseHeaders } from './forward-headers.js';
 import { dispatchOptions, type ForwardRequest } from './forward-request.js';
-import { answerPoolBlocked, reportSkippedCooling, sendConcurrencyLimited, takeFallback } from './pool-answers.js';
+import { answerFailure, answerPoolBlocked, reportSkippedCooling, takeFallback } from './pool-answers.js';
+import { answerDeadlineExceeded, RequestDeadline } from './request-deadline.js';
 import { planRetry } from './retry-plan.js';
 import { learnCapacity } from './steering.js';
 import type { ResponseSink } from './sink.js';
 
 export type { ExchangeContext, ForwardRequest };
 
-export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWaiter {
+export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwner, SlotWaitOwner {
   /** Failure retries so far (throttle failovers are not retries). */
   retries = 0;
   clientGone = false;
   current: Attempt | undefined;
   readonly startedAt: number;
-  /** Epoch ms bounding all attempts (retry.deadline); 0 = none. */
-  deadlineAt = 0;
-  #waitingOn: CompiledBackend | undefined;
-  #queueEntry: QueueEntry | undefined;
+  /** retry.deadline over all attempts. */
+  readonly deadline = new RequestDeadline();
+  /** Epoch ms bounding all attempts; 0 = none (what the retry plan and a hold read). */
+  get deadlineAt(): number {
+    return this.deadline.at;
+  }
+  #slotWait: SlotWait | undefined;
   #retryTimer: { timer: NodeJS.Timeout; backend: CompiledBackend } | undefined;
   #idempotent: boolean | undefined;
+  #holdTicket: HoldTicket | undefined;
 
   readonly sink: ResponseSink;
-  /** Set when retry.deadline passed before a response started: the exchange has answered 504. */
-  deadlinePassed = false;
-  #deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     sink: ResponseSink,
@@ -56,7 +60,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     this.tokenEstimate = forward.tokenEstimate ?? 0;
     this.startedAt = performance.now();
     // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
-    this.sink = upstream.resilience.retry === undefined ? sink : new AnswerWatchSink(sink, () => this.#clearDeadline());
+    this.sink = (upstream.resilience.retry?.deadline ?? 0) === 0 ? sink : new AnswerWatchSink(sink, () => this.deadline.clear());
   }
 
   start(): void {
@@ -64,14 +68,11 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       this.clientGone = true;
       this.current?.abort();
       this.#cancelWaits();
-      this.#clearDeadline();
+      this.deadline.clear();
     });
     const now = Date.now();
     const retry = this.upstream.resilience.retry;
-    if (retry !== undefined) {
-      this.deadlineAt = now + retry.deadline;
-      this.#deadlineTimer = setTimeout(() => this.#onDeadline(), retry.deadline);
-    }
+    if (retry !== undefined && retry.deadline > 0) this.deadline.start(retry.deadline, now, () => this.#onDeadline());
     reportSkippedCooling(this.upstream, now, this.context.observer);
     const backend = this.pick(now);
     if (backend) this.dispatchTo(backend, false);
@@ -100,8 +101,8 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       if (scope.trace) attempt.trace = scope.trace.attempt(upstream, backend, scope.attempts, forward.headers);
     }
     let headersTimeout = upstream.timeouts.headers;
-    if (this.deadlineAt !== 0) {
-      const left = this.deadlineAt - Date.now();
+    if (this.deadline.at !== 0) {
+      const left = this.deadline.at - Date.now();
       if (left < headersTimeout) {
         headersTimeout = Math.max(1, left);
         attempt.deadlineBound = true;
@@ -117,6 +118,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
     learnCapacity(this.upstream, backend, headers, now);
     const decision = throttleCooldown(status, headers, this.upstream.throttle, now);
     if (decision) {
+      backend.state.capacity.throttled(headers);
       attempt.settle('neutral');
       const extended = this.coolDown(backend, decision, now);
       attempt.trace?.cooldown(decision, extended);
@@ -128,7 +130,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
           this.dispatchTo(next, false);
           return;
         }
-        if (!this.anyReady(now)) {
+        if (!this.anyReady(now) || (this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now))) {
           attempt.discard();
           this.noBackend(now);
           return;
@@ -136,12 +138,15 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       }
       if (!this.clientGone) this.context.observer.throttlePassedThrough(this.upstream, backend, status);
     } else {
+      backend.state.capacity.accepted(headers);
+      if (this.upstream.hold !== undefined && this.upstream.hold.queue.size > 0) releaseHeld(this.upstream, now);
       const breaker = backend.state.breaker;
       const failed = breaker?.policy.statuses.has(status);
       attempt.settle(failed ? 'failure' : 'success');
       const retry = this.upstream.resilience.retry;
       const retryable = retry?.statuses.has(status);
       attempt.report(failed || retryable ? 'error' : 'ok', status);
+      if (retry !== undefined && !failed && !retryable) earnRetryToken(retry, backend);
       if (retryable && this.retryAfterFailure(attempt, 'status', status, `status ${status}`)) return;
     }
     if (this.clientGone) {
@@ -158,29 +163,39 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
       attempt.settle('neutral');
       return;
     }
-    if (this.deadlinePassed) {
+    if (this.deadline.passed) {
       // Cut by the request deadline, already answered: the backend was too slow.
       attempt.settle('failure');
       return;
     }
     const failure = this.failed(attempt.backend, error);
     const code = failure.problem;
-    attempt.settle(code === 'payload-too-large' ? 'neutral' : 'failure');
+    attempt.settle(failure.clientFault ? 'neutral' : 'failure');
     attempt.report(failure.timedOut ? 'timeout' : 'error', 0);
     if (this.sink.started) {
       this.sink.abort(error);
       return;
     }
-    if (code !== 'payload-too-large' && this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
-    if (attempt.deadlineBound && failure.kind === 'timeout') {
-      this.#answerDeadline();
+    if (failure.clientFault) {
+      // The client's body is cut: answer and close, the connection's framing is lost.
+      this.sink.problem(code, error.message, { headers: { connection: 'close' } });
       return;
     }
-    this.sink.problem(code, `${this.upstream.name}: ${error.message}`, { extensions: { upstream: this.upstream.name } });
+    if (this.retryAfterFailure(attempt, failure.kind, 0, code)) return;
+    if (attempt.deadlineBound && failure.kind === 'timeout') {
+      answerDeadlineExceeded(this.sink, this.upstream);
+      return;
+    }
+    answerFailure(this.sink, this.upstream.name, failure, error, this.forward.method, this.idempotent);
   }
 
   get idempotent(): boolean {
-    return (this.#idempotent ??= isIdempotent(this.forward.method, this.forward.headers));
+    const idempotency = this.route.idempotency;
+    return (this.#idempotent ??= isIdempotent(
+      this.forward.method,
+      this.forward.headers,
+      idempotency?.retryOnReset ? idempotency.header : undefined,
+    ));
   }
 
   /**
@@ -213,8 +228,8 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
         target.state.retriesInFlight--;
         if (this.clientGone) return;
         const at = Date.now();
-        if (at >= this.deadlineAt) {
-          this.#answerDeadline();
+        if (this.deadline.over(at)) {
+          answerDeadlineExceeded(this.sink, this.upstream);
         } else if (isReady(target, at)) {
           this.dispatchTo(target, true);
         } else {
@@ -228,12 +243,48 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   /** No backend can take the request now: wait for a concurrency slot, or answer for the pool. */
   noBackend(now: number): void {
     const block = poolBlock(this.upstream.backends, now);
-    if (block.kind === 'full') {
+    if (block.kind === 'full' && !(this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now))) {
       this.#enqueue(block.backend);
       return;
     }
+    if (block.kind === 'throttled' && this.#hold(block.readyAt, now)) return;
+    // Ready backends that said they have no room: hold until the pacer finds room (or maxWait).
+    if (this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now)) {
+      if (this.#hold(now, now)) return;
+      // Cannot hold (queue full, maxWait spent): let the backend itself say whether it has room.
+      const next = this.pick(now, false);
+      if (next) {
+        this.dispatchTo(next, false);
+        return;
+      }
+    }
     if (this.fallBack()) return;
     answerPoolBlocked(this.sink, this.route, this.upstream, block, now, this.context.observer);
+  }
+
+  /** Holds the request until a cooling backend is ready, when the upstream holds and it is back soon enough. */
+  #hold(readyAt: number, now: number): boolean {
+    if (this.upstream.hold === undefined) return false;
+    return (this.#holdTicket ??= new HoldTicket(this)).tryHold(readyAt, now);
+  }
+
+  /** HoldOwner: the hold ended; a fresh walk over the pool (the backends tried before were cooling, not broken). */
+  resumeAfterHold(now: number, expired: boolean): void {
+    this.tried = 0;
+    this.attempts = 0;
+    const next = this.pick(now);
+    if (next) {
+      this.dispatchTo(next, false);
+      return;
+    }
+    if (!expired) {
+      this.noBackend(now);
+      return;
+    }
+    if (this.fallBack()) return;
+    const block = poolBlock(this.upstream.backends, now);
+    const answered: PoolBlock<CompiledBackend> = block.kind === 'full' ? { kind: 'throttled', readyAt: now + 1000 } : block;
+    answerPoolBlocked(this.sink, this.route, this.upstream, answered, now, this.context.observer);
   }
 
   /** The route's fallback, when it has one and this is not already the fallback. */
@@ -247,75 +298,24 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, QueueWai
   }
 
   #enqueue(backend: CompiledBackend): void {
-    const entry = backend.state.queue?.add(this);
-    if (entry === undefined) {
-      this.context.observer.concurrencyRejected(this.upstream, backend, 'queue-full');
-      if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'queue-full');
-      return;
-    }
-    this.#waitingOn = backend;
-    this.#queueEntry = entry;
-  }
-
-  /** QueueWaiter: a slot freed on the backend this request waits for. */
-  wake(): boolean {
-    const backend = this.#waitingOn!;
-    this.#waitingOn = undefined;
-    this.#queueEntry = undefined;
-    if (this.clientGone) return false;
-    const now = Date.now();
-    if ((this.tried & (1 << backend.index)) === 0 && !backend.state.isCooling(now) && backend.state.admitsWaiter()) {
-      this.dispatchTo(backend, false);
-      return true;
-    }
-    const next = this.pick(now);
-    if (next) {
-      this.dispatchTo(next, false);
-      return next === backend;
-    }
-    this.noBackend(now);
-    return false;
-  }
-
-  /** QueueWaiter: maxWait passed. */
-  expire(): void {
-    const backend = this.#waitingOn;
-    this.#waitingOn = undefined;
-    this.#queueEntry = undefined;
-    if (this.clientGone) return;
-    this.context.observer.concurrencyRejected(this.upstream, backend, 'wait-expired');
-    if (!this.fallBack()) sendConcurrencyLimited(this.sink, this.upstream, 'wait-expired');
+    (this.#slotWait ??= new SlotWait(this)).enqueue(backend);
   }
 
   #onDeadline(): void {
-    this.#deadlineTimer = undefined;
     if (this.sink.started || this.clientGone) return;
-    this.deadlinePassed = true;
+    this.deadline.passed = true;
     this.#cancelWaits();
     const attempt = this.current;
     if (attempt !== undefined && !attempt.released) {
       this.context.observer.attempt(this.upstream, attempt.backend, 'timeout', 0, attempt.elapsed());
       attempt.abort(new Error('request deadline passed'));
     }
-    this.#answerDeadline();
-  }
-
-  #answerDeadline(): void {
-    this.sink.problem('deadline-exceeded', `${this.upstream.name}: no response within the request deadline`, {
-      extensions: { upstream: this.upstream.name },
-    });
-  }
-
-  #clearDeadline(): void {
-    if (this.#deadlineTimer === undefined) return;
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = undefined;
+    answerDeadlineExceeded(this.sink, this.upstream);
   }
 
   #cancelWaits(): void {
-    if (this.#queueEntry !== undefined && this.#waitingOn !== undefined) this.#waitingOn.state.queue?.cancel(this.#queueEntry);
-    this.#queueEntry = undefined;
-    this.#waitingOn = undefined;
+    this.#holdTicket?.cancel();
+    this.#slotWait?.cancel();
     if (this.#retryTimer !== undefined) {
       clearTimeout(this.#retryTimer.timer);
       this.#retryTimer.backend.state.retriesInFlight--;

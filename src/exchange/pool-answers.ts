@@ -3,6 +3,7 @@
 // route's static fallback.
 
 import type { PoolBlock } from '../balance/select.js';
+import type { Failure } from '../core/failure.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import type { ResponseSink } from './sink.js';
@@ -49,6 +50,29 @@ export function answerPoolBlocked(
   );
 }
 
+/**
+ * A failed attempt that is not retried, answered: its problem type, and for a request that may
+ * have reached the backend and is not idempotent, why it was not sent again.
+ */
+export function answerFailure(
+  sink: ResponseSink,
+  upstream: string,
+  failure: Failure,
+  error: Error,
+  method: string,
+  idempotent: boolean,
+): void {
+  if (failure.kind === 'reset' && !idempotent) {
+    sink.problem(
+      failure.problem,
+      `${upstream}: ${error.message}. The connection broke after the ${method} request was sent, so the backend may have received it; it was not sent again because ${method} is not idempotent.`,
+      { extensions: { upstream, mayHaveBeenReceived: true, replayed: false } },
+    );
+    return;
+  }
+  sink.problem(failure.problem, `${upstream}: ${error.message}`, { extensions: { upstream } });
+}
+
 /** 503: every backend is at its concurrency limit and the queue is full or the wait expired. */
 export function sendConcurrencyLimited(sink: ResponseSink, upstream: CompiledUpstream, reason: 'queue-full' | 'wait-expired'): void {
   const waitMs = 1000;
@@ -67,6 +91,7 @@ export function sendConcurrencyLimited(sink: ResponseSink, upstream: CompiledUps
 export function takeFallback(route: CompiledRoute, sink: ResponseSink, sendTo: (upstream: CompiledUpstream) => boolean): boolean {
   const fallback = route.fallback;
   if (fallback === undefined) return false;
+  sink.fallingBack?.();
   if (fallback.kind === 'upstream') return sendTo(fallback.upstream);
   sendStaticFallback(sink, fallback.status, fallback.headers, fallback.body);
   return true;
@@ -74,6 +99,7 @@ export function takeFallback(route: CompiledRoute, sink: ResponseSink, sendTo: (
 
 export function sendStaticFallback(sink: ResponseSink, status: number, headers: Readonly<Record<string, string>>, body: string): void {
   const bytes = Buffer.from(body);
+  sink.gatewayAnswer?.();
   sink.start(status, { 'content-type': 'text/plain; charset=utf-8', ...headers, 'content-length': String(bytes.length) });
   if (bytes.length > 0) sink.write(bytes);
   sink.end();

@@ -40,6 +40,8 @@ export interface RequestScope {
   readonly trace: RequestTrace | undefined;
   /** What an LLM answer used (routes with a token policy), for the request log line. */
   tokens?: TokenUse | undefined;
+  /** ms the request was held until a backend was ready (throttle.hold); absent when never held. */
+  heldMs?: number;
 }
 
 /**

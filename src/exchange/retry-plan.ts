@@ -1,12 +1,13 @@
-// Where and when a request goes again after a failed attempt — or not at all. Without a retry
-// block only the always-safe case: the backend never got the request (connect failures), sent
-// to another backend. With one: what `retry.on` allows for the method, within maxRetries, the
-// deadline and the retry budget; a single-backend pool retries the same backend after a
-// jittered backoff.
+// Where and when a request goes again after a failed attempt — or not at all. Always (even with
+// `retry: off`): a request the backend never got (connect failures) goes to another backend,
+// uncounted. Without a retry block, the safe defaults too: an idempotent request whose connection
+// broke goes once more to another backend, within the budget. With a block: what `retry.on`
+// allows for the method, within maxRetries, the deadline and the retry budget; a single-backend
+// pool retries the same backend after a jittered backoff.
 
 import type { FailureKind } from '../core/failure.js';
 import { isReady } from '../balance/select.js';
-import { backoffDelay, budgetAllows, retryAllowed } from '../resilience/retry.js';
+import { admitRetry, backoffDelay, retryAllowed } from '../resilience/retry.js';
 import type { CompiledBackend } from '../snapshot/snapshot.js';
 import type { BackendWalk } from './backend-walk.js';
 
@@ -35,22 +36,27 @@ export function planRetry(
 ): RetryPlan | undefined {
   const { upstream } = request;
   const policy = upstream.resilience.retry;
-  if (policy === undefined) {
+  if (policy === undefined || (policy.implicit && kind === 'connect')) {
     if (kind !== 'connect') return undefined;
     const next = request.pick(now);
     return next && { backend: next, delay: 0, counted: false };
   }
-  if (request.retries >= policy.maxRetries || !retryAllowed(policy, kind, status, request.idempotent) || now >= request.deadlineAt)
+  if (
+    request.retries >= policy.maxRetries ||
+    !retryAllowed(policy, kind, status, request.idempotent) ||
+    (request.deadlineAt !== 0 && now >= request.deadlineAt)
+  )
     return undefined;
   let next = request.pick(now);
   let delay = 0;
   if (!next) {
-    if (upstream.backends.length !== 1 || !isReady(failedOn, now)) return undefined;
+    // The safe defaults never send the request to the backend that just failed it.
+    if (policy.implicit || upstream.backends.length !== 1 || !isReady(failedOn, now)) return undefined;
     next = failedOn;
     delay = backoffDelay(policy, request.retries, request.context.random);
-    if (now + delay >= request.deadlineAt) return undefined;
+    if (request.deadlineAt !== 0 && now + delay >= request.deadlineAt) return undefined;
   }
   // A refused connection cost the backend nothing: only retries it may have seen use the budget.
-  if (kind !== 'connect' && !budgetAllows(policy, upstream.backends)) return undefined;
+  if (kind !== 'connect' && !admitRetry(policy, upstream.backends, failedOn)) return undefined;
   return { backend: next, delay, counted: true };
 }

@@ -21,6 +21,24 @@ export interface ResponseSink {
   problem(code: ProblemCode, detail: string, options?: ProblemOptions): void;
   /** The response failed mid-stream. */
   abort(error: Error): void;
+  /** What follows is the route's fallback (a static answer or another upstream), not the upstream's answer. */
+  fallingBack?(): void;
+  /** The answer about to start is the gateway's own (a static fallback), not a backend's. */
+  gatewayAnswer?(): void;
+}
+
+/**
+ * True once the whole answer went out. An HTTP/2 response reports writableFinished also for a
+ * stream the client reset, so that it was ended by us (writableEnded) must hold too.
+ */
+function completed(res: ServerResponse): boolean {
+  return res.writableEnded && res.writableFinished;
+}
+
+/** An HTTP/1 response is destroyed with its socket; an HTTP/2 one has no `destroyed`, its stream does. */
+function isClosed(res: ServerResponse): boolean {
+  const stream = (res as ServerResponse & { stream?: { destroyed: boolean } }).stream;
+  return stream ? stream.destroyed : res.destroyed;
 }
 
 /** Streams into the client's response. */
@@ -35,12 +53,12 @@ export class ServerResponseSink implements ResponseSink {
     const res = this.res;
     // Gone already (an asynchronous stage, e.g. a rate-limit check, outlived the client): the
     // 'close' event has passed, so say it now or the exchange would wait on a dead socket.
-    if (res.destroyed && !res.writableFinished) {
+    if (isClosed(res) && !completed(res)) {
       listener();
       return;
     }
     res.once('close', () => {
-      if (!res.writableFinished) listener();
+      if (!completed(res)) listener();
     });
   }
 

@@ -1,5 +1,5 @@
 // Steer before the 429: every answer's announced budget feeds its backend's capacity learner
-// (state/capacity.ts), and before each pick a backend whose learner says the next request would
+// (state/backend-capacity.ts), and before each pick a backend whose learner says the next request would
 // be refused — announced remaining requests 0, remaining tokens below this request's estimate, or
 // its declared rpm/tpm spent this minute — cools down until the announced reset, so no request is
 // spent on its 429. With `predictive: { lowWater }`, a backend whose remaining is merely low gets
@@ -9,7 +9,6 @@ import type { ProxyObserver } from '../snapshot/observer.js';
 import type { CompiledBackend, CompiledUpstream } from '../snapshot/snapshot.js';
 import { hasCapacityHeaders, readCapacity } from '../resilience/capacity-headers.js';
 import type { ResponseHeaders } from '../resilience/retry-hints.js';
-import { BackendCapacity } from '../state/capacity.js';
 
 /** An answer's headers: what the backend says it has left. */
 export function learnCapacity(upstream: CompiledUpstream, backend: CompiledBackend, headers: ResponseHeaders, now: number): void {
@@ -17,7 +16,6 @@ export function learnCapacity(upstream: CompiledUpstream, backend: CompiledBacke
   const reading = readCapacity(headers);
   if (reading === undefined) return;
   const state = backend.state;
-  state.capacity ??= new BackendCapacity();
   // This answer's own request is still counted in flight.
   state.capacity.observe(reading, now, Math.max(0, state.inFlight - 1));
 }
@@ -29,7 +27,7 @@ export function steer(upstream: CompiledUpstream, tokens: number, now: number, o
   for (const backend of upstream.backends) {
     const { state } = backend;
     const capacity = state.capacity;
-    if (capacity === undefined) continue;
+    if (!capacity.steers) continue;
     if (predictive.lowWater !== undefined) state.share = capacity.share(now, predictive.lowWater);
     if (state.cooldownUntil > now) continue;
     const blocked = capacity.blockedUntil(now, tokens);

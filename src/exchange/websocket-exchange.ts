@@ -204,10 +204,10 @@ export class WebSocketExchange extends BackendWalk {
       // A handshake the backend never saw (refused, unreachable, connect timeout) goes on to
       // another backend, as for requests: always without a retry block, within maxRetries with one.
       const retry = upstream.resilience.retry;
-      if (failure.kind === 'connect' && (retry === undefined || (retry.connectError && this.retries < retry.maxRetries))) {
+      if (failure.kind === 'connect' && (retry === undefined || retry.implicit || this.retries < retry.maxRetries)) {
         const next = this.pick(Date.now());
         if (next) {
-          if (retry !== undefined) this.retries++;
+          if (retry !== undefined && !retry.implicit) this.retries++;
           this.context.observer.retry(upstream, backend, code);
           this.dispatchTo(next);
           return;

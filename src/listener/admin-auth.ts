@@ -50,7 +50,9 @@ function hostName(host: string): string {
 function checkBrowserWrite(request: FastifyRequest, reply: FastifyReply) {
   if (SAFE_METHODS.has(request.method)) return undefined;
   const type = request.headers['content-type'];
-  if (!type || !JSON_TYPE.test(type)) {
+  // Only POST can come from a cross-site form or a "simple" fetch without a preflight (which the
+  // admin listener never answers): DELETE and PUT need no body type to be safe.
+  if (request.method === 'POST' && (!type || !JSON_TYPE.test(type))) {
     return refuse(
       reply,
       'admin-forbidden',

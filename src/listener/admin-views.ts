@@ -34,6 +34,21 @@ export function mirrorView(route: CompiledRoute) {
   };
 }
 
+/** A cached route's store and, for the memory store, what it holds now. */
+export function cacheView(route: CompiledRoute) {
+  const cache = route.cache;
+  if (!cache) return undefined;
+  const { config } = cache;
+  return {
+    store: config.store,
+    maxBody: config.maxBody,
+    ...(config.store === 'memory' ? { maxSize: config.maxSize, ...cache.store.usage?.() } : {}),
+    defaultTtlMs: config.defaultTtl ?? null,
+    staleIfErrorMs: config.staleIfError ?? null,
+    keyBy: cache.keyBy,
+  };
+}
+
 export function routeView(route: CompiledRoute, config: Snapshot['config']['routes'][number] | undefined, total: number) {
   const { action, stats } = route;
   const base = {
@@ -47,7 +62,7 @@ export function routeView(route: CompiledRoute, config: Snapshot['config']['rout
   const upstreams = Object.fromEntries(stats.byUpstream);
   switch (action.kind) {
     case 'upstream':
-      return { ...base, upstream: action.upstream.name, upstreams, mirror: mirrorView(route) };
+      return { ...base, upstream: action.upstream.name, upstreams, mirror: mirrorView(route), cache: cacheView(route) };
     case 'split':
       return {
         ...base,
@@ -55,6 +70,7 @@ export function routeView(route: CompiledRoute, config: Snapshot['config']['rout
         stickyBy: action.split.stickyBy ?? null,
         upstreams,
         mirror: mirrorView(route),
+        cache: cacheView(route),
       };
     case 'respond':
       return { ...base, status: action.respond.status };

@@ -14,6 +14,7 @@ import { registerSessionRoutes } from './admin-session.js';
 import type { ConsoleSampler } from '../telemetry/console-sampler.js';
 import { backendStateName } from '../telemetry/backend-view.js';
 import { registerConsole } from './console/routes.js';
+import { problemBody } from '../core/problems.js';
 
 export interface AdminOptions extends AdminGuardOptions {
   getSnapshot: () => Snapshot;
@@ -25,6 +26,8 @@ export interface AdminOptions extends AdminGuardOptions {
   events?: EventBuffer | undefined;
   /** The live console at /console and its feed at /admin/console/*. */
   console?: ConsoleSampler | undefined;
+  /** DELETE /admin/cache?prefix=: drops cached answers whose path + query starts with prefix. */
+  purgeCache?: ((prefix: string) => Promise<{ memory: number; redis: number | undefined }>) | undefined;
 }
 
 export function upstreamsView(snapshot: Snapshot, now = Date.now()) {
@@ -114,5 +117,19 @@ export function createAdminServer(options: AdminOptions): FastifyInstance {
   if (options.reloader) registerConfigAdmin(app, options.getSnapshot, options.reloader);
   registerTelemetryRoutes(app, options);
   if (options.console) registerConsole(app, options.console, options.events);
+  const purgeCache = options.purgeCache;
+  if (purgeCache) {
+    app.delete<{ Querystring: { prefix?: string } }>('/admin/cache', async (request, reply) => {
+      const prefix = request.query.prefix;
+      if (typeof prefix !== 'string' || !prefix.startsWith('/')) {
+        return reply
+          .code(400)
+          .type('application/problem+json')
+          .send(problemBody('bad-request', 'prefix is required and starts with "/" (use prefix=/ to purge everything)'));
+      }
+      const purged = await purgeCache(prefix);
+      return { prefix, purged: { memory: purged.memory, redis: purged.redis ?? null } };
+    });
+  }
   return app;
 }

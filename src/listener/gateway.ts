@@ -16,8 +16,12 @@ import type { RequestTracer } from '../telemetry/tracing.js';
 import { BackendStateRegistry } from '../state/backend-state.js';
 import { DispatcherRegistry } from '../state/dispatchers.js';
 import { RouteStatsRegistry } from '../state/route-stats.js';
+import { HoldRegistry } from '../state/hold-registry.js';
+import { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import { RateLimitRegistry } from '../state/limit-registry.js';
+import { CacheRegistry } from '../state/cache-registry.js';
+import { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer } from './admin.js';
 import { createListener } from './listener.js';
@@ -25,6 +29,10 @@ import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
 import { sendProblem } from '../core/problems.js';
 import { adminExposureWarning, isLoopbackHost } from '../config/admin-exposure.js';
+import { declaredLength } from '../pipeline/client-body.js';
+import { createClientErrorHandler } from './client-errors.js';
+import { guardHttp2Sessions, type Http2Sessions } from './http2-guard.js';
+import type { Http2SecureServer } from 'node:http2';
 
 export interface GatewayOptions {
   file?: string;
@@ -47,9 +55,18 @@ export class Gateway {
   readonly states = new BackendStateRegistry();
   readonly dispatchers = new DispatcherRegistry();
   readonly routeStats = new RouteStatsRegistry();
+  readonly holds = new HoldRegistry();
+  readonly idempotency = new IdempotencyRegistry();
   readonly tunnels = new TunnelRegistry();
   readonly observer: ProxyObserver;
   readonly limits = new RateLimitRegistry(() => this.observer);
+  readonly cache = new CacheRegistry({
+    degraded: (degraded, reason) =>
+      degraded
+        ? this.logger.warn({ event: 'cache.degraded', reason }, 'the Redis cache store is skipped until Redis answers again')
+        : this.logger.info({ event: 'cache.recovered', reason }, 'the Redis cache store answers again'),
+  });
+  readonly keySets = new ApiKeySetRegistry(this.limits, () => this.logger);
   readonly reloader: ConfigReloader;
   readonly telemetry: Telemetry;
   readonly #scrubber: SecretScrubber | undefined;
@@ -58,6 +75,7 @@ export class Gateway {
   /** Whether the admin listener is bound to a loopback address (known once it listens). */
   #adminLoopback = true;
   #adminHost = '';
+  #http2Sessions: Http2Sessions | undefined;
   readonly proxy: FastifyInstance;
   readonly admin: FastifyInstance;
   readonly scheme: 'http' | 'https';
@@ -84,6 +102,10 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
+      keySets: this.keySets,
+      holds: this.holds,
+      idempotency: this.idempotency,
     });
     warnInsecureBackends(this.#snapshot, this.logger);
     const scheme = config.listen.tls ? 'https' : 'http';
@@ -106,6 +128,8 @@ export class Gateway {
     const listener = createListener(
       config,
       {
+        // Unparsable requests (400), oversized headers (431) and slow clients (408) get problem+json.
+        clientErrorHandler: createClientErrorHandler(() => this.observer),
         // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
         // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
         frameworkErrors: (_error, request, reply) => {
@@ -117,6 +141,36 @@ export class Gateway {
     );
     this.proxy = listener.app;
     this.scheme = listener.scheme;
+    // Expect: 100-continue: a body declared too large is refused before the client sends it.
+    this.proxy.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      const limit = this.#snapshot.limits.maxRequestBody;
+      const declared = declaredLength(req);
+      if (declared !== undefined && declared > limit) {
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${limit} bytes`, { headers: { connection: 'close' } });
+        return;
+      }
+      res.writeContinue();
+      this.proxy.server.emit('request', req, res);
+    });
+    if (listener.http2) {
+      this.#http2Sessions = guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
+        limits: config.listen.http2Limits,
+        keepAliveIdleMs: config.listen.timeouts.keepAliveIdle,
+        getObserver: () => this.observer,
+      });
+    }
+    // HTTP/2 streams start one turn later: a stream the client reset in the same read (rapid
+    // reset) is gone by then and never reaches a backend.
+    const routed = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 2) {
+        handler(req, res);
+        return;
+      }
+      setImmediate(() => {
+        if (streamGone(res)) this.observer.clientProtocolError('http2-reset-before-start');
+        else handler(req, res);
+      });
+    };
     // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
     this.proxy.server.on(
       'upgrade',
@@ -130,12 +184,12 @@ export class Gateway {
       url: '/*',
       handler: (request, reply) => {
         reply.hijack();
-        handler(request.raw, reply.raw);
+        routed(request.raw, reply.raw);
       },
     });
     this.proxy.setNotFoundHandler((request, reply) => {
       reply.hijack();
-      handler(request.raw, reply.raw);
+      routed(request.raw, reply.raw);
     });
     this.proxy.setErrorHandler((error, request, reply) => {
       reply.hijack();
@@ -151,6 +205,7 @@ export class Gateway {
       settings: () => this.#snapshot.config.admin,
       loopbackBind: () => this.#adminLoopback,
       console: new ConsoleSampler({ getSnapshot, tap: this.telemetry.console, buckets: this.limits.memory }),
+      purgeCache: (prefix) => this.cache.purge(prefix),
     });
   }
 
@@ -166,7 +221,7 @@ export class Gateway {
 
   async listen(): Promise<void> {
     const { listen, admin } = this.#snapshot.config;
-    await this.limits.ready();
+    await Promise.all([this.limits.ready(), this.cache.ready(), this.keySets.ready(), this.idempotency.ready()]);
     await this.proxy.listen({ host: listen.host, port: listen.port });
     await this.admin.listen({ host: admin.host, port: admin.port });
     this.url = urlOf(this.proxy, this.scheme);
@@ -185,6 +240,9 @@ export class Gateway {
       routes: this.routeStats,
       observer: this.observer,
       limits: this.limits,
+      cache: this.cache,
+      keySets: this.keySets,
+      holds: this.holds,
     });
     warnInsecureBackends(next, this.logger);
     if (this.#adminHost) this.#warnUnprotectedAdmin(config);
@@ -194,6 +252,13 @@ export class Gateway {
     this.states.retain(keys.states);
     void this.dispatchers.retain(keys.dispatchers);
     this.routeStats.retain(keys.routes);
+    this.cache.retain(keys.memoryCaches, keys.redisCache);
+    this.holds.retain(keys.holds);
+    this.idempotency.retain(
+      new Set(next.routes.filter((route) => route.idempotency !== undefined).map((route) => route.name)),
+      config.redis,
+      config.routes.some((route) => route.idempotency !== undefined && route.idempotency.store !== 'memory'),
+    );
     return next;
   }
 
@@ -203,7 +268,15 @@ export class Gateway {
     this.reloader.stopWatching();
     // An HTTP/2 server has no connection list (fastify closes its sessions); HTTP/1 ones do.
     const server = this.proxy.server as Partial<Pick<typeof this.proxy.server, 'closeAllConnections' | 'closeIdleConnections'>>;
-    const force = setTimeout(() => server.closeAllConnections?.(), drainMs);
+    // Held requests wait until the drain deadline, then get 503 with Retry-After; a moment later
+    // whatever is left is cut.
+    const force = setTimeout(() => {
+      this.holds.evictAll();
+      setTimeout(() => {
+        server.closeAllConnections?.();
+        this.#http2Sessions?.destroyAll();
+      }, 100).unref();
+    }, drainMs);
     force.unref();
     // Keep-alive connections become idle as their last response ends: close them then, so a
     // drained gateway stops as soon as its in-flight requests are done.
@@ -218,9 +291,17 @@ export class Gateway {
       clearInterval(sweep);
       this.states.shutdown();
       this.telemetry.close();
-      await Promise.all([this.dispatchers.closeAll(), this.limits.close()]);
+      this.cache.close();
+      this.keySets.close();
+      await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close()]);
     }
   }
+}
+
+/** True when an HTTP/2 response's stream is closed (reset by the client, or its connection gone). */
+function streamGone(res: ServerResponse): boolean {
+  const stream = (res as ServerResponse & { stream?: { destroyed: boolean; closed: boolean } }).stream;
+  return stream === undefined || stream.destroyed || stream.closed;
 }
 
 function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {

@@ -4,7 +4,6 @@
 // reservation from the answer's usage and reports the tokens.
 
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { TokenUse } from '../core/events.js';
 import type { Reservation } from '../ratelimit/route-limit.js';
 import { estimateTokens, parseJsonObject, type TokenEstimate } from '../ratelimit/token-estimate.js';
@@ -14,7 +13,7 @@ import type { ResponseSink } from '../exchange/sink.js';
 import { UsageSink, type TokenUsage } from '../exchange/usage-sink.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import type { CompiledRoute, Snapshot } from '../snapshot/snapshot.js';
-import { readClientBody, type ClientBody } from './client-body.js';
+import type { ClientBody } from './client-body.js';
 
 /** A body read before routing or limiting, with what was learnt from it. */
 export class ReadBody {
@@ -56,19 +55,6 @@ export function bodyReadLimit(snapshot: Snapshot, route?: CompiledRoute): number
     largestReplay.set(snapshot, limit);
   }
   return limit;
-}
-
-/** Reads the body once (sync when there is none). */
-export function readBodyEarly(
-  req: IncomingMessage,
-  limit: number,
-  maxBody: number,
-  then: (body: ReadBody) => void,
-  failed: () => void,
-): void {
-  const body = readClientBody(req, limit, maxBody);
-  if (body instanceof Promise) body.then((read) => then(new ReadBody(read)), failed);
-  else then(new ReadBody(body));
 }
 
 /**

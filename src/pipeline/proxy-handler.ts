@@ -27,32 +27,40 @@ import { removeHeaders } from '../routing/header-edit.js';
 import type { RequestScope } from '../exchange/request-scope.js';
 import { isReady, poolBlock } from '../balance/select.js';
 import { ServerResponseSink, type ResponseSink } from '../exchange/sink.js';
-import { readClientBody, type ClientBody } from './client-body.js';
+import { readClientBody, type BodyTimeout, type ClientBody } from './client-body.js';
 import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
+import { runCacheStage, type PreparedForward } from './cache-stage.js';
+import { guardIdempotent, idempotencyKeyOf } from './idempotency-stage.js';
 import type { ForwardRequest } from '../exchange/forward-request.js';
 import type { Reservation } from '../ratelimit/route-limit.js';
-import { askForUsage, bodyReadLimit, ReadBody, readBodyEarly, settlingSink } from './llm-stage.js';
+import { askForUsage, bodyReadLimit, ReadBody, settlingSink } from './llm-stage.js';
+
+/** What the LLM side of the request path carries to the forward: the body read early, the limits' reservation. */
+interface LlmFacts {
+  readonly early: ReadBody | undefined;
+  readonly reservation: Reservation | undefined;
+}
+
+const NO_LLM: LlmFacts = { early: undefined, reservation: undefined };
 
 /**
  * The request's token estimate, for steering by backends' remaining tokens: the one the limits
  * reserved, or — only when a backend of the pool announced a token budget — counted now.
  */
-function tokenEstimateFor(
-  upstream: CompiledUpstream,
-  body: ClientBody,
-  early: ReadBody | undefined,
-  reservation: Reservation | undefined,
-): number | undefined {
+function tokenEstimateFor(upstream: CompiledUpstream, body: ClientBody, llm: LlmFacts): number | undefined {
+  const { early, reservation } = llm;
   if (early?.body === body && reservation?.estimate !== undefined) return early.estimate.total;
-  if (body.kind !== 'buffer' || !upstream.backends.some((backend) => backend.state.capacity?.tokens !== undefined)) return undefined;
+  if (body.kind !== 'buffer' || !upstream.backends.some((backend) => backend.state.capacity.tokenBudget !== undefined)) return undefined;
   return (early?.body === body ? early : new ReadBody(body)).estimate.total;
 }
 
 /** How long a reservation may stay unsettled: the route's request deadline, else 10 minutes. */
 function leaseOf(route: CompiledRoute): number {
   const upstream = route.action.kind === 'upstream' ? route.action.upstream : undefined;
-  return upstream?.resilience.retry?.deadline ?? 600_000;
+  const deadline = upstream?.resilience.retry?.deadline;
+  // 0 (or none) means no request deadline.
+  return deadline !== undefined && deadline > 0 ? deadline : 600_000;
 }
 
 export interface ProxyHandlerOptions {
@@ -66,6 +74,28 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse, scope?:
 
 export { parseTarget, type RequestTarget } from '../routing/target.js';
 
+function timeoutDetail(timeout: BodyTimeout, ms: number): string {
+  return timeout === 'requestBodyIdle'
+    ? `no request body data for ${ms} ms (listen.timeouts.requestBodyIdle)`
+    : `the request body took longer than ${ms} ms (listen.timeouts.requestBody)`;
+}
+
+/**
+ * A body cut by a limit leaves the client mid-upload: once the answer is out, end the request.
+ * HTTP/1 needs nothing more (the answer says `connection: close` and node closes the socket after
+ * it); an HTTP/2 stream would stay half-open, so it is reset.
+ */
+function endRequestAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (req.httpVersionMajor !== 2) return;
+  if (res.writableFinished || res.destroyed) {
+    req.destroy();
+    return;
+  }
+  const end = () => req.destroy();
+  res.once('finish', end);
+  res.once('close', end);
+}
+
 export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler {
   const { getSnapshot, context, proto } = options;
 
@@ -78,23 +108,36 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     upstream: CompiledUpstream,
     forwardPath: string,
     scope: RequestScope | undefined,
-    early: ReadBody | undefined,
-    reservation: Reservation | undefined,
     isFallback = false,
+    prepared?: PreparedForward,
+    llm: LlmFacts = NO_LLM,
   ): void {
+    const { early, reservation } = llm;
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
     const now = Date.now();
-    if (!upstream.backends.some((backend) => isReady(backend, now))) {
+    const method = req.method ?? 'GET';
+    const idempotencyKey = isFallback ? undefined : idempotencyKeyOf(route, method, req);
+    // A keyed request may have a stored answer to replay: it goes on even when no backend is ready.
+    if (idempotencyKey === undefined && !upstream.backends.some((backend) => isReady(backend, now))) {
       const block = poolBlock(upstream.backends, now);
-      if (block.kind !== 'full') {
+      const hold = upstream.hold;
+      // With hold until ready, a request the soonest cooldown will take within maxWait goes on to be held.
+      const holdable =
+        block.kind === 'throttled' &&
+        hold !== undefined &&
+        block.readyAt - now < hold.policy.maxWait &&
+        hold.queue.size < hold.policy.queue;
+      if (block.kind === 'throttled' && hold !== undefined && !holdable && block.readyAt - now < hold.policy.maxWait)
+        context.observer.holdEnded(upstream, 'queue-full', 0);
+      if (block.kind !== 'full' && !holdable) {
         reportSkippedCooling(upstream, now, context.observer);
-        const sink = new ServerResponseSink(res);
+        const sink = prepared?.sink ?? new ServerResponseSink(res);
         const fellBack =
           !isFallback &&
           takeFallback(route, sink, (fallbackUpstream) => {
-            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, early, reservation, true);
+            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true, prepared, llm);
             return true;
           });
         if (!fellBack) {
@@ -108,13 +151,20 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     route.stats.countUpstream(upstream.name);
 
     const start = (body: ClientBody) => {
+      if (body.kind === 'too-large' || body.kind === 'timeout' || body.kind === 'aborted') reservation?.refund();
       switch (body.kind) {
-        case 'too-large':
-          reservation?.refund();
-          sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+        case 'too-large': {
+          const detail = `the request body exceeds ${body.limit} bytes`;
+          if (prepared) prepared.sink.problem('payload-too-large', detail, { headers: { connection: 'close' } });
+          else sendProblem(res, 'payload-too-large', detail, { headers: { connection: 'close' } });
+          endRequestAfterAnswer(req, res);
+          return;
+        }
+        case 'timeout':
+          sendProblem(res, 'request-timeout', timeoutDetail(body.timeout, body.ms), { headers: { connection: 'close' } });
+          endRequestAfterAnswer(req, res);
           return;
         case 'aborted':
-          reservation?.refund();
           res.destroy();
           return;
       }
@@ -127,6 +177,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       if (body.kind === 'stream' && body.length === undefined) delete headers['content-length'];
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
+      if (prepared?.conditional) Object.assign(headers, prepared.conditional);
       const forward: ForwardRequest = {
         method: req.method ?? 'GET',
         path: forwardPath,
@@ -136,27 +187,95 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
         scope,
         json: early?.body === body ? early.json : undefined,
-        tokenEstimate: tokenEstimateFor(upstream, body, early, reservation),
+        tokenEstimate: tokenEstimateFor(upstream, body, llm),
       };
-      let sink: ResponseSink = new ServerResponseSink(res);
+      let sink: ResponseSink = prepared?.sink ?? new ServerResponseSink(res);
       let exchange: ProxyExchange | undefined;
-      if (reservation?.needsAnswer) {
+      if (reservation?.needsAnswer && !prepared?.background) {
         const strip = reservation.estimate !== undefined && askForUsage(forward);
         sink = settlingSink(sink, reservation, early, strip, route, context.observer, forward, () => exchange);
       }
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
-      if (route.mirror) sink = startMirror(route, route.mirror, sink, forward, context);
-      exchange = new ProxyExchange(sink, route, upstream, forward, context, isFallback);
-      exchange.start();
+      const mirror = prepared?.background ? undefined : route.mirror;
+      const send = (through: ResponseSink) => {
+        const out = mirror ? startMirror(route, mirror, through, forward, context) : through;
+        exchange = new ProxyExchange(out, route, upstream, forward, context, isFallback);
+        exchange.start();
+      };
+      if (idempotencyKey !== undefined && route.idempotency !== undefined && body.kind !== 'stream') {
+        guardIdempotent({
+          req,
+          res,
+          route,
+          upstream,
+          idempotency: route.idempotency,
+          key: idempotencyKey,
+          method: forward.method,
+          path: forwardPath,
+          body: body.kind === 'buffer' ? body.body : null,
+          sink,
+          forward: send,
+        });
+        return;
+      }
+      send(sink);
     };
 
-    if (early) {
-      start(early.body);
-      return;
-    }
-    const body = readClientBody(req, upstream.replayBuffer, snapshot.limits.maxRequestBody);
+    const body =
+      prepared?.body ??
+      early?.body ??
+      (prepared?.background ? ({ kind: 'none' } as const) : readBody(req, res, snapshot, upstream.replayBuffer));
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
+  }
+
+  /** The client's body under the listener's limits and timeouts (kept for replay up to `replayLimit`). */
+  function readBody(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, replayLimit: number) {
+    const { requestBodyIdle, requestBody } = snapshot.config.listen.timeouts;
+    return readClientBody(req, {
+      replayLimit,
+      maxBody: snapshot.limits.maxRequestBody,
+      idleMs: requestBodyIdle,
+      totalMs: requestBody,
+      onTimeout: (timeout) => context.observer.clientTimeout(timeout),
+      onCut: () => endRequestAfterAnswer(req, res),
+    });
+  }
+
+  /** Reads the body before routing or limiting (body conditions, token estimates); once. */
+  function readEarly(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    replayLimit: number,
+    then: (body: ReadBody) => void,
+  ): void {
+    const body = readBody(req, res, snapshot, replayLimit);
+    if (body instanceof Promise)
+      body.then(
+        (read) => then(new ReadBody(read)),
+        () => res.destroy(),
+      );
+    else then(new ReadBody(body));
+  }
+
+  /** A body that cannot be forwarded (too large, too slow, aborted): answered here. True when it was. */
+  function answeredBadBody(req: IncomingMessage, res: ServerResponse, body: ClientBody): boolean {
+    switch (body.kind) {
+      case 'too-large':
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+        endRequestAfterAnswer(req, res);
+        return true;
+      case 'timeout':
+        sendProblem(res, 'request-timeout', timeoutDetail(body.timeout, body.ms), { headers: { connection: 'close' } });
+        endRequestAfterAnswer(req, res);
+        return true;
+      case 'aborted':
+        res.destroy();
+        return true;
+      default:
+        return false;
+    }
   }
 
   return function handleProxyRequest(req, res, scope) {
@@ -174,16 +293,11 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const request = new RequestView(method, target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
     if (!matched && request.bodyWanted) {
-      readBodyEarly(
-        req,
-        bodyReadLimit(snapshot),
-        snapshot.limits.maxRequestBody,
-        (early) => {
-          request.setBody(early.json);
-          routed(req, res, snapshot, matchRoute(snapshot.routes, request), request, target, scope, early);
-        },
-        () => res.destroy(),
-      );
+      readEarly(req, res, snapshot, bodyReadLimit(snapshot), (early) => {
+        if (answeredBadBody(req, res, early.body)) return;
+        request.setBody(early.json);
+        routed(req, res, snapshot, matchRoute(snapshot.routes, request), request, target, scope, early);
+      });
       return;
     }
     routed(req, res, snapshot, matched, request, target, scope, undefined);
@@ -200,12 +314,6 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     scope: RequestScope | undefined,
     early: ReadBody | undefined,
   ): void {
-    if (early && early.body.kind !== 'buffer' && early.body.kind !== 'stream' && early.body.kind !== 'none') {
-      if (early.body.kind === 'too-large')
-        sendProblem(res, 'payload-too-large', `the request body exceeds ${early.body.limit} bytes`, { headers: { connection: 'close' } });
-      else res.destroy();
-      return;
-    }
     if (!matched) {
       sendProblem(res, 'route-not-found', `no route matches ${request.method} ${target.match}`);
       return;
@@ -217,7 +325,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const limits = (identity: string | undefined) => {
       const limit = route.rateLimit;
       if (!limit) {
-        act(req, res, snapshot, matched, request, target, scope, early, undefined);
+        act(req, res, snapshot, matched, request, target, scope, { early, reservation: undefined });
         return;
       }
       const check = (body: ReadBody | undefined) =>
@@ -228,32 +336,16 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
           responsePort,
           route.name,
           context.observer,
-          (reservation) => act(req, res, snapshot, matched, request, target, scope, body, reservation),
+          (reservation) => act(req, res, snapshot, matched, request, target, scope, { early: body, reservation }),
           { authIdentity: identity, tokens: body ? () => body.estimate.total : undefined, leaseMs: leaseOf(route) },
         );
       if (!limit.countsTokens || early) {
         check(early);
         return;
       }
-      readBodyEarly(
-        req,
-        bodyReadLimit(snapshot, route),
-        snapshot.limits.maxRequestBody,
-        (body) => {
-          if (body.body.kind === 'too-large') {
-            sendProblem(res, 'payload-too-large', `the request body exceeds ${body.body.limit} bytes`, {
-              headers: { connection: 'close' },
-            });
-            return;
-          }
-          if (body.body.kind === 'aborted') {
-            res.destroy();
-            return;
-          }
-          check(body);
-        },
-        () => res.destroy(),
-      );
+      readEarly(req, res, snapshot, bodyReadLimit(snapshot, route), (body) => {
+        if (!answeredBadBody(req, res, body.body)) check(body);
+      });
     };
     if (route.auth) enforceAuth(route.auth, req, res, responsePort, limits);
     else limits(undefined);
@@ -268,14 +360,13 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     request: RequestView,
     target: ReadTarget,
     scope: RequestScope | undefined,
-    early: ReadBody | undefined,
-    reservation: Reservation | undefined,
+    llm: LlmFacts,
   ): void {
     const { route, params } = matched;
     const { method } = request;
     const { query } = target;
     const { action } = route;
-    if (action.kind !== 'upstream' && action.kind !== 'split') reservation?.settle(action.kind === 'respond' ? 0 : undefined);
+    if (action.kind !== 'upstream' && action.kind !== 'split') llm.reservation?.settle(action.kind === 'respond' ? 0 : undefined);
     if (action.kind === 'respond') {
       route.stats.responded++;
       sendStatic(res, action.respond, method, params, query);
@@ -298,6 +389,35 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     }
     const upstream = action.kind === 'upstream' ? action.upstream : pickSplit(action.split, request, context.random).target;
     const forwardPath = forwardPathOf(route, target, params);
-    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope, early, reservation);
+    const cache = route.cache;
+    if (cache) {
+      // The cache stage answers from the store, or comes back with its sink (and the body, for
+      // routes keyed by it) to forward through.
+      runCacheStage({
+        req,
+        route,
+        cache,
+        path: target.forward,
+        query: target.query,
+        clientSink: new ServerResponseSink(res),
+        observer: context.observer,
+        readBody: () => llm.early?.body ?? readBody(req, res, snapshot, upstream.replayBuffer),
+        forward: (prepared) =>
+          forwardToUpstream(
+            req,
+            res,
+            snapshot,
+            route,
+            upstream,
+            forwardPath,
+            prepared.background ? undefined : scope,
+            false,
+            prepared,
+            llm,
+          ),
+      });
+      return;
+    }
+    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope, false, undefined, llm);
   }
 }

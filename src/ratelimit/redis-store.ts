@@ -156,7 +156,7 @@ export class RedisBucketStore implements BucketStore {
   }
 }
 
-function redisNode(seed: string): { host: string; port: number } {
+export function redisNode(seed: string): { host: string; port: number } {
   if (/^rediss?:\/\//.test(seed)) {
     const url = new URL(seed);
     return { host: url.hostname, port: Number(url.port || 6379) };
@@ -166,7 +166,7 @@ function redisNode(seed: string): { host: string; port: number } {
 }
 
 /** user:password (and TLS) from the first seed URL that carries them (every node shares them). */
-function seedCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
+export function seedCredentials(seeds: readonly string[]): { username?: string; password?: string; tls?: Record<string, never> } {
   for (const seed of seeds) {
     if (!/^rediss?:\/\//.test(seed)) continue;
     const url = new URL(seed);

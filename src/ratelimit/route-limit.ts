@@ -68,6 +68,7 @@ export class RouteRateLimit {
       tokens,
       leaseMs = DEFAULT_LEASE_MS,
     } = typeof context === 'string' || context === undefined ? { authIdentity: context } : context;
+    const lease = leaseMs > 0 && Number.isFinite(leaseMs) ? leaseMs : DEFAULT_LEASE_MS;
     const taken: Taken[] = [];
     const reports: PolicyReport[] = [];
     const results: Array<'allowed' | 'queued' | 'error'> = [];
@@ -100,7 +101,7 @@ export class RouteRateLimit {
         const request: TakeRequest = {
           key: `${identity.key}\u0001f`,
           capacity: slots,
-          refillPerMs: slots / leaseMs,
+          refillPerMs: slots / lease,
           cost: 1,
           maxWaitMs: 0,
         };
@@ -187,7 +188,7 @@ export class RouteRateLimit {
       if (outcome.waitMs > waitMs) waitMs = outcome.waitMs;
     }
     for (const [index, policy] of this.policies.entries()) observer.limiterDecision(policy.name, results[index]!);
-    const reservation = new Reservation(taken, estimate, leaseMs);
+    const reservation = new Reservation(taken, estimate, lease);
     return { kind: 'allow', waitMs, headers: rateLimitHeaders(reports), reservation, refund: () => reservation.refund() };
   }
 }

@@ -1,7 +1,7 @@
 // Compiled (immutable) resilience policies of one upstream, built from its config block.
 // Absent blocks stay undefined so the request path can skip them with one check.
 
-import type { BreakerConfig, ConcurrencyConfig, HealthCheckConfig, RetryConfig } from '../config/schema/resilience.js';
+import type { BreakerConfig, ConcurrencyConfig, HealthCheckConfig, RetrySetting } from '../config/schema/resilience.js';
 
 export interface BreakerPolicy {
   readonly failureRate: number;
@@ -26,12 +26,17 @@ export interface HealthCheckPolicy {
 }
 
 export interface RetryPolicy {
+  /** The safe defaults of an upstream without a `retry:` block (never-received failover uncounted, no same-backend retry). */
+  readonly implicit: boolean;
   readonly connectError: boolean;
   readonly timeout: boolean;
   readonly statuses: ReadonlySet<number>;
   readonly maxRetries: number;
   readonly budget: number;
   readonly minRetries: number;
+  /** Retry tokens a backend may save up for a sudden failure of many requests at once. */
+  readonly burst: number;
+  /** ms bounding all attempts of one request; 0 = none. */
   readonly deadline: number;
   readonly backoffBase: number;
   readonly backoffMax: number;
@@ -53,10 +58,29 @@ export interface UpstreamResilience {
 export interface ResilienceConfigBlocks {
   breaker?: BreakerConfig | undefined;
   healthCheck?: HealthCheckConfig | undefined;
-  retry?: RetryConfig | undefined;
+  retry?: RetrySetting;
   concurrency?: ConcurrencyConfig | undefined;
   timeouts: { headers: number };
 }
+
+/**
+ * Without a `retry:` block: a request the backend never received goes to the next backend
+ * (any method, not counted), an idempotent one whose connection broke before the answer goes
+ * once more to another backend, within the budget. No status retries, no deadline.
+ */
+export const SAFE_RETRIES: RetryPolicy = {
+  implicit: true,
+  connectError: true,
+  timeout: false,
+  statuses: new Set(),
+  maxRetries: 1,
+  budget: 0.2,
+  minRetries: 3,
+  burst: 100,
+  deadline: 0,
+  backoffBase: 50,
+  backoffMax: 1_000,
+};
 
 export function compileResilience(config: ResilienceConfigBlocks): UpstreamResilience {
   const { breaker, healthCheck, retry, concurrency } = config;
@@ -67,17 +91,25 @@ export function compileResilience(config: ResilienceConfigBlocks): UpstreamResil
       statuses: healthCheck.statuses && new Set(healthCheck.statuses),
       key: JSON.stringify(healthCheck),
     },
-    retry: retry && {
-      connectError: retry.on.includes('connect-error'),
-      timeout: retry.on.includes('timeout'),
-      statuses: new Set(retry.on.filter((item): item is number => typeof item === 'number')),
-      maxRetries: retry.maxRetries,
-      budget: retry.budget,
-      minRetries: retry.minRetries,
-      deadline: retry.deadline ?? config.timeouts.headers * (retry.maxRetries + 1),
-      backoffBase: retry.backoff.base,
-      backoffMax: retry.backoff.max,
-    },
+    retry:
+      retry === undefined
+        ? SAFE_RETRIES
+        : retry === false || retry === 'off'
+          ? undefined
+          : {
+              implicit: false,
+              // A written `on:` list adds to the safe defaults (connection failures) rather than replacing them.
+              connectError: true,
+              timeout: retry.on.includes('timeout'),
+              statuses: new Set(retry.on.filter((item): item is number => typeof item === 'number')),
+              maxRetries: retry.maxRetries,
+              budget: retry.budget,
+              minRetries: retry.minRetries,
+              burst: retry.burst,
+              deadline: retry.deadline ?? config.timeouts.headers * (retry.maxRetries + 1),
+              backoffBase: retry.backoff.base,
+              backoffMax: retry.backoff.max,
+            },
     concurrency: concurrency && { ...concurrency },
   };
 }

@@ -8,8 +8,19 @@ import { compileHeaderOps, compilePathRewrite } from '../routing/rewrite.js';
 import type { RouteStatsRegistry } from '../state/route-stats.js';
 import { compileSplit } from '../routing/split.js';
 import type { FallbackConfig } from '../config/schema/resilience.js';
+import type { IdempotencyConfig } from '../config/schema/idempotency.js';
+import { MemoryIdempotencyStore } from '../idempotency/memory-store.js';
+import type { IdempotencyStore } from '../idempotency/store.js';
+import { compileIdempotency } from './compile-idempotency.js';
 import type { CompiledRoute, CompiledUpstream, RouteAction, RouteFallback } from './snapshot.js';
 import { compileRouteAuth } from '../auth/route-auth.js';
+import type { LiveKeysOf } from '../state/api-key-sets.js';
+
+/** Where a route's idempotency records live, and whose X-Forwarded-For an `ip` scope believes. */
+export interface IdempotencyOptions {
+  store?: ((route: string, config: IdempotencyConfig) => IdempotencyStore) | undefined;
+  trustedProxies?: readonly string[];
+}
 
 /** The name a rule is known by (admin, logs, counters). */
 export function routeName(route: RouteConfig, index: number): string {
@@ -22,6 +33,8 @@ export function compileRoute(
   upstreams: ReadonlyMap<string, CompiledUpstream>,
   stats: RouteStatsRegistry,
   caseInsensitive = false,
+  liveKeys?: LiveKeysOf,
+  idempotencyOptions: IdempotencyOptions = {},
 ): CompiledRoute {
   const name = routeName(route, index);
   const match = compileMatch(route.match, caseInsensitive);
@@ -65,7 +78,14 @@ export function compileRoute(
     removeHeaders:
       route.removeHeaders && route.removeHeaders.length > 0 ? route.removeHeaders.map((header) => header.toLowerCase()) : undefined,
     fallback: compileFallback(route.fallback, upstreams),
-    auth: route.auth ? compileRouteAuth(route.auth) : undefined,
+    idempotency:
+      route.idempotency &&
+      compileIdempotency(
+        route.idempotency,
+        idempotencyOptions.store?.(name, route.idempotency) ?? new MemoryIdempotencyStore(route.idempotency.memoryLimit),
+        idempotencyOptions.trustedProxies ?? [],
+      ),
+    auth: route.auth ? compileRouteAuth(route.auth, route.auth.apiKeys && liveKeys?.(route.auth.apiKeys)) : undefined,
   };
 }
 

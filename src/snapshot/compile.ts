@@ -2,9 +2,12 @@ import type { GatewayConfig } from '../config/schema/index.js';
 import type { RouteStatsRegistry } from '../state/route-stats.js';
 import { backendId, type BackendStateRegistry } from '../state/backend-state.js';
 import { resolveBackendTls } from '../state/backend-tls.js';
-import { BackendCapacity } from '../state/capacity.js';
 import type { DispatcherRegistry } from '../state/dispatchers.js';
 import type { RateLimitRegistry } from '../state/limit-registry.js';
+import type { CacheRegistry } from '../state/cache-registry.js';
+import type { ApiKeySetRegistry } from '../state/api-key-sets.js';
+import type { HoldRegistry } from '../state/hold-registry.js';
+import type { IdempotencyRegistry } from '../state/idempotency-registry.js';
 import { compileHeaderEdit } from '../routing/header-edit.js';
 import { compileRoute } from './compile-route.js';
 import type { CompiledBackend, CompiledUpstream, Snapshot } from './snapshot.js';
@@ -20,6 +23,13 @@ export interface RuntimeRegistries {
   /** Receives breaker and health events of backends. */
   observer?: ProxyObserver;
   limits?: RateLimitRegistry;
+  cache?: CacheRegistry;
+  /** Readers of the Redis sets that routes' `auth.apiKeys.redisSet` name. */
+  keySets?: ApiKeySetRegistry;
+  /** Hold queues by upstream name (absent: hold is off). */
+  holds?: HoldRegistry;
+  /** Idempotency stores by route (absent: a fresh memory store per compile). */
+  idempotency?: IdempotencyRegistry;
 }
 
 /** Compiles a validated config into a snapshot, binding each backend to its live state and pool. */
@@ -37,14 +47,11 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       });
       const id = backendId(name, backend.name ?? backend.url);
       const state = registries.states.get(id);
-      if (backend.rpm !== undefined || backend.tpm !== undefined) state.capacity ??= new BackendCapacity();
-      if (state.capacity) {
-        state.capacity.declared = { rpm: backend.rpm, tpm: backend.tpm };
-        state.capacity.shared =
-          backend.rpm !== undefined || backend.tpm !== undefined
-            ? registries.limits?.sharedCount(config, id, backend.rpm, backend.tpm)
-            : undefined;
-      }
+      state.capacity.declared = { rpm: backend.rpm, tpm: backend.tpm };
+      state.capacity.shared =
+        backend.rpm !== undefined || backend.tpm !== undefined
+          ? registries.limits?.sharedCount(config, id, backend.rpm, backend.tpm)
+          : undefined;
       return {
         index,
         id,
@@ -82,16 +89,40 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
       hostHeader: upstream.hostHeader,
       cursor: { current: new Float64Array(backends.length) },
       resilience: compileResilience(upstream),
+      hold:
+        upstream.throttle.hold && registries.holds
+          ? { policy: { ...upstream.throttle.hold }, queue: registries.holds.get(name, { ...upstream.throttle.hold }) }
+          : undefined,
     };
     upstreams.set(name, compiled);
     for (const backend of backends) attachResilience({ observer: registries.observer ?? silentObserver }, compiled, backend);
   }
 
   const limits = registries.limits?.compile(config);
+  const liveKeys = registries.keySets?.compile(config);
   const routes = config.routes.map((route, index) => {
-    const compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive);
-    return route.rateLimit && limits ? { ...compiled, rateLimit: limits.forRoute(route.rateLimit) } : compiled;
+    const idempotency = registries.idempotency;
+    let compiled = compileRoute(route, index, upstreams, registries.routes, config.paths.caseInsensitive, liveKeys, {
+      store: idempotency && ((name, settings) => idempotency.storeFor(name, settings, config.redis)),
+      trustedProxies: config.listen.trustedProxies,
+    });
+    if (route.rateLimit && limits) compiled = { ...compiled, rateLimit: limits.forRoute(route.rateLimit) };
+    if (route.cache && registries.cache) {
+      const keyBy = route.cache.keyBy ?? [];
+      compiled = {
+        ...compiled,
+        cache: {
+          config: route.cache,
+          store: registries.cache.storeFor(compiled.name, route.cache, config),
+          locks: registries.cache.locks,
+          keyBy,
+          byBody: keyBy.includes('body'),
+        },
+      };
+    }
+    return compiled;
   });
+  if (registries.cache && config.routes.some((route) => route.cache !== undefined)) registries.cache.connect(config);
 
   return {
     config,
@@ -107,7 +138,14 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
 }
 
 /** Ids of every backend and pool a snapshot uses, so registries can drop the rest. */
-export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatchers: Set<string>; routes: Set<string> } {
+export function snapshotKeys(snapshot: Snapshot): {
+  states: Set<string>;
+  dispatchers: Set<string>;
+  routes: Set<string>;
+  memoryCaches: Set<string>;
+  redisCache: boolean;
+  holds: Set<string>;
+} {
   const states = new Set<string>();
   const dispatchers = new Set<string>();
   for (const upstream of snapshot.upstreams.values()) {
@@ -116,5 +154,10 @@ export function snapshotKeys(snapshot: Snapshot): { states: Set<string>; dispatc
       dispatchers.add(backend.dispatcherKey);
     }
   }
-  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)) };
+  const memoryCaches = new Set(snapshot.routes.filter((route) => route.cache?.store.kind === 'memory').map((route) => route.name));
+  const redisCache = snapshot.config.redis !== undefined && snapshot.routes.some((route) => route.cache !== undefined);
+  const holds = new Set(
+    [...snapshot.upstreams.values()].filter((upstream) => upstream.hold !== undefined).map((upstream) => upstream.name),
+  );
+  return { states, dispatchers, routes: new Set(snapshot.routes.map((route) => route.name)), memoryCaches, redisCache, holds };
 }

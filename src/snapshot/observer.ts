@@ -23,10 +23,16 @@ export const silentObserver: ProxyObserver = {
   healthChange() {},
   retry() {},
   concurrencyRejected() {},
+  held() {},
+  holdEnded() {},
   configReload() {},
   mirrorCompared() {},
   aggregatePart() {},
   aggregateResponse() {},
+  clientTimeout() {},
+  clientProtocolError() {},
+  cacheLookup() {},
+  cacheStored() {},
 };
 
 /** A full observer from a partial one (the rest are no-ops). */

@@ -1,7 +1,9 @@
 // The immutable runtime snapshot compiled from a validated config. Requests hold the snapshot
 // they started with; a reload swaps in a new one. Live state is looked up by id from registries.
 
+import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { IdempotencyStore } from '../idempotency/store.js';
 import type { GatewayConfig } from '../config/schema/index.js';
 import type { BackendState } from '../state/backend-state.js';
 import type { BackendTls } from '../state/backend-tls.js';
@@ -15,11 +17,14 @@ import type { CompiledSplit } from '../routing/split.js';
 import type { CompiledAggregate } from '../routing/aggregate/compile.js';
 import type { UpstreamResilience } from '../resilience/policy.js';
 import type { ThrottlePolicy } from '../resilience/cooldown.js';
+import type { HoldPolicy, HoldQueue } from '../resilience/hold.js';
 import type { RouteRateLimit } from '../ratelimit/route-limit.js';
 import type { RouteAuth } from '../auth/route-auth.js';
 import type { PathOptions } from '../routing/normalise.js';
 import type { ClientIpResolver } from '../core/client-ip.js';
 import type { BlockList } from 'node:net';
+import type { CacheConfig } from '../config/schema/cache.js';
+import type { CacheStore, CollapseLocks } from '../state/cache-registry.js';
 
 /** An LLM backend's own model name (OpenAI-style) or Azure deployment. */
 export interface LlmBackend {
@@ -61,6 +66,8 @@ export interface CompiledUpstream {
   readonly cursor: RoundRobinCursor;
   /** Breaker, health checks, retries, concurrency; each undefined when not configured. */
   readonly resilience: UpstreamResilience;
+  /** Hold until ready (throttle.hold); undefined when off. The queue is kept across reloads by upstream name. */
+  readonly hold: { readonly policy: HoldPolicy; readonly queue: HoldQueue } | undefined;
 }
 
 export type MirrorCompare = 'none' | 'status' | 'body';
@@ -105,6 +112,37 @@ export interface CompiledRoute {
   readonly rateLimit?: RouteRateLimit | undefined;
   /** Client authentication (absent: anyone may use the route). */
   readonly auth?: RouteAuth | undefined;
+  /** The route's shared HTTP cache (absent: none). */
+  readonly cache?: CompiledCache | undefined;
+  /** Idempotency-Key handling (absent: none). */
+  readonly idempotency?: RouteIdempotency | undefined;
+}
+
+export interface CompiledCache {
+  readonly config: CacheConfig;
+  readonly store: CacheStore;
+  /** In-flight misses of this process (collapsed forwarding). */
+  readonly locks: CollapseLocks;
+  /** keyBy entries (header names and/or "body"). */
+  readonly keyBy: readonly string[];
+  /** keyBy holds "body": POST answers are cached by their JSON body. */
+  readonly byBody: boolean;
+}
+
+export interface RouteIdempotency {
+  /** Lower-case header name. */
+  readonly header: string;
+  /** A keyed non-idempotent request may be replayed after a reset (the backends deduplicate). */
+  readonly retryOnReset: boolean;
+  readonly methods: ReadonlySet<string>;
+  /** ms a completed answer is kept. */
+  readonly ttl: number;
+  /** Answers with a larger body are not stored. */
+  readonly maxBody: number;
+  readonly onStoreError: 'closed' | 'open';
+  readonly store: IdempotencyStore;
+  /** Who a key belongs to (scopeBy); undefined when keys are scoped by method and path only. */
+  readonly scope: ((req: IncomingMessage, route: string) => string | undefined | Promise<string | undefined>) | undefined;
 }
 
 /** A route's answer when its upstream cannot serve: another upstream, or a fixed response. */

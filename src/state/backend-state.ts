@@ -1,7 +1,7 @@
 import type { BackendBreaker } from '../resilience/breaker.js';
 import type { BackendQueue } from '../resilience/concurrency.js';
 import type { HealthMonitor } from '../resilience/health-check.js';
-import type { BackendCapacity } from './capacity.js';
+import { BackendCapacity } from './backend-capacity.js';
 
 // Live state of one backend. It lives in a registry keyed by a stable id (upstream name + URL),
 // not in the config snapshot, so cooldowns and counters survive a config reload.
@@ -29,10 +29,15 @@ export class BackendState {
   maxConcurrent = Infinity;
   /** Attempts in flight that are failure retries (for the retry budget). */
   retriesInFlight = 0;
-  /** What the backend announced it has left, and its declared rpm/tpm; created when first needed. */
-  capacity: BackendCapacity | undefined;
   /** Weight scale of the opt-in lowWater steering (1 = full share). */
   share = 1;
+  /** Retries this backend earned by answering, spent when it fails many requests at once (resilience/retry.ts). */
+  retryTokens = 0;
+  /**
+   * What the backend can take before it throttles again, what it announced it has left (requests
+   * and tokens) and its declared rpm/tpm: the one learner of backend capacity (backend-capacity.ts).
+   */
+  readonly capacity = new BackendCapacity();
 
   constructor(id: string) {
     this.id = id;

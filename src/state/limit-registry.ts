@@ -10,7 +10,7 @@ import { MemoryBucketStore } from '../ratelimit/memory-store.js';
 import { compilePolicy, type CompiledPolicy } from '../ratelimit/policy.js';
 import { RedisBucketStore } from '../ratelimit/redis-store.js';
 import { RouteRateLimit } from '../ratelimit/route-limit.js';
-import type { SharedCount } from './capacity.js';
+import type { SharedCount } from './backend-capacity.js';
 
 export class RateLimitRegistry {
   readonly memory = new MemoryBucketStore({ onEvict: (count) => this.observer().limiterEvicted('memory', count) });
@@ -47,8 +47,7 @@ export class RateLimitRegistry {
       this.#retired.push(this.#redis.store.redis);
       this.#redis = undefined;
     }
-    // Connections of a previous config close once requests in flight had their chance to finish.
-    for (const old of this.#retired.splice(0)) setTimeout(() => void old.close(), 5_000).unref();
+    this.#closeRetired();
     return {
       forRoute: (names) => (names && names.length > 0 ? new RouteRateLimit(names.map((name) => policies.get(name)!)) : undefined),
     };
@@ -91,6 +90,18 @@ export class RateLimitRegistry {
       ]);
       return { requests: sentRequests, tokens: sentTokens };
     };
+  }
+
+  /** The Redis connection of this config, for other readers than the limiter (API key sets). */
+  redisConnection(config: RedisConfig): RedisBucketStore {
+    const store = this.redisStore(config);
+    this.#closeRetired();
+    return store.redis;
+  }
+
+  /** Connections of a previous config close once requests in flight had their chance to finish. */
+  #closeRetired(): void {
+    for (const old of this.#retired.splice(0)) setTimeout(() => void old.close(), 5_000).unref();
   }
 
   /** Waits (bounded) for Redis to connect, so the first requests are not served degraded. */

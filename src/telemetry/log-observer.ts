@@ -89,6 +89,12 @@ export function logObserver(logger: Logger, events?: EventBuffer): LogObserver {
     retry(upstream, backend, reason) {
       logger.debug({ event: 'upstream.retry', ...backendFields(upstream, backend), reason }, 'retrying on another backend');
     },
+    holdEnded(upstream, outcome, waitedMs) {
+      logger.debug(
+        { event: 'upstream.hold', upstream: upstream.name, outcome, heldMs: Math.round(waitedMs) },
+        'held request left the hold',
+      );
+    },
     concurrencyRejected(upstream, backend, reason) {
       logger.debug(
         { event: 'concurrency.rejected', upstream: upstream.name, backend: backend ? backendLabel(backend) : undefined, reason },

@@ -2,15 +2,17 @@
 // histograms are fed by observer events; backend gauges (cooldown, breaker, health, in-flight,
 // queue) are read from the live snapshot at scrape time, so requests pay nothing for them.
 // The per-request series are cells (cell-series.ts) cached per compiled route/backend: the hot
-// path allocates nothing and hashes no label set for metrics.
+// path allocates nothing and hashes no label set for metrics. The counters of the gateway's other
+// decisions (cooldowns, limits, breakers, holds, cache, …) are in decision-metrics.ts.
 
-import { llmTokenMetrics } from './llm-metrics.js';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream, Snapshot } from '../snapshot/snapshot.js';
 import type { AttemptOutcome } from '../core/events.js';
 import { withDefaults, type ProxyObserver } from '../snapshot/observer.js';
 import { backendLiveView, BREAKER_STATE_VALUE } from './backend-view.js';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-series.js';
+import { decisionMetrics, LATENCY_BUCKETS } from './decision-metrics.js';
+import { llmTokenMetrics } from './llm-metrics.js';
 import { backendLabel, methodIndex, methodLabel, routeLabel, statusClassIndex, statusClassLabel } from './labels.js';
 
 export interface MetricsOptions {
@@ -38,7 +40,6 @@ interface BackendCells {
   attempts: Partial<Record<AttemptOutcome, CounterCell>>;
 }
 
-const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const UNMATCHED = {};
 
 export class GatewayMetrics {
@@ -90,131 +91,6 @@ export class GatewayMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     }));
-    const cooldowns = new Counter({
-      name: 'spillway_backend_cooldowns_total',
-      help: 'Throttle answers that set or extended a cooldown, by the header the delay came from ("default" = no usable hint).',
-      labelNames: ['upstream', 'backend', 'source'],
-      registers,
-    });
-    const poolExhausted = new Counter({
-      name: 'spillway_pool_exhausted_total',
-      help: 'Gateway-made 429s: every backend of the pool was cooling down.',
-      labelNames: ['route', 'upstream'],
-      registers,
-    });
-    const passedThrough = new Counter({
-      name: 'spillway_throttle_passed_through_total',
-      help: 'Backend throttle answers (429, or 503 with a hint) passed to the client because no failover was possible.',
-      labelNames: ['upstream', 'backend', 'status'],
-      registers,
-    });
-    const tlsErrors = new Counter({
-      name: 'spillway_backend_tls_errors_total',
-      help: 'TLS handshake or certificate failures with a backend, by error code.',
-      labelNames: ['upstream', 'backend', 'code'],
-      registers,
-    });
-    const websocketOpened = new Counter({
-      name: 'spillway_websocket_tunnels_opened_total',
-      help: 'WebSocket tunnels opened to a backend.',
-      labelNames: ['upstream', 'backend'],
-      registers,
-    });
-    const websocketClosed = new Counter({
-      name: 'spillway_websocket_tunnels_closed_total',
-      help: 'WebSocket tunnels ended, by reason.',
-      labelNames: ['upstream', 'backend', 'reason'],
-      registers,
-    });
-    const websocketOpen = new Gauge({
-      name: 'spillway_websocket_tunnels_open',
-      help: 'WebSocket tunnels open now.',
-      labelNames: ['upstream', 'backend'],
-      registers,
-    });
-    const clientLimited = new Counter({
-      name: 'spillway_client_limited_total',
-      help: 'Client-limit 429s: requests refused by a client rate limit policy.',
-      labelNames: ['policy'],
-      registers,
-    });
-    const llmTokens = llmTokenMetrics(registers);
-    const limiterDecisions = new Counter({
-      name: 'spillway_limiter_decisions_total',
-      help: 'Client rate limiter decisions by policy and result (allowed, limited, queued, error).',
-      labelNames: ['policy', 'result'],
-      registers,
-    });
-    const limiterDegraded = new Gauge({
-      name: 'spillway_limiter_degraded',
-      help: '1 while the shared limiter store (Redis) is unreachable and limits run degraded.',
-      registers,
-    });
-    const limiterEvictions = new Counter({
-      name: 'spillway_limiter_evictions_total',
-      help: 'In-memory rate-limit buckets evicted (fullest first) to stay under limits.maxMemoryBuckets.',
-      labelNames: ['store'],
-      registers,
-    });
-    const breakerTransitions = new Counter({
-      name: 'spillway_breaker_transitions_total',
-      help: 'Circuit breaker state changes, by the state entered.',
-      labelNames: ['upstream', 'backend', 'state'],
-      registers,
-    });
-    const healthChanges = new Counter({
-      name: 'spillway_health_changes_total',
-      help: 'Active health check verdict changes.',
-      labelNames: ['upstream', 'backend', 'healthy'],
-      registers,
-    });
-    const retries = new Counter({
-      name: 'spillway_retries_total',
-      help: 'Retries of a failed attempt on another backend, by reason.',
-      labelNames: ['upstream', 'backend', 'reason'],
-      registers,
-    });
-    const concurrencyRejected = new Counter({
-      name: 'spillway_concurrency_rejected_total',
-      help: 'Requests refused by a concurrency limit (queue full, or waited too long).',
-      labelNames: ['upstream', 'backend', 'reason'],
-      registers,
-    });
-    const configReloads = new Counter({
-      name: 'spillway_config_reloads_total',
-      help: 'Config reloads by result (ok, rejected).',
-      labelNames: ['result'],
-      registers,
-    });
-    const mirrorComparisons = new Counter({
-      name: 'spillway_mirror_comparisons_total',
-      help: 'Mirrored requests compared with the primary answer: match, status_mismatch, body_mismatch.',
-      labelNames: ['route', 'result'],
-      registers,
-    });
-    const aggregateParts = new Counter({
-      name: 'spillway_aggregate_parts_total',
-      help: 'Fan-out parts by outcome.',
-      labelNames: ['route', 'part', 'outcome'],
-      registers,
-    });
-    const aggregatePartDuration = new Histogram({
-      name: 'spillway_aggregate_part_duration_seconds',
-      help: 'Fan-out part latency.',
-      labelNames: ['route', 'part'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    const aggregateResponses = new Counter({
-      name: 'spillway_aggregate_responses_total',
-      help: 'Fan-out responses; partial="true" when some part failed or timed out.',
-      labelNames: ['route', 'partial'],
-      registers,
-    });
-    for (const result of ['ok', 'rejected']) configReloads.inc({ result }, 0);
-    limiterDegraded.set(0);
-    for (const store of ['memory', 'local']) limiterEvictions.inc({ store }, 0);
-
     // Backend gauges: computed from the live snapshot when Prometheus scrapes.
     const backendGauge = (name: string, help: string, read: (view: ReturnType<typeof backendLiveView>) => number | undefined) =>
       new Gauge({
@@ -267,65 +143,8 @@ export class GatewayMetrics {
         // breaker_open and skipped_cooling are reported for a backend skipped without a call: no duration to record.
         if (outcome !== 'breaker_open' && outcome !== 'skipped_cooling') attemptDuration.observe(cells.duration, durationMs / 1000);
       },
-      cooldown(upstream, backend, decision, extended) {
-        if (extended) cooldowns.inc({ upstream: upstream.name, backend: backendLabel(backend), source: decision.source });
-      },
-      poolExhausted(route, _retryAfterMs, upstream) {
-        poolExhausted.inc({ route: route.name, upstream: (upstream ?? route.upstream)?.name ?? '' });
-      },
-      throttlePassedThrough(upstream, backend, status) {
-        passedThrough.inc({ upstream: upstream.name, backend: backendLabel(backend), status: String(status) });
-      },
-      tlsError(upstream, backend, code) {
-        tlsErrors.inc({ upstream: upstream.name, backend: backendLabel(backend), code });
-      },
-      websocketOpened(upstream, backend) {
-        const labels = { upstream: upstream.name, backend: backendLabel(backend) };
-        websocketOpened.inc(labels);
-        websocketOpen.inc(labels);
-      },
-      websocketClosed(upstream, backend, reason) {
-        const labels = { upstream: upstream.name, backend: backendLabel(backend) };
-        websocketClosed.inc({ ...labels, reason });
-        websocketOpen.dec(labels);
-      },
-      llmTokens,
-      limiterDecision(policy, result) {
-        limiterDecisions.inc({ policy, result });
-        if (result === 'limited') clientLimited.inc({ policy });
-      },
-      limiterDegraded(degraded) {
-        limiterDegraded.set(degraded ? 1 : 0);
-      },
-      limiterEvicted(store, count) {
-        limiterEvictions.inc({ store }, count);
-      },
-      breakerStateChange(upstream, backend, state) {
-        breakerTransitions.inc({ upstream: upstream.name, backend: backendLabel(backend), state });
-      },
-      healthChange(upstream, backend, healthy) {
-        healthChanges.inc({ upstream: upstream.name, backend: backendLabel(backend), healthy: String(healthy) });
-      },
-      retry(upstream, backend, reason) {
-        retries.inc({ upstream: upstream.name, backend: backendLabel(backend), reason });
-      },
-      concurrencyRejected(upstream, backend, reason) {
-        concurrencyRejected.inc({ upstream: upstream.name, backend: backend ? backendLabel(backend) : '', reason });
-      },
-      configReload(result) {
-        configReloads.inc({ result });
-      },
-      mirrorCompared(route, comparison) {
-        const result = !comparison.statusEqual ? 'status_mismatch' : comparison.bodyEqual === false ? 'body_mismatch' : 'match';
-        mirrorComparisons.inc({ route: route.name, result });
-      },
-      aggregatePart(route, part, outcome, durationMs) {
-        aggregateParts.inc({ route: route.name, part, outcome });
-        aggregatePartDuration.observe({ route: route.name, part }, durationMs / 1000);
-      },
-      aggregateResponse(route, partial) {
-        aggregateResponses.inc({ route: route.name, partial: String(partial) });
-      },
+      ...decisionMetrics(registers),
+      llmTokens: llmTokenMetrics(registers),
     });
   }
 

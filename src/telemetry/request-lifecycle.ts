@@ -47,6 +47,7 @@ class Scope implements RequestScope {
   upstream: RequestScope['upstream'] = undefined;
   backend: RequestScope['backend'] = undefined;
   tokens: RequestScope['tokens'] = undefined;
+  heldMs: number | undefined = undefined;
   readonly startedAt = performance.now();
 
   constructor(
@@ -84,6 +85,7 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
                 tokensFrom: scope.tokens.source,
               }
             : {}),
+          ...(scope.heldMs !== undefined ? { heldMs: Math.round(scope.heldMs) } : {}),
           status,
           durationMs: Math.round(durationMs * 1000) / 1000,
           ...(aborted ? { aborted: true } : {}),

@@ -50,7 +50,7 @@ export async function startRedis(): Promise<TestRedis> {
     await waitUntil(() => ping(port), { interval: 50, message: `redis-server to answer PING on port ${port}` });
   };
   const kill = async () => {
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child!.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;

@@ -48,7 +48,7 @@ export function served(backend: TestBackend): number {
 }
 
 export interface RecordedEvent {
-  type: 'breaker' | 'health' | 'retry' | 'concurrency' | 'attempt';
+  type: 'breaker' | 'health' | 'retry' | 'concurrency' | 'attempt' | 'hold';
   backend: string | undefined;
   value: string;
 }
@@ -64,6 +64,7 @@ export function recordingObserver(): {
     healthChange: (_u, b, healthy) => void events.push({ type: 'health', backend: b.url, value: healthy ? 'healthy' : 'unhealthy' }),
     retry: (_u, b, reason) => void events.push({ type: 'retry', backend: b.url, value: reason }),
     concurrencyRejected: (_u, b, reason) => void events.push({ type: 'concurrency', backend: b?.url, value: reason }),
+    holdEnded: (_u, outcome) => void events.push({ type: 'hold', backend: undefined, value: outcome }),
     attempt: (_u, b, outcome) => void events.push({ type: 'attempt', backend: b.url, value: outcome }),
   });
   return {

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { readCapacity } from '../../src/resilience/capacity-headers.js';
-import { BackendCapacity } from '../../src/state/capacity.js';
+import { BackendCapacity } from '../../src/state/backend-capacity.js';
 
 const T0 = 1_000_000;
 
@@ -42,13 +42,13 @@ describe('BackendCapacity', () => {
   it('counts requests in flight against the announced figure, and keeps the lower figure within a window', () => {
     const c = new BackendCapacity();
     c.observe({ requests: { remaining: 5, resetMs: 1000, limit: 10 }, tokens: undefined }, T0, 4);
-    expect(c.requests!.remaining).toBe(1);
+    expect(c.requestBudget!.remaining).toBe(1);
     // A late answer of the same window says 3: the lower count (1) stands.
     c.observe({ requests: { remaining: 3, resetMs: 990, limit: 10 }, tokens: undefined }, T0 + 10, 0);
-    expect(c.requests!.remaining).toBe(1);
+    expect(c.requestBudget!.remaining).toBe(1);
     // The next window: its own figure.
     c.observe({ requests: { remaining: 9, resetMs: 1000, limit: 10 }, tokens: undefined }, T0 + 1000, 0);
-    expect(c.requests!.remaining).toBe(9);
+    expect(c.requestBudget!.remaining).toBe(9);
   });
 
   it("blocks when remaining tokens are below the request's estimate, not for a smaller one", () => {

@@ -46,6 +46,7 @@ describe('config secret marks', () => {
       'rateLimits.*.jwt.secret',
       'rateLimits.*.jwt.jwks.keys[].d',
       'rateLimits.*.jwt.jwks.keys[].qi',
+      'routes[].idempotency.jwt.secret',
       'redis.url',
       'redis.cluster[]',
     ]) {
@@ -65,6 +66,8 @@ describe('config secret marks', () => {
       'rateLimits.*.jwt.jwks.keys[]',
       'routes[].auth.jwt.jwks.keys',
       'routes[].auth.jwt.jwks.keys[]',
+      'routes[].idempotency.jwt.jwks.keys',
+      'routes[].idempotency.jwt.jwks.keys[]',
       'routes[].auth.apiKeys',
     ]);
     const unmarked = [...paths]

@@ -4,19 +4,21 @@
 
 import { describe, expect, it } from 'vitest';
 import { classifyFailure } from '../../src/core/failure.js';
-import { backoffDelay, budgetAllows, isIdempotent, retryAllowed } from '../../src/resilience/retry.js';
+import { admitRetry, backoffDelay, budgetAllows, earnRetryToken, isIdempotent, retryAllowed } from '../../src/resilience/retry.js';
 import type { RetryPolicy } from '../../src/resilience/policy.js';
 import { BackendState } from '../../src/state/backend-state.js';
 import type { SelectableBackend } from '../../src/balance/select.js';
 
 function retryPolicy(overrides: Partial<RetryPolicy> = {}): RetryPolicy {
   return {
+    implicit: false,
     connectError: true,
     timeout: true,
     statuses: new Set([502, 503, 504]),
     maxRetries: 2,
     budget: 0.2,
     minRetries: 3,
+    burst: 0,
     deadline: 10_000,
     backoffBase: 50,
     backoffMax: 1_000,
@@ -138,6 +140,67 @@ describe('retry budget', () => {
   });
 });
 
+/**
+ * Backend 0 dies with `dying` requests in flight while backend 1 serves `healthy`: the failures
+ * arrive one after another in the same millisecond, each freeing its slot and asking for a retry
+ * on backend 1. Returns how many retries were admitted.
+ */
+function dyingBackendBurst(policy: RetryPolicy, backends: SelectableBackend[], dying: number, healthy: number): number {
+  const [dead, alive] = [backends[0]!.state, backends[1]!.state];
+  dead.inFlight = dying;
+  alive.inFlight = healthy;
+  let admitted = 0;
+  for (let i = 0; i < dying; i++) {
+    dead.inFlight--;
+    if (admitRetry(policy, backends, backends[0]!)) {
+      alive.inFlight++;
+      alive.retriesInFlight++;
+      admitted++;
+    }
+  }
+  return admitted;
+}
+
+describe('retry budget and a backend dying under load', () => {
+  it('confirmed: the in-flight budget alone refuses most of the burst of a backend that dies under load', () => {
+    // 20 % of ~20 in flight is ~4: only 3 of the 10 requests cut at once get a retry, 7 fail to the client.
+    const admitted = dyingBackendBurst(retryPolicy({ budget: 0.2, minRetries: 3, burst: 0 }), pool(2), 10, 10);
+    expect(admitted).toBeLessThan(10);
+    expect(admitted).toBe(3);
+  });
+
+  it('retry tokens the backend earned while answering pay for the whole burst', () => {
+    const policy = retryPolicy({ budget: 0.2, minRetries: 3, burst: 100 });
+    const backends = pool(2);
+    for (let i = 0; i < 1_000; i++) earnRetryToken(policy, backends[0]!);
+    expect(backends[0]!.state.retryTokens).toBe(100); // capped at burst
+    expect(dyingBackendBurst(policy, backends, 50, 10)).toBe(50);
+    expect(backends[0]!.state.retryTokens).toBeGreaterThan(50);
+  });
+
+  it('a fresh backend has no tokens, and tokens are earned at `budget` per answer', () => {
+    const policy = retryPolicy({ budget: 0.2, burst: 100 });
+    const backends = pool(2);
+    for (let i = 0; i < 25; i++) earnRetryToken(policy, backends[0]!);
+    expect(backends[0]!.state.retryTokens).toBeCloseTo(5, 9);
+  });
+
+  it('a sustained failure earns nothing: once the saved tokens are spent, the in-flight budget alone decides', () => {
+    const policy = retryPolicy({ budget: 0.2, minRetries: 3, burst: 20 });
+    const backends = pool(2);
+    for (let i = 0; i < 200; i++) earnRetryToken(policy, backends[0]!);
+    // first burst: 20 tokens + the budget
+    expect(dyingBackendBurst(policy, backends, 40, 10)).toBeGreaterThanOrEqual(20);
+    // every later burst of failures (the backend keeps failing, answers nothing) gets the budget only
+    for (let round = 0; round < 5; round++) {
+      backends[1]!.state.inFlight = 0;
+      backends[1]!.state.retriesInFlight = 0;
+      expect(dyingBackendBurst(policy, backends, 40, 10)).toBeLessThanOrEqual(Math.ceil(0.2 * 50));
+    }
+    expect(backends[0]!.state.retryTokens).toBeLessThan(1);
+  });
+});
+
 describe('backoff for same-backend retries', () => {
   it('full jitter under a ceiling of base · 2^n, capped at max', () => {
     const policy = retryPolicy({ backoffBase: 50, backoffMax: 1_000 });
@@ -155,7 +218,10 @@ describe('what may be retried at all', () => {
     ['UND_ERR_CONNECT_TIMEOUT', 'connect'],
     ['ECONNRESET', 'reset'],
     ['UND_ERR_SOCKET', 'reset'],
+    ['UND_ERR_CLOSED', 'connect'],
     ['UND_ERR_HEADERS_TIMEOUT', 'timeout'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'connect'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'connect'],
     ['UND_ERR_BODY_TIMEOUT', 'other'],
     [undefined, 'other'],
   ])('error code %s is a %s failure', (code, kind) => {
@@ -182,8 +248,9 @@ describe('what may be retried at all', () => {
     expect(retryAllowed(policy, 'timeout', 0, true)).toBe(false);
   });
 
-  it('idempotent: GET HEAD OPTIONS PUT DELETE, or anything with an Idempotency-Key', () => {
-    expect(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'POST', 'PATCH'].map((m) => isIdempotent(m, {}))).toEqual([
+  it('idempotent: GET HEAD OPTIONS PUT DELETE TRACE; a keyed POST only where the route says its backends deduplicate', () => {
+    expect(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE', 'POST', 'PATCH'].map((m) => isIdempotent(m, {}))).toEqual([
+      true,
       true,
       true,
       true,
@@ -192,6 +259,8 @@ describe('what may be retried at all', () => {
       false,
       false,
     ]);
-    expect(isIdempotent('POST', { 'idempotency-key': 'k-1' })).toBe(true);
+    expect(isIdempotent('POST', { 'idempotency-key': 'k-1' })).toBe(false);
+    expect(isIdempotent('POST', { 'idempotency-key': 'k-1' }, 'idempotency-key')).toBe(true);
+    expect(isIdempotent('PATCH', {}, 'idempotency-key')).toBe(false);
   });
 });

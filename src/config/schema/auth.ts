@@ -1,5 +1,5 @@
 // Client authentication per route (`auth`): API keys (a list in the config or a file, re-read
-// on every reload) and/or bearer JWTs, verified like the rate-limit `jwt` keys. The identity a
+// on every reload, and/or a Redis set read every `refresh`) and/or bearer JWTs, verified like the rate-limit `jwt` keys. The identity a
 // request proves is the default rate-limit key (`key: auth`).
 
 import { readFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { jwtFields, oneJwtKeySource } from './ratelimit.js';
 import { secret } from './secret.js';
+import { duration } from './units.js';
 
 /** One configured API key: the secret and the identity it proves. */
 export interface ApiKeyEntry {
@@ -33,15 +34,21 @@ const keyEntry = z
   ])
   .transform((value): ApiKeyEntry => (typeof value === 'string' ? { key: value, id: unnamedKeyId(value) } : value));
 
+/** One line of a key file or one member of a key set: "<key>" or "<id> <key>"; blank or "#": none. */
+export function parseKeyLine(line: string): ApiKeyEntry | undefined {
+  const trimmed = line.trim();
+  if (trimmed === '' || trimmed.startsWith('#')) return undefined;
+  const parts = trimmed.split(/\s+/);
+  if (parts.length === 1) return { key: parts[0]!, id: unnamedKeyId(parts[0]!) };
+  return { id: parts[0]!, key: parts.slice(1).join(' ') };
+}
+
 /** A key file: one key per line, "<key>" or "<id> <key>"; blank lines and "#" comments skipped. */
 export function parseKeyFile(text: string): ApiKeyEntry[] {
   const entries: ApiKeyEntry[] = [];
   for (const line of text.split(/\r?\n/)) {
-    const trimmed = line.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) continue;
-    const parts = trimmed.split(/\s+/);
-    if (parts.length === 1) entries.push({ key: parts[0]!, id: unnamedKeyId(parts[0]!) });
-    else entries.push({ id: parts[0]!, key: parts.slice(1).join(' ') });
+    const entry = parseKeyLine(line);
+    if (entry) entries.push(entry);
   }
   return entries;
 }
@@ -67,8 +74,18 @@ export const apiKeysSchema = z
     header: z.string().toLowerCase().default('x-api-key').meta({ description: 'Header carrying the key (sent once).' }),
     keys: secret(z.array(keyEntry)).optional().meta({ description: 'Keys: strings, or { key, id } to name the identity.' }),
     file: secret(keyFile).optional(),
+    redisSet: z.string().min(1).max(1024).optional().meta({
+      description:
+        'A Redis set of API keys (members "<key>" or "<id> <key>"), read with SMEMBERS every `refresh` over the top-level `redis` connection; the name is used as is (no keyPrefix).',
+    }),
+    refresh: duration
+      .default(10_000)
+      .refine((ms) => ms >= 100 && ms <= 3_600_000, { message: 'apiKeys.refresh must be between 100ms and 1h' })
+      .meta({ description: 'How often the redisSet is read again: a key added or removed takes effect within this time.' }),
   })
-  .refine((value) => value.keys !== undefined || value.file !== undefined, { message: 'give apiKeys.keys, apiKeys.file or both' });
+  .refine((value) => value.keys !== undefined || value.file !== undefined || value.redisSet !== undefined, {
+    message: 'give apiKeys.keys, apiKeys.file, apiKeys.redisSet or several of them',
+  });
 
 export const authJwtSchema = z
   .strictObject({

@@ -5,6 +5,7 @@ import { routeSchema } from './route.js';
 import { reloadSchema } from './reload.js';
 import { routeUpstreamRefs } from './route-refs.js';
 import { listenerTlsSchema } from './tls.js';
+import { http2LimitsSchema, listenTimeoutsSchema } from './listen.js';
 import { checkAggregate } from './aggregate.js';
 import { shutdownSchema } from './resilience.js';
 import { checkRateLimitRefs, cidr, rateLimitsSchema, redisSchema } from './ratelimit.js';
@@ -23,6 +24,10 @@ const listenSchema = z.strictObject({
     description:
       'Peers (addresses / CIDRs) whose X-Forwarded-For, X-Real-IP and Forwarded are believed; from any other peer they are replaced or dropped. Also decides `ip` rate-limit keys and `stickyBy: ip`.',
   }),
+  timeouts: listenTimeoutsSchema
+    .prefault({})
+    .meta({ description: 'How long a client may take (client side; upstream timeouts are about backends).' }),
+  http2Limits: http2LimitsSchema.prefault({}).meta({ description: 'What one HTTP/2 client connection may ask for.' }),
 });
 
 /** Long enough that guessing is hopeless; `openssl rand -hex 32` gives 64 characters. */
@@ -90,6 +95,12 @@ export const gatewaySchema = z
           message: `route name "${name}" is already used by routes[${names.get(name)}]`,
         });
       names.set(name, index);
+      if (route.auth?.apiKeys?.redisSet !== undefined && !config.redis)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'auth', 'apiKeys', 'redisSet'],
+          message: 'apiKeys.redisSet needs the top-level `redis` connection (redis: { url: ... })',
+        });
       if (route.aggregate) {
         checkAggregate(route.aggregate, Object.keys(config.upstreams), ['routes', index, 'aggregate'], (path, message) =>
           ctx.addIssue({ code: 'custom', path, message }),
@@ -104,6 +115,18 @@ export const gatewaySchema = z
           });
         }
       }
+      if (route.cache?.store === 'redis' && !config.redis)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'cache', 'store'],
+          message: 'cache store: redis needs a root `redis` section',
+        });
+      if (route.idempotency?.store === 'redis' && config.redis === undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'idempotency', 'store'],
+          message: 'store: redis needs a top-level redis: block',
+        });
       const fallback = route.fallback?.upstream;
       if (fallback !== undefined && !(fallback in config.upstreams)) {
         ctx.addIssue({ code: 'custom', path: ['routes', index, 'fallback', 'upstream'], message: `unknown upstream "${fallback}"` });

@@ -53,7 +53,7 @@ export const rate = z
 
 const KEY_PART = /^(header:[!#$%&'*+.^_`|~0-9A-Za-z-]+|jwt:[A-Za-z0-9_.:-]+|ip|route|auth)$/;
 
-const keyPart = z
+export const keyPart = z
   .string()
   .trim()
   .refine((value) => KEY_PART.test(value), { message: 'a key is "header:<name>", "ip", "jwt:<claim>", "route" or "auth"' });

@@ -75,6 +75,10 @@ export const retrySchema = z.strictObject({
     .max(1_000_000)
     .default(3)
     .meta({ description: 'Retries in flight always allowed, whatever the budget says.' }),
+  burst: z.number().int().min(0).max(100_000).default(100).meta({
+    description:
+      'Retries a backend that fails all at once may get beyond the budget: every request it answers earns `budget` of a retry, up to this many; a retry the budget refuses spends one. Earned only by answers, so a sustained failure gets the budget alone.',
+  }),
   deadline: duration
     .optional()
     .meta({ description: 'Bounds all attempts of one request until a response starts. Default: timeouts.headers × (maxRetries + 1).' }),
@@ -103,7 +107,13 @@ export const concurrencySchema = z.strictObject({
 export const upstreamResilienceFields = {
   breaker: breakerSchema.optional(),
   healthCheck: healthCheckSchema.optional(),
-  retry: retrySchema.optional(),
+  retry: z
+    .union([z.literal(false), z.literal('off'), retrySchema])
+    .optional()
+    .meta({
+      description:
+        'Retries after failures. Absent: safe retries by default (never-received requests to the next backend; idempotent requests once more after a reset). A block adds its `on` list to those defaults. `off` or `false`: only never-received requests fail over.',
+    }),
   concurrency: concurrencySchema.optional(),
 };
 
@@ -134,5 +144,7 @@ export const shutdownSchema = z.strictObject({
 export type BreakerConfig = z.output<typeof breakerSchema>;
 export type HealthCheckConfig = z.output<typeof healthCheckSchema>;
 export type RetryConfig = z.output<typeof retrySchema>;
+/** The upstream's `retry:` value: absent, switched off, or a block. */
+export type RetrySetting = RetryConfig | false | 'off' | undefined;
 export type ConcurrencyConfig = z.output<typeof concurrencySchema>;
 export type FallbackConfig = z.output<typeof fallbackSchema>;

@@ -6,6 +6,8 @@ import { aggregateSchema } from './aggregate.js';
 import { matchSchema } from './match.js';
 import { mirrorSchema, respondSchema, rewriteSchema, ROUTE_ACTIONS, splitSchema, stickyBySchema } from './route-actions.js';
 import { fallbackSchema } from './resilience.js';
+import { cacheSchema } from './cache.js';
+import { idempotencySchema } from './idempotency.js';
 
 export { HTTP_METHODS, matchSchema } from './match.js';
 export { rewriteSchema } from './route-actions.js';
@@ -26,7 +28,9 @@ export const routeSchema = z
     removeHeaders: removeHeadersSchema.optional(),
     fallback: fallbackSchema.optional(),
     rateLimit: routeRateLimit.optional(),
+    idempotency: idempotencySchema.optional(),
     auth: authSchema.optional(),
+    cache: cacheSchema.optional(),
   })
   .superRefine((route, ctx) => {
     const actions = ROUTE_ACTIONS.filter((key) => route[key] !== undefined);
@@ -54,8 +58,12 @@ export const routeSchema = z
       });
     if (route.respond !== undefined && route.rewrite !== undefined)
       ctx.addIssue({ code: 'custom', path: ['rewrite'], message: 'rewrite applies to upstream and split actions, not respond' });
+    if (route.idempotency !== undefined && route.upstream === undefined && route.split === undefined)
+      ctx.addIssue({ code: 'custom', path: ['idempotency'], message: 'idempotency applies to upstream and split actions' });
     if (route.fallback !== undefined && route.upstream === undefined && route.split === undefined)
       ctx.addIssue({ code: 'custom', path: ['fallback'], message: 'fallback applies to upstream and split actions' });
+    if (route.cache !== undefined && route.upstream === undefined && route.split === undefined)
+      ctx.addIssue({ code: 'custom', path: ['cache'], message: 'cache applies to upstream and split actions' });
     const rewrite = route.rewrite;
     if (rewrite) {
       const pathRewrites = [

@@ -1,6 +1,8 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
+import { INTERMEDIATE_CIPHERS } from './listen.js';
 
 // PEM files are read when the config is checked, so a wrong path or a key that does not belong
 // to its certificate is a config error with a line number, not a failure at the first request.
@@ -84,13 +86,35 @@ export const upstreamTlsSchema = z.strictObject({
     .meta({ description: "SNI name sent and checked against the certificate. Default: the backend URL's host name." }),
 });
 
+/** OpenSSL refuses a list naming no cipher it knows: say so at load, not at listen. */
+function checkCiphers(ciphers: string): string | undefined {
+  try {
+    createSecureContext({ ciphers });
+    return undefined;
+  } catch (error) {
+    return `no usable cipher in "${ciphers}" (${(error as Error).message})`;
+  }
+}
+
 /** TLS on the proxy listener. */
 export const listenerTlsSchema = z
   .strictObject({
     cert: certificateFile.meta({ description: 'PEM certificate chain file (leaf first).' }),
     key: privateKeyFile.meta({ description: 'PEM private key file of the certificate.' }),
+    minVersion: z
+      .enum(['TLSv1.2', 'TLSv1.3'])
+      .default('TLSv1.2')
+      .meta({ description: 'Oldest TLS version a client may use (Mozilla "intermediate": TLSv1.2).' }),
+    ciphers: z
+      .string()
+      .min(1)
+      .max(4096)
+      .default(INTERMEDIATE_CIPHERS)
+      .meta({ description: 'OpenSSL cipher list. Default: Mozilla "intermediate" (forward secrecy, AEAD only).' }),
   })
   .superRefine((tls, ctx) => {
+    const cipherProblem = checkCiphers(tls.ciphers);
+    if (cipherProblem) ctx.addIssue({ code: 'custom', path: ['ciphers'], message: cipherProblem });
     if (checkCertificateFile(tls.cert) || checkPrivateKeyFile(tls.key)) return;
     try {
       const certificate = new X509Certificate(readFileSync(tls.cert, 'utf8'));

@@ -79,6 +79,22 @@ export const throttleSchema = z.strictObject({
   minCooldown: duration.default(0),
   maxCooldown: duration.default(300_000),
   predictive: predictiveSchema,
+  hold: z
+    .strictObject({
+      maxWait: duration.default(2_000).meta({ description: 'Longest a request is held waiting for a cooling backend.' }),
+      queue: z
+        .number()
+        .int()
+        .min(1)
+        .max(1_000_000)
+        .default(1_000)
+        .meta({ description: 'Requests held at most per upstream; more are answered at once.' }),
+    })
+    .optional()
+    .meta({
+      description:
+        'Hold until ready (opt-in): when every backend is cooling and the soonest is back within maxWait, hold the request and send it then, instead of answering 429.',
+    }),
 });
 
 export const failoverSchema = z.strictObject({
