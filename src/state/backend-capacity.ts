@@ -14,8 +14,8 @@
 // Declared rpm/tpm: without Redis, N gateway processes each count alone and may send up to N×
 // before the backend's own answers correct them. With Redis every send is also counted in a
 // shared per-minute count, and each reply tells the process what all replicas sent: a process
-// acts on the others' sends from its next request on, so the replicas together overshoot by at
-// most one request per process and minute.
+// acts on the others' sends once the reply is in (usually before its next request), so the
+// replicas together overshoot by about one request per process and minute.
 
 import type { BudgetReading, CapacityReading } from '../resilience/capacity-headers.js';
 
