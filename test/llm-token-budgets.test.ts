@@ -232,4 +232,37 @@ routes:
       [100, 150, 'usage', 'gpt-4o-mini'],
     ]);
   });
+
+  it('a cached answer (cache keyBy: body) costs no tokens and gives its in-flight slot back', async () => {
+    const backend = await startOpenAiBackend({ promptTokens: 100, completionTokens: 150 });
+    backends.push(backend);
+    gateway = await startGateway(`
+upstreams:
+  llm:
+    backends: [ { url: ${backend.url} } ]
+rateLimits:
+  tokens: { key: header:x-api-key, unit: tokens, capacity: 1000, refill: 1/h, maxInFlight: 1 }
+routes:
+  - name: chat
+    match: { path: /v1 }
+    upstream: llm
+    rateLimit: tokens
+    cache: { keyBy: body, defaultTtl: 10m }
+`);
+    const c = client();
+    const remaining = async () =>
+      Number(
+        (
+          await c.chat.completions
+            .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Say hi' }], temperature: 0 })
+            .withResponse()
+        ).response.headers.get('x-ratelimit-remaining-tokens'),
+      );
+    await remaining();
+    // Hits: the backend is not called, the estimate reserved for each comes back, the slot too
+    // (maxInFlight 1: a slot kept would refuse the next request).
+    // 80 hits reserve ~12 tokens each: ~960 > the 750 left, refused if hits kept their estimates.
+    for (let i = 0; i < 80; i++) await remaining();
+    expect(backend.received).toHaveLength(1);
+  });
 });

@@ -366,7 +366,13 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     const { method } = request;
     const { query } = target;
     const { action } = route;
-    if (action.kind !== 'upstream' && action.kind !== 'split') llm.reservation?.settle(action.kind === 'respond' ? 0 : undefined);
+    const { reservation } = llm;
+    if (action.kind !== 'upstream' && action.kind !== 'split') reservation?.settle(action.kind === 'respond' ? 0 : undefined);
+    else if (reservation?.needsAnswer)
+      // An answer that never went through the settling sink (a cache hit, a stored idempotent
+      // answer) cost no backend work: once the client's answer is over, whatever is still
+      // reserved goes back. After the sink's own settlement, this does nothing.
+      res.once('close', () => setImmediate(() => reservation.settle(0)));
     if (action.kind === 'respond') {
       route.stats.responded++;
       sendStatic(res, action.respond, method, params, query);
