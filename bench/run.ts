@@ -18,6 +18,7 @@ import { writeCombined } from './lib/combined.ts';
 import type { Settings } from './lib/rounds.ts';
 import * as passthrough from './scenarios/passthrough.ts';
 import * as throttling from './scenarios/throttling.ts';
+import * as steering from './scenarios/steering.ts';
 import * as connections from './scenarios/connections.ts';
 import * as aggregate from './scenarios/aggregate.ts';
 import * as resilience from './scenarios/resilience.ts';
@@ -34,6 +35,7 @@ import * as cacheThrottled from './scenarios/cache-throttled.ts';
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
   throttling,
+  steering,
   connections,
   aggregate,
   resilience,
@@ -180,6 +182,7 @@ const settingsFor: Record<string, Settings> = {
   aggregate: base,
   resilience: base,
   throttling: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
+  steering: { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 1000 },
   connections: { ...base, connections: connectionsOverride ?? 1000, rate: rateOverride ?? 2000 },
   'cache-throttled': { ...base, connections: connectionsOverride ?? 100, rate: rateOverride ?? 600 },
   bursty: base,

@@ -21,6 +21,12 @@ export interface SimulatedBackendOptions {
   budgetPerSecond: number;
   /** Delay before answering an accepted request; 0 (default) answers at once. */
   latencyMs?: number;
+  /**
+   * Answer like OpenAI: every answer carries x-ratelimit-limit-requests and
+   * x-ratelimit-reset-requests (until the next window) beside the remaining count, and a 429
+   * carries only a whole-second Retry-After (no retry-after-ms). Default false (Azure-like).
+   */
+  openAiHeaders?: boolean;
   /** Retry hints of a 429: `ms` (default: retry-after, retry-after-ms, x-ms-retry-after-ms) or `seconds` (retry-after only, whole seconds rounded up). */
   hints?: 'ms' | 'seconds';
 }
@@ -88,6 +94,17 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
           `${budget} requests per second). Please retry after ${seconds} seconds.`,
       },
     });
+    if (opts.openAiHeaders) {
+      res.writeHead(429, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'retry-after': String(seconds),
+        ...limitHeaders(0, now),
+        'x-backend': name,
+      });
+      res.end(body);
+      return;
+    }
     res.writeHead(429, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
@@ -98,6 +115,16 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
     });
     res.end(body);
   };
+
+  /** The remaining-budget headers of an answer (OpenAI style, or the remaining count only). */
+  const limitHeaders = (remaining: number, now = Date.now()): Record<string, string> =>
+    opts.openAiHeaders
+      ? {
+          'x-ratelimit-limit-requests': String(budget),
+          'x-ratelimit-remaining-requests': String(remaining),
+          'x-ratelimit-reset-requests': `${Math.max(1, (window + 1) * 1000 - now)}ms`,
+        }
+      : { 'x-ratelimit-remaining-requests': String(remaining) };
 
   const sendJson = (res: ServerResponse, id: string, remaining: number): void => {
     if (res.destroyed) return;
@@ -119,7 +146,7 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
     res.writeHead(200, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(body),
-      'x-ratelimit-remaining-requests': String(remaining),
+      ...limitHeaders(remaining),
       'x-backend': name,
     });
     res.end(body);
@@ -130,7 +157,7 @@ export function startSimulatedBackend(opts: SimulatedBackendOptions): Promise<Si
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
-      'x-ratelimit-remaining-requests': String(remaining),
+      ...limitHeaders(remaining),
       'x-backend': name,
     });
     res.flushHeaders();

@@ -46,7 +46,13 @@ describe('config validation', () => {
     expect(config.admin).toEqual({ host: '127.0.0.1', port: 9901, metricsToken: false });
     const llm = config.upstreams.llm!;
     expect(llm.balance).toBe('priority');
-    expect(llm.throttle).toEqual({ statuses: [429, 503], defaultCooldown: 10_000, minCooldown: 0, maxCooldown: 300_000 });
+    expect(llm.throttle).toEqual({
+      statuses: [429, 503],
+      defaultCooldown: 10_000,
+      minCooldown: 0,
+      maxCooldown: 300_000,
+      predictive: { lowWater: undefined },
+    });
     expect(llm.failover).toEqual({ replayBuffer: 1_048_576 });
     expect(llm.timeouts).toEqual({ connect: 2_000, headers: 60_000, idle: 60_000, websocketIdle: 300_000 });
     expect(llm.backends[1]).toEqual({ url: 'http://127.0.0.1:9002', priority: 1, weight: 1 });

@@ -92,6 +92,11 @@ export function pickBackend<B extends SelectableBackend>(input: SelectionInput<B
   }
 }
 
+/** The backend's weight, scaled by its learnt share (opt-in lowWater steering; 1 otherwise). */
+function weightOf(backend: SelectableBackend): number {
+  return backend.weight * backend.state.share;
+}
+
 function candidate<B extends SelectableBackend>(input: SelectionInput<B>, backend: B, level: number): boolean {
   return backend.priority === level && (input.tried & (1 << backend.index)) === 0 && isReady(backend, input.now);
 }
@@ -102,7 +107,7 @@ function pickWeightedRandom<B extends SelectableBackend>(input: SelectionInput<B
   let count = 0;
   for (const backend of input.backends) {
     if (!candidate(input, backend, level)) continue;
-    total += backend.weight;
+    total += weightOf(backend);
     only = backend;
     count++;
   }
@@ -110,7 +115,7 @@ function pickWeightedRandom<B extends SelectableBackend>(input: SelectionInput<B
   let target = input.random() * total;
   for (const backend of input.backends) {
     if (!candidate(input, backend, level)) continue;
-    target -= backend.weight;
+    target -= weightOf(backend);
     if (target < 0) return backend;
   }
   return only;
@@ -123,8 +128,8 @@ function pickRoundRobin<B extends SelectableBackend>(input: SelectionInput<B>, l
   let best: B | undefined;
   for (const backend of input.backends) {
     if (!candidate(input, backend, level)) continue;
-    cursor.current[backend.index]! += backend.weight;
-    total += backend.weight;
+    cursor.current[backend.index]! += weightOf(backend);
+    total += weightOf(backend);
     if (!best || cursor.current[backend.index]! > cursor.current[best.index]!) best = backend;
   }
   if (best) cursor.current[best.index]! -= total;
@@ -137,7 +142,7 @@ function pickLeastOutstanding<B extends SelectableBackend>(input: SelectionInput
   let ties = 0;
   for (const backend of input.backends) {
     if (!candidate(input, backend, level)) continue;
-    const load = backend.state.inFlight / backend.weight;
+    const load = backend.state.inFlight / weightOf(backend);
     if (load < bestLoad) {
       best = backend;
       bestLoad = load;

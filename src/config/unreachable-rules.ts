@@ -61,7 +61,9 @@ export function matchCovers(a: MatchConfig, b: MatchConfig): boolean {
     hostCovers(a, b) &&
     conditionsCover(a.headers, b.headers, true) &&
     conditionsCover(a.query, b.query, false) &&
-    conditionsCover(a.cookies, b.cookies, false)
+    conditionsCover(a.cookies, b.cookies, false) &&
+    // Body conditions narrow like the others: a rule with one covers only rules with the same.
+    conditionsCover(a.body, b.body, false)
   );
 }
 

@@ -26,6 +26,17 @@ export interface CooldownDecision {
   value: string;
 }
 
+/** What one LLM answer used, as the request log and the token metrics see it. */
+export interface TokenUse {
+  readonly model: string | undefined;
+  /** A short hash of the client's rate-limit identity (never the key itself); undefined without one. */
+  readonly client: string | undefined;
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** usage: the backend's count; counted: the gateway's (a stream without usage); estimate: neither was possible. */
+  readonly source: 'usage' | 'counted' | 'estimate' | 'none';
+}
+
 export interface MirrorComparison {
   statusEqual: boolean;
   /** undefined when bodies were not compared */
@@ -60,6 +71,8 @@ export interface ProxyEvents<Upstream, Backend, Route> extends LimiterEvents {
   websocketClosed(upstream: Upstream, backend: Backend, reason: WebSocketCloseReason, durationMs: number): void;
   /** A backend's throttle answer (429, or 503 with a hint) went to the client: no failover was possible. */
   throttlePassedThrough(upstream: Upstream, backend: Backend, status: number): void;
+  /** An LLM answer ended (routes with a token policy): tokens in (prompt) and out (completion). */
+  llmTokens(route: Route, upstream: Upstream | undefined, backend: Backend | undefined, use: TokenUse): void;
   /** A client request finished. */
   request(route: Route | undefined, method: string, status: number, durationMs: number, attempts: number): void;
 

@@ -23,6 +23,7 @@ export const PROBLEM_TYPES = {
   'upstream-error': { status: 502, title: 'The backend request failed' },
   'request-aborted': { status: 400, title: 'The client aborted the request body' },
   'client-rate-limited': { status: 429, title: 'Client rate limit exceeded' },
+  'client-quota-exceeded': { status: 403, title: "The client's quota for this period is spent" },
   'client-key-missing': { status: 401, title: 'The request lacks the client key its rate limit needs' },
   'client-unauthenticated': { status: 401, title: 'The request lacks valid credentials for this route' },
   'rate-limiter-unavailable': { status: 503, title: 'The rate limiter cannot decide (its store is unavailable)' },

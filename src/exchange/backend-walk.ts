@@ -7,6 +7,7 @@ import { classifyFailure, type Failure } from '../core/failure.js';
 import type { CooldownDecision } from '../core/events.js';
 import { isReady, pickBackend } from '../balance/select.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
+import { steer } from './steering.js';
 import type { CompiledBackend, CompiledUpstream } from '../snapshot/snapshot.js';
 
 export interface ExchangeContext {
@@ -24,10 +25,14 @@ export class BackendWalk {
     readonly context: ExchangeContext,
   ) {}
 
+  /** This request's LLM token estimate (0 = none): steering compares it with what backends have left. */
+  tokenEstimate = 0;
+
   /** The next backend to try now, or undefined (none ready and untried, or maxAttempts spent). */
   pick(now: number, skipSpent = true): CompiledBackend | undefined {
     if (this.attempts >= this.upstream.maxAttempts) return undefined;
     const { upstream } = this;
+    steer(upstream, this.tokenEstimate, now, this.context.observer);
     return pickBackend({
       backends: upstream.backends,
       balance: upstream.balance,
@@ -50,6 +55,7 @@ export class BackendWalk {
     this.tried |= 1 << backend.index;
     backend.state.inFlight++;
     backend.state.requests++;
+    backend.state.capacity.sent(this.tokenEstimate, Date.now());
   }
 
   /** The Host value for `backend` under the upstream's hostHeader setting. */

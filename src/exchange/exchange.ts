@@ -23,6 +23,7 @@ import { dispatchOptions, type ForwardRequest } from './forward-request.js';
 import { answerFailure, answerPoolBlocked, reportSkippedCooling, takeFallback } from './pool-answers.js';
 import { answerDeadlineExceeded, RequestDeadline } from './request-deadline.js';
 import { planRetry } from './retry-plan.js';
+import { learnCapacity } from './steering.js';
 import type { ResponseSink } from './sink.js';
 
 export type { ExchangeContext, ForwardRequest };
@@ -56,6 +57,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
     readonly noFallback = false,
   ) {
     super(upstream, context);
+    this.tokenEstimate = forward.tokenEstimate ?? 0;
     this.startedAt = performance.now();
     // With a deadline, the sink tells us when the answer starts so the deadline timer stops.
     this.sink = (upstream.resilience.retry?.deadline ?? 0) === 0 ? sink : new AnswerWatchSink(sink, () => this.deadline.clear());
@@ -113,6 +115,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
   onResponseStart(attempt: Attempt, status: number, headers: Record<string, string | string[] | undefined>): void {
     const { backend } = attempt;
     const now = Date.now();
+    learnCapacity(this.upstream, backend, headers, now);
     const decision = throttleCooldown(status, headers, this.upstream.throttle, now);
     if (decision) {
       backend.state.capacity.throttled(headers);

@@ -6,6 +6,7 @@ import type { Dispatcher } from 'undici';
 import { applyHeaderEdit } from '../routing/header-edit.js';
 import type { CompiledBackend } from '../snapshot/snapshot.js';
 import type { RequestScope } from './request-scope.js';
+import { azurePath, bodyForModel } from './llm-rewrite.js';
 
 export interface ForwardRequest {
   method: string;
@@ -19,6 +20,12 @@ export interface ForwardRequest {
   clientHost: string | undefined;
   /** Telemetry of the client request (absent when nothing follows it). */
   scope?: RequestScope | undefined;
+  /** The body as a JSON object, when it was read whole and parsed (LLM routes). */
+  json?: Record<string, unknown> | undefined;
+  /** Bodies rewritten for backends with their own `model`, by model. */
+  bodies?: Map<string, Buffer>;
+  /** The request's LLM token estimate, when known (steering by remaining tokens). */
+  tokenEstimate?: number | undefined;
 }
 
 export function dispatchOptions(
@@ -27,12 +34,15 @@ export function dispatchOptions(
   headersTimeout: number,
   bodyTimeout: number,
 ): Dispatcher.DispatchOptions {
+  const llm = backend.llm;
+  const path = llm?.deployment ? azurePath(forward.path, llm.deployment, llm.apiVersion) : forward.path;
+  const body = llm?.model ? bodyForModel(forward, llm.model) : forward.body;
   const options: Dispatcher.DispatchOptions & { servername?: string } = {
-    path: backend.basePath + forward.path,
+    path: backend.basePath + path,
     method: forward.method as Dispatcher.HttpMethod,
     headers: backend.headerEdit ? applyHeaderEdit(forward.headers, backend.headerEdit) : forward.headers,
     // undici accepts async iterables as bodies; its types only list Readable.
-    body: forward.body as Buffer | Readable | null,
+    body: body as Buffer | Readable | null,
     headersTimeout,
     bodyTimeout,
   };

@@ -4,7 +4,7 @@
 // It is absent (undefined) when no telemetry needs it, so plain pass-through does no extra work.
 
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
-import type { AttemptOutcome, CooldownDecision } from '../core/events.js';
+import type { AttemptOutcome, CooldownDecision, TokenUse } from '../core/events.js';
 
 /** One upstream attempt as the tracer sees it. */
 export interface AttemptTrace {
@@ -38,6 +38,8 @@ export interface RequestScope {
   upstream: CompiledUpstream | undefined;
   backend: CompiledBackend | undefined;
   readonly trace: RequestTrace | undefined;
+  /** What an LLM answer used (routes with a token policy), for the request log line. */
+  tokens?: TokenUse | undefined;
   /** ms the request was held until a backend was ready (throttle.hold); absent when never held. */
   heldMs?: number;
 }

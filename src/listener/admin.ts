@@ -97,6 +97,7 @@ export function upstreamsView(snapshot: Snapshot, now = Date.now()): { upstreams
                 setAt: new Date(state.lastCooldown.setAt).toISOString(),
               }
             : null,
+          capacity: state.capacity ? state.capacity.view(now) : null,
           inFlight: state.inFlight,
           queued: state.queued,
           maxConcurrent: Number.isFinite(state.maxConcurrent) ? state.maxConcurrent : null,

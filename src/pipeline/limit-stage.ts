@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendProblem, type ProblemCode } from '../core/problems.js';
 import { refusalFor } from '../ratelimit/refusal.js';
-import type { LimitVerdict, RouteRateLimit } from '../ratelimit/route-limit.js';
+import type { LimitContext, LimitVerdict, Reservation, RouteRateLimit } from '../ratelimit/route-limit.js';
 import { addResponseField } from '../exchange/gateway-response.js';
 import type { ProblemOptions, ResponseSink } from '../exchange/sink.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
@@ -45,16 +45,21 @@ export function enforceRateLimit<Client>(
   port: ClientPort<Client>,
   routeName: string,
   observer: ProxyObserver,
-  next: () => void,
-  authIdentity?: string,
+  next: (reservation: Reservation) => void,
+  context?: string | LimitContext,
 ): void {
-  limit.check(req, routeName, observer, authIdentity).then(
+  limit.check(req, routeName, observer, context).then(
     (verdict) => applyVerdict(verdict, client, port, next),
     (error: unknown) => port.problem(client, 'internal', `rate limit check failed: ${(error as Error).message}`),
   );
 }
 
-function applyVerdict<Client>(verdict: LimitVerdict, client: Client, port: ClientPort<Client>, next: () => void): void {
+function applyVerdict<Client>(
+  verdict: LimitVerdict,
+  client: Client,
+  port: ClientPort<Client>,
+  next: (reservation: Reservation) => void,
+): void {
   if (verdict.kind !== 'allow') {
     const { code, detail, options } = refusalFor(verdict);
     port.problem(client, code, detail, options);
@@ -67,7 +72,7 @@ function applyVerdict<Client>(verdict: LimitVerdict, client: Client, port: Clien
   }
   port.addFields(client, verdict.headers);
   if (verdict.waitMs <= 0) {
-    next();
+    next(verdict.reservation);
     return;
   }
   // Queue mode: hold the request; a client that leaves meanwhile gives its tokens back.
@@ -77,6 +82,6 @@ function applyVerdict<Client>(verdict: LimitVerdict, client: Client, port: Clien
   });
   setTimeout(() => {
     if (gone || port.isGone(client)) verdict.refund();
-    else next();
+    else next(verdict.reservation);
   }, verdict.waitMs);
 }

@@ -32,6 +32,36 @@ import { buildRequestHeaders } from '../exchange/forward-headers.js';
 import { sendProblem } from '../core/problems.js';
 import { runCacheStage, type PreparedForward } from './cache-stage.js';
 import { guardIdempotent, idempotencyKeyOf } from './idempotency-stage.js';
+import type { ForwardRequest } from '../exchange/forward-request.js';
+import type { Reservation } from '../ratelimit/route-limit.js';
+import { askForUsage, bodyReadLimit, ReadBody, settlingSink } from './llm-stage.js';
+
+/** What the LLM side of the request path carries to the forward: the body read early, the limits' reservation. */
+interface LlmFacts {
+  readonly early: ReadBody | undefined;
+  readonly reservation: Reservation | undefined;
+}
+
+const NO_LLM: LlmFacts = { early: undefined, reservation: undefined };
+
+/**
+ * The request's token estimate, for steering by backends' remaining tokens: the one the limits
+ * reserved, or — only when a backend of the pool announced a token budget — counted now.
+ */
+function tokenEstimateFor(upstream: CompiledUpstream, body: ClientBody, llm: LlmFacts): number | undefined {
+  const { early, reservation } = llm;
+  if (early?.body === body && reservation?.estimate !== undefined) return early.estimate.total;
+  if (body.kind !== 'buffer' || !upstream.backends.some((backend) => backend.state.capacity.tokenBudget !== undefined)) return undefined;
+  return (early?.body === body ? early : new ReadBody(body)).estimate.total;
+}
+
+/** How long a reservation may stay unsettled: the route's request deadline, else 10 minutes. */
+function leaseOf(route: CompiledRoute): number {
+  const upstream = route.action.kind === 'upstream' ? route.action.upstream : undefined;
+  const deadline = upstream?.resilience.retry?.deadline;
+  // 0 (or none) means no request deadline.
+  return deadline !== undefined && deadline > 0 ? deadline : 600_000;
+}
 
 export interface ProxyHandlerOptions {
   getSnapshot: () => Snapshot;
@@ -80,7 +110,9 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     scope: RequestScope | undefined,
     isFallback = false,
     prepared?: PreparedForward,
+    llm: LlmFacts = NO_LLM,
   ): void {
+    const { early, reservation } = llm;
     // No backend can serve (all cooling, breakers open, unhealthy): answer at once, without
     // reading the body or calling anyone — or take the route's fallback. Backends that are only
     // full go on: the request waits in a concurrency queue.
@@ -105,16 +137,21 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         const fellBack =
           !isFallback &&
           takeFallback(route, sink, (fallbackUpstream) => {
-            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true, prepared);
+            forwardToUpstream(req, res, snapshot, route, fallbackUpstream, forwardPath, scope, true, prepared, llm);
             return true;
           });
-        if (!fellBack) answerPoolBlocked(sink, route, upstream, block, now, context.observer);
+        if (!fellBack) {
+          // Never reached a backend: the client's limits get everything back.
+          reservation?.refund();
+          answerPoolBlocked(sink, route, upstream, block, now, context.observer);
+        }
         return;
       }
     }
     route.stats.countUpstream(upstream.name);
 
     const start = (body: ClientBody) => {
+      if (body.kind === 'too-large' || body.kind === 'timeout' || body.kind === 'aborted') reservation?.refund();
       switch (body.kind) {
         case 'too-large': {
           const detail = `the request body exceeds ${body.limit} bytes`;
@@ -141,7 +178,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       if (route.removeHeaders) removeHeaders(headers, route.removeHeaders);
       if (route.requestHeaders) applyHeaderOps(headers, route.requestHeaders);
       if (prepared?.conditional) Object.assign(headers, prepared.conditional);
-      const forward = {
+      const forward: ForwardRequest = {
         method: req.method ?? 'GET',
         path: forwardPath,
         headers,
@@ -149,13 +186,21 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         replayable: body.kind !== 'stream',
         clientHost: req.headers.host ?? (req.headers[':authority'] as string | undefined),
         scope,
+        json: early?.body === body ? early.json : undefined,
+        tokenEstimate: tokenEstimateFor(upstream, body, llm),
       };
       let sink: ResponseSink = prepared?.sink ?? new ServerResponseSink(res);
+      let exchange: ProxyExchange | undefined;
+      if (reservation?.needsAnswer && !prepared?.background) {
+        const strip = reservation.estimate !== undefined && askForUsage(forward);
+        sink = settlingSink(sink, reservation, early, strip, route, context.observer, forward, () => exchange);
+      }
       if (route.responseHeaders) sink = new HeaderRewriteSink(sink, route.responseHeaders);
       const mirror = prepared?.background ? undefined : route.mirror;
       const send = (through: ResponseSink) => {
         const out = mirror ? startMirror(route, mirror, through, forward, context) : through;
-        new ProxyExchange(out, route, upstream, forward, context, isFallback).start();
+        exchange = new ProxyExchange(out, route, upstream, forward, context, isFallback);
+        exchange.start();
       };
       if (idempotencyKey !== undefined && route.idempotency !== undefined && body.kind !== 'stream') {
         guardIdempotent({
@@ -176,22 +221,61 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       send(sink);
     };
 
-    const body = prepared?.body ?? (prepared?.background ? ({ kind: 'none' } as const) : readBody(req, res, snapshot, upstream));
+    const body =
+      prepared?.body ??
+      early?.body ??
+      (prepared?.background ? ({ kind: 'none' } as const) : readBody(req, res, snapshot, upstream.replayBuffer));
     if (body instanceof Promise) body.then(start, () => res.destroy());
     else start(body);
   }
 
-  /** The client's body under the listener's limits and timeouts (kept for replay up to the upstream's buffer). */
-  function readBody(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, upstream: CompiledUpstream) {
+  /** The client's body under the listener's limits and timeouts (kept for replay up to `replayLimit`). */
+  function readBody(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, replayLimit: number) {
     const { requestBodyIdle, requestBody } = snapshot.config.listen.timeouts;
     return readClientBody(req, {
-      replayLimit: upstream.replayBuffer,
+      replayLimit,
       maxBody: snapshot.limits.maxRequestBody,
       idleMs: requestBodyIdle,
       totalMs: requestBody,
       onTimeout: (timeout) => context.observer.clientTimeout(timeout),
       onCut: () => endRequestAfterAnswer(req, res),
     });
+  }
+
+  /** Reads the body before routing or limiting (body conditions, token estimates); once. */
+  function readEarly(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    replayLimit: number,
+    then: (body: ReadBody) => void,
+  ): void {
+    const body = readBody(req, res, snapshot, replayLimit);
+    if (body instanceof Promise)
+      body.then(
+        (read) => then(new ReadBody(read)),
+        () => res.destroy(),
+      );
+    else then(new ReadBody(body));
+  }
+
+  /** A body that cannot be forwarded (too large, too slow, aborted): answered here. True when it was. */
+  function answeredBadBody(req: IncomingMessage, res: ServerResponse, body: ClientBody): boolean {
+    switch (body.kind) {
+      case 'too-large':
+        sendProblem(res, 'payload-too-large', `the request body exceeds ${body.limit} bytes`, { headers: { connection: 'close' } });
+        endRequestAfterAnswer(req, res);
+        return true;
+      case 'timeout':
+        sendProblem(res, 'request-timeout', timeoutDetail(body.timeout, body.ms), { headers: { connection: 'close' } });
+        endRequestAfterAnswer(req, res);
+        return true;
+      case 'aborted':
+        res.destroy();
+        return true;
+      default:
+        return false;
+    }
   }
 
   return function handleProxyRequest(req, res, scope) {
@@ -205,37 +289,67 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
       return;
     }
 
-    // 2. route
+    // 2. route (a rule with body conditions has the body read first, at most the replay buffer)
     const request = new RequestView(method, target.match, target.query, req.headers, () => snapshot.clientIp(req));
     const matched = matchRoute(snapshot.routes, request);
+    if (!matched && request.bodyWanted) {
+      readEarly(req, res, snapshot, bodyReadLimit(snapshot), (early) => {
+        if (answeredBadBody(req, res, early.body)) return;
+        request.setBody(early.json);
+        routed(req, res, snapshot, matchRoute(snapshot.routes, request), request, target, scope, early);
+      });
+      return;
+    }
+    routed(req, res, snapshot, matched, request, target, scope, undefined);
+  };
+
+  /** Stage 3: auth, then limits (a token policy has the body read first, for its estimate). */
+  function routed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snapshot: Snapshot,
+    matched: RouteMatch<CompiledRoute> | undefined,
+    request: RequestView,
+    target: ReadTarget,
+    scope: RequestScope | undefined,
+    early: ReadBody | undefined,
+  ): void {
     if (!matched) {
-      sendProblem(res, 'route-not-found', `no route matches ${method} ${target.match}`);
+      sendProblem(res, 'route-not-found', `no route matches ${request.method} ${target.match}`);
       return;
     }
     const { route } = matched;
     route.stats.requests++;
     if (scope) scope.route = route;
 
-    // 3. auth, then limits
     const limits = (identity: string | undefined) => {
-      if (!route.rateLimit) {
-        act(req, res, snapshot, matched, request, target, scope);
+      const limit = route.rateLimit;
+      if (!limit) {
+        act(req, res, snapshot, matched, request, target, scope, { early, reservation: undefined });
         return;
       }
-      enforceRateLimit(
-        route.rateLimit,
-        req,
-        res,
-        responsePort,
-        route.name,
-        context.observer,
-        () => act(req, res, snapshot, matched, request, target, scope),
-        identity,
-      );
+      const check = (body: ReadBody | undefined) =>
+        enforceRateLimit(
+          limit,
+          req,
+          res,
+          responsePort,
+          route.name,
+          context.observer,
+          (reservation) => act(req, res, snapshot, matched, request, target, scope, { early: body, reservation }),
+          { authIdentity: identity, tokens: body ? () => body.estimate.total : undefined, leaseMs: leaseOf(route) },
+        );
+      if (!limit.countsTokens || early) {
+        check(early);
+        return;
+      }
+      readEarly(req, res, snapshot, bodyReadLimit(snapshot, route), (body) => {
+        if (!answeredBadBody(req, res, body.body)) check(body);
+      });
     };
     if (route.auth) enforceAuth(route.auth, req, res, responsePort, limits);
     else limits(undefined);
-  };
+  }
 
   /** Stage 4: what the route does. */
   function act(
@@ -246,11 +360,19 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
     request: RequestView,
     target: ReadTarget,
     scope: RequestScope | undefined,
+    llm: LlmFacts,
   ): void {
     const { route, params } = matched;
     const { method } = request;
     const { query } = target;
     const { action } = route;
+    const { reservation } = llm;
+    if (action.kind !== 'upstream' && action.kind !== 'split') reservation?.settle(action.kind === 'respond' ? 0 : undefined);
+    else if (reservation?.needsAnswer)
+      // An answer that never went through the settling sink (a cache hit, a stored idempotent
+      // answer) cost no backend work: once the client's answer is over, whatever is still
+      // reserved goes back. After the sink's own settlement, this does nothing.
+      res.once('close', () => setImmediate(() => reservation.settle(0)));
     if (action.kind === 'respond') {
       route.stats.responded++;
       sendStatic(res, action.respond, method, params, query);
@@ -285,12 +407,23 @@ export function createProxyHandler(options: ProxyHandlerOptions): RequestHandler
         query: target.query,
         clientSink: new ServerResponseSink(res),
         observer: context.observer,
-        readBody: () => readBody(req, res, snapshot, upstream),
+        readBody: () => llm.early?.body ?? readBody(req, res, snapshot, upstream.replayBuffer),
         forward: (prepared) =>
-          forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, prepared.background ? undefined : scope, false, prepared),
+          forwardToUpstream(
+            req,
+            res,
+            snapshot,
+            route,
+            upstream,
+            forwardPath,
+            prepared.background ? undefined : scope,
+            false,
+            prepared,
+            llm,
+          ),
       });
       return;
     }
-    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope);
+    forwardToUpstream(req, res, snapshot, route, upstream, forwardPath, scope, false, undefined, llm);
   }
 }

@@ -47,6 +47,8 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
       return;
     }
     const request = new RequestView('GET', target.match, target.query, req.headers, () => snapshot.clientIp(req));
+    // A handshake has no body: body conditions do not match it.
+    request.setBody(undefined);
     const matched = matchRoute(snapshot.routes, request);
     if (!matched) {
       sink.problem('route-not-found', `no route matches GET ${target.match}`);
@@ -86,7 +88,21 @@ export function createUpgradeHandler(options: UpgradeHandlerOptions): UpgradeHan
     };
     // 3. auth, then limits: a handshake counts as one request of the route's rate limits
     const limits = (identity: string | undefined) => {
-      if (route.rateLimit) enforceRateLimit(route.rateLimit, req, sink, upgradePort, route.name, context.observer, forward, identity);
+      // A handshake is one request: its reservation (an in-flight slot) is settled as it goes on.
+      if (route.rateLimit)
+        enforceRateLimit(
+          route.rateLimit,
+          req,
+          sink,
+          upgradePort,
+          route.name,
+          context.observer,
+          (reservation) => {
+            reservation.settle(undefined);
+            forward();
+          },
+          identity,
+        );
       else forward();
     };
     if (route.auth) enforceAuth(route.auth, req, sink, upgradePort, limits);

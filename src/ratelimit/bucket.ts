@@ -19,6 +19,12 @@ export interface TakeRequest extends BucketSpec {
   readonly cost: number;
   /** 0 = reject at once when tokens are short. */
   readonly maxWaitMs: number;
+  /**
+   * A fixed window instead of a refilling bucket (quotas): with `refillPerMs` 0, the bucket holds
+   * `capacity` for the window, which ends in `windowMs` (its key names the window, so the next
+   * one starts full). Refused requests wait until then. 0 or absent: a refilling bucket.
+   */
+  readonly windowMs?: number;
 }
 
 export interface TakeResult {
@@ -40,6 +46,7 @@ export interface BucketState {
 /** Refills `state` to `now` and applies one request. Mutates and returns the result. */
 export function takeFromBucket(state: BucketState, now: number, request: TakeRequest): TakeResult {
   const { capacity, refillPerMs, cost, maxWaitMs } = request;
+  const window = request.windowMs ?? 0;
   let tokens = state.tokens;
   if (now > state.at) {
     tokens = Math.min(capacity, tokens + (now - state.at) * refillPerMs);
@@ -53,12 +60,13 @@ export function takeFromBucket(state: BucketState, now: number, request: TakeReq
   } else if (tokens >= cost) {
     tokens -= cost;
   } else {
-    waitMs = ceilMs((cost - tokens) / refillPerMs);
+    waitMs = window > 0 ? window : ceilMs((cost - tokens) / refillPerMs);
     if (waitMs <= maxWaitMs) tokens -= cost;
     else allowed = false;
   }
   state.tokens = tokens;
-  return { allowed, remaining: tokens, waitMs, fullInMs: ceilMs((capacity - tokens) / refillPerMs) };
+  const fullInMs = window > 0 ? (tokens < capacity ? window : 0) : ceilMs((capacity - tokens) / refillPerMs);
+  return { allowed, remaining: tokens, waitMs, fullInMs };
 }
 
 /** Whole milliseconds, rounding up — but not for float noise (1 / (1/3600000) = 3600000.0000001). */

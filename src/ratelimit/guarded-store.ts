@@ -24,7 +24,20 @@ export interface PolicyStore {
   keyFor(policy: string, identity: string): string;
   /** Gives `cost` tokens back to the store that took them (`source` of the take's outcome); best effort. */
   refund(request: TakeRequest, source: 'store' | 'local'): void;
+  /**
+   * Settles a reservation once the real cost is known: `delta` > 0 charges more (always, even into
+   * debt: the work is done), `delta` < 0 gives back; on the store that took the reservation.
+   */
+  adjust(request: TakeRequest, delta: number, source: 'store' | 'local'): void;
 }
+
+/** maxWaitMs of a charge that must go through whatever is left: the bucket may go into debt. */
+const FORCE = Number.MAX_SAFE_INTEGER;
+export const adjustment = (request: TakeRequest, delta: number): TakeRequest => ({
+  ...request,
+  cost: delta,
+  maxWaitMs: delta > 0 ? FORCE : 0,
+});
 
 export class MemoryPolicyStore implements PolicyStore {
   constructor(readonly store: MemoryBucketStore) {}
@@ -37,6 +50,9 @@ export class MemoryPolicyStore implements PolicyStore {
   }
   refund(request: TakeRequest): void {
     this.store.take({ ...request, cost: -request.cost, maxWaitMs: 0 });
+  }
+  adjust(request: TakeRequest, delta: number): void {
+    if (delta !== 0) this.store.take(adjustment(request, delta));
   }
 }
 
@@ -83,7 +99,12 @@ export class GuardedRedisStore implements PolicyStore {
   }
 
   refund(request: TakeRequest, source: 'store' | 'local'): void {
-    const giveBack = { ...request, cost: -request.cost, maxWaitMs: 0 };
+    this.adjust(request, -request.cost, source);
+  }
+
+  adjust(request: TakeRequest, delta: number, source: 'store' | 'local'): void {
+    if (delta === 0) return;
+    const giveBack = adjustment(request, delta);
     if (source === 'local') {
       const pending = this.local.take(giveBack);
       if (pending instanceof Promise) pending.catch(() => undefined);

@@ -11,7 +11,10 @@ export interface BucketFields {
 }
 
 export interface PolicyReport {
+  /** The RateLimit member's name: the policy, or "<policy>-quota" for its quota. */
   readonly policy: string;
+  /** tokens: an LLM-token bucket, reported apart from request counts; quota: a calendar quota. */
+  readonly kind?: 'tokens' | 'quota';
   readonly bucket: BucketFields;
   readonly remaining: number;
   readonly fullInMs: number;
@@ -27,6 +30,12 @@ export function policyField(policy: string, capacity: number, refillPerMs: numbe
   return `"${policy}";q=${limitField(capacity)};w=${windowSeconds(capacity, refillPerMs)}`;
 }
 
+/** A quota's RateLimit-Policy member: `"name-quota";q=<limit>;w=<seconds of the period>`. */
+export function quotaPolicyField(policy: string, limit: number, period: 'day' | 'week' | 'month'): string {
+  const seconds = period === 'day' ? 86_400 : period === 'week' ? 604_800 : 2_592_000;
+  return `"${policy}-quota";q=${limitField(limit)};w=${seconds}`;
+}
+
 export function limitField(capacity: number): string {
   return String(Math.floor(capacity));
 }
@@ -35,20 +44,44 @@ const remainingOf = (report: PolicyReport) => Math.max(0, Math.floor(report.rema
 const resetOf = (report: PolicyReport) => Math.max(0, Math.ceil(report.fullInMs / 1000));
 const rateLimitMember = (report: PolicyReport) => `"${report.policy}";r=${remainingOf(report)};t=${resetOf(report)}`;
 
-/** Header fields for these reports; `tightest` (default: fewest tokens left) feeds the X- fields. */
+/**
+ * Header fields for these reports. RateLimit / RateLimit-Policy list every policy (token buckets
+ * and quotas under their own names); the X-RateLimit-Limit/-Remaining/-Reset fields come from the
+ * tightest request-counting policy (`tightest` when given), and x-ratelimit-limit-tokens /
+ * -remaining-tokens / -reset-tokens from the tightest token bucket: never mixed.
+ */
 export function rateLimitHeaders(reports: readonly PolicyReport[], tightest?: PolicyReport): Record<string, string> {
   if (reports.length === 0) return {};
-  let pick = tightest;
-  if (!pick) {
-    pick = reports[0]!;
-    for (const report of reports) if (remainingOf(report) < remainingOf(pick)) pick = report;
-  }
   const single = reports.length === 1;
-  return {
+  const headers: Record<string, string> = {
     'ratelimit-policy': single ? reports[0]!.bucket.policyField : reports.map((r) => r.bucket.policyField).join(', '),
     ratelimit: single ? rateLimitMember(reports[0]!) : reports.map(rateLimitMember).join(', '),
-    'x-ratelimit-limit': pick.bucket.limitField,
-    'x-ratelimit-remaining': String(remainingOf(pick)),
-    'x-ratelimit-reset': String(resetOf(pick)),
   };
+  const requests = pickTightest(reports, undefined, tightest);
+  if (requests) {
+    headers['x-ratelimit-limit'] = requests.bucket.limitField;
+    headers['x-ratelimit-remaining'] = String(remainingOf(requests));
+    headers['x-ratelimit-reset'] = String(resetOf(requests));
+  }
+  const tokens = pickTightest(reports, 'tokens', tightest);
+  if (tokens) {
+    headers['x-ratelimit-limit-tokens'] = tokens.bucket.limitField;
+    headers['x-ratelimit-remaining-tokens'] = String(remainingOf(tokens));
+    headers['x-ratelimit-reset-tokens'] = `${resetOf(tokens)}s`;
+  }
+  return headers;
+}
+
+function pickTightest(
+  reports: readonly PolicyReport[],
+  kind: 'tokens' | undefined,
+  tightest: PolicyReport | undefined,
+): PolicyReport | undefined {
+  if (tightest && tightest.kind === kind) return tightest;
+  let pick: PolicyReport | undefined;
+  for (const report of reports) {
+    if (report.kind !== kind) continue;
+    if (!pick || remainingOf(report) < remainingOf(pick)) pick = report;
+  }
+  return pick;
 }

@@ -83,7 +83,7 @@ export class MemoryBucketStore implements BucketStore {
     this.#tokens[slot] = state.tokens;
     this.#at[slot] = state.at;
     this.#fullAt[slot] = now + result.fullInMs;
-    this.#fillMs[slot] = request.capacity / request.refillPerMs;
+    this.#fillMs[slot] = request.windowMs ? request.windowMs : request.capacity / request.refillPerMs;
     return result;
   }
 

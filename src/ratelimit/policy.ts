@@ -7,7 +7,8 @@ import type { RateLimitPolicyConfig } from '../config/schema/ratelimit.js';
 import { clientIpResolver, type ClientIpResolver } from '../core/client-ip.js';
 import { REPEATED, singleHeader } from '../core/single-header.js';
 import type { PolicyStore, RedisFailureMode } from './guarded-store.js';
-import { limitField, policyField } from './headers.js';
+import { limitField, policyField, quotaPolicyField } from './headers.js';
+import type { QuotaPeriod } from './quota-period.js';
 import { claimValue, jwtVerifier } from './jwt.js';
 
 export interface PolicyBucket {
@@ -36,6 +37,10 @@ export type Identification = ClientIdentity | RepeatedKey | undefined;
 
 export interface CompiledPolicy {
   readonly name: string;
+  /** What the bucket counts: requests (`cost` each) or LLM tokens (estimated, then settled). */
+  readonly unit: 'requests' | 'tokens';
+  readonly quota: { readonly limit: number; readonly period: QuotaPeriod; readonly policyField: string } | undefined;
+  readonly maxInFlight: number | undefined;
   readonly maxWaitMs: number;
   readonly onRedisError: RedisFailureMode;
   readonly store: PolicyStore;
@@ -109,6 +114,9 @@ export function compilePolicy(
 
   return {
     name,
+    unit: config.unit,
+    quota: config.quota ? { ...config.quota, policyField: quotaPolicyField(name, config.quota.limit, config.quota.period) } : undefined,
+    maxInFlight: config.maxInFlight,
     maxWaitMs: config.mode === 'queue' ? config.maxWait : 0,
     onRedisError: config.onRedisError ?? defaultOnRedisError,
     store,

@@ -102,7 +102,7 @@ export class RedisBatcher {
         index = keys.length;
         keyIndex.set(request.key, index);
       }
-      args.push(index, request.capacity, request.refillPerMs, request.cost, request.maxWaitMs);
+      args.push(index, request.capacity, request.refillPerMs, request.cost, request.maxWaitMs, request.windowMs ?? 0);
     }
     const roundTrip = ++this.#roundTrips;
     const sentAt = performance.now();

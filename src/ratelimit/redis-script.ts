@@ -6,7 +6,8 @@
 // second), so Redis holds only active clients.
 //
 // KEYS: the distinct bucket keys of the batch (one slot on a cluster).
-// ARGV: n, then per check: key index (1-based), capacity, refill per ms, cost, max wait ms.
+// ARGV: n, then per check: key index (1-based), capacity, refill per ms, cost, max wait ms, window ms
+// (0 = a refilling bucket; > 0 = a fixed window ending in that many ms, for quotas: no refill).
 // Returns 4 values per check: allowed (0/1), remaining (string: fractional), waitMs, fullInMs.
 
 import { createHash } from 'node:crypto';
@@ -18,12 +19,13 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local buckets = {}
 local out = {}
 for i = 0, n - 1 do
-  local base = 2 + i * 5
+  local base = 2 + i * 6
   local k = tonumber(ARGV[base])
   local capacity = tonumber(ARGV[base + 1])
   local rate = tonumber(ARGV[base + 2])
   local cost = tonumber(ARGV[base + 3])
   local maxWait = tonumber(ARGV[base + 4])
+  local window = tonumber(ARGV[base + 5])
   local b = buckets[k]
   if b == nil then
     local state = redis.call('HMGET', KEYS[k], 'tokens', 'at')
@@ -49,10 +51,16 @@ for i = 0, n - 1 do
   elseif tokens >= cost then
     tokens = tokens - cost
   else
-    wait = math.ceil((cost - tokens) / rate - 0.000001)
+    if window > 0 then wait = window else wait = math.ceil((cost - tokens) / rate - 0.000001) end
     if wait <= maxWait then tokens = tokens - cost else allowed = 0 end
   end
-  local full = math.max(0, math.ceil((capacity - tokens) / rate - 0.000001))
+  local full = 0
+  if window > 0 then
+    if tokens < capacity then full = window end
+    b.window = window
+  else
+    full = math.max(0, math.ceil((capacity - tokens) / rate - 0.000001))
+  end
   b.tokens = tokens
   b.full = full
   out[#out + 1] = allowed
@@ -62,7 +70,11 @@ for i = 0, n - 1 do
 end
 for k, b in pairs(buckets) do
   redis.call('HSET', KEYS[k], 'tokens', string.format('%.17g', b.tokens), 'at', b.at)
-  redis.call('PEXPIRE', KEYS[k], b.full + 1000)
+  if b.window then
+    redis.call('PEXPIRE', KEYS[k], b.window + 1000)
+  else
+    redis.call('PEXPIRE', KEYS[k], b.full + 1000)
+  end
 end
 return out
 `;

@@ -25,6 +25,17 @@ export function refusalFor(verdict: Exclude<LimitVerdict, { kind: 'allow' }>): R
         },
       };
     }
+    case 'quota': {
+      const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+      return {
+        code: 'client-quota-exceeded',
+        detail: `the quota of rate limit "${verdict.policy}" is spent for this period; it renews in ${seconds}s`,
+        options: {
+          headers: { ...verdict.headers, 'retry-after': String(seconds) },
+          extensions: { policy: verdict.policy, retryAfterMs: verdict.retryAfterMs },
+        },
+      };
+    }
     case 'missing-key':
       return {
         code: 'client-key-missing',

@@ -9,6 +9,8 @@ export interface ThrottlePolicy {
   readonly defaultCooldown: number;
   readonly minCooldown: number;
   readonly maxCooldown: number;
+  /** Steer before the 429 (on unless `predictive: false`); lowWater: the opt-in share lowering. */
+  readonly predictive?: { readonly lowWater: number | undefined } | undefined;
 }
 
 /**

@@ -33,7 +33,13 @@ export function compileHostMatch(hosts: string | string[]): HostTest {
 export interface CompiledMatch {
   readonly path: PathPattern;
   readonly methods: ReadonlySet<string> | undefined;
-  /** The route's params when the request matches, else undefined. */
+  /** True when the rule has body conditions (the body must be read to decide). */
+  readonly needsBody: boolean;
+  /**
+   * The route's params when the request matches, else undefined. A rule with body conditions met
+   * while the body is unread answers undefined and sets `request.bodyWanted`: the caller reads the
+   * body (request.setBody) and matches again.
+   */
   test(request: RequestView): RouteParams | undefined;
 }
 
@@ -56,15 +62,29 @@ export function compileMatch(match: MatchConfig, caseInsensitive = false): Compi
     const test = compileValueMatch(condition);
     conditions.push((request) => test(request.cookie(name)));
   }
+  const bodyConditions: Array<(request: RequestView) => boolean> = [];
+  for (const [name, condition] of Object.entries(match.body ?? {})) {
+    const test = compileValueMatch(condition);
+    const path = name.split('.');
+    bodyConditions.push((request) => test(request.bodyField(path)));
+  }
   return {
     path,
     methods,
+    needsBody: bodyConditions.length > 0,
     test(request) {
       const params = path.match(request.path);
       if (params === undefined) return undefined;
       if (methods && !methods.has(request.method)) return undefined;
       if (host && !host(request.host)) return undefined;
       for (const condition of conditions) if (!condition(request)) return undefined;
+      if (bodyConditions.length > 0) {
+        if (!request.bodyRead) {
+          request.bodyWanted = true;
+          return undefined;
+        }
+        for (const condition of bodyConditions) if (!condition(request)) return undefined;
+      }
       return params;
     },
   };

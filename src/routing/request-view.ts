@@ -8,6 +8,11 @@ export class RequestView {
   #cookies: Map<string, string> | undefined;
   #host: string | undefined;
   #remote: string | undefined | (() => string | undefined);
+  #body: Record<string, unknown> | undefined;
+  /** True once the body was read for body conditions (its JSON object, or none). */
+  bodyRead = false;
+  /** Set by a rule with body conditions reached while the body was unread. */
+  bodyWanted = false;
 
   constructor(
     readonly method: string,
@@ -41,6 +46,24 @@ export class RequestView {
   queryParam(name: string): string | undefined {
     this.#query ??= new URLSearchParams(this.rawQuery);
     return this.#query.get(name) ?? undefined;
+  }
+
+  /** The body as read for body conditions: a JSON object, or undefined (none, not JSON, too large). */
+  setBody(json: Record<string, unknown> | undefined): void {
+    this.#body = json;
+    this.bodyRead = true;
+  }
+
+  /** A body field by dotted path, as text (strings as they are, numbers and booleans as JSON); undefined when absent or not a scalar. */
+  bodyField(path: readonly string[]): string | undefined {
+    let value: unknown = this.#body;
+    for (const name of path) {
+      if (value === null || typeof value !== 'object') return undefined;
+      value = Object.hasOwn(value, name) ? (value as Record<string, unknown>)[name] : undefined;
+    }
+    if (typeof value === 'string') return value;
+    if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+    return undefined;
   }
 
   cookie(name: string): string | undefined {

@@ -16,10 +16,17 @@ export interface RouteMatch<R> {
   params: RouteParams;
 }
 
+/**
+ * The first rule that matches. A rule with body conditions, reached while the body is unread,
+ * stops the walk (undefined, with `request.bodyWanted` set): the caller reads the body
+ * (request.setBody) and asks again — only requests that reach such a rule have their body read
+ * before routing.
+ */
 export function matchRoute<R extends MatchableRoute>(routes: readonly R[], request: RequestView): RouteMatch<R> | undefined {
   for (const route of routes) {
     const params = route.match.test(request);
     if (params !== undefined) return { route, params };
+    if (request.bodyWanted && !request.bodyRead) return undefined;
   }
   return undefined;
 }

@@ -46,6 +46,12 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         tls,
       });
       const id = backendId(name, backend.name ?? backend.url);
+      const state = registries.states.get(id);
+      state.capacity.declared = { rpm: backend.rpm, tpm: backend.tpm };
+      state.capacity.shared =
+        backend.rpm !== undefined || backend.tpm !== undefined
+          ? registries.limits?.sharedCount(config, id, backend.rpm, backend.tpm)
+          : undefined;
       return {
         index,
         id,
@@ -57,9 +63,13 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         weight: backend.weight,
         dispatcher: pool,
         dispatcherKey: key,
-        state: registries.states.get(id),
+        state,
         headerEdit: compileHeaderEdit(upstream.headers, upstream.removeHeaders, backend.headers, backend.removeHeaders),
         tls,
+        llm:
+          backend.model !== undefined || backend.deployment !== undefined
+            ? { model: backend.model, deployment: backend.deployment, apiVersion: backend.apiVersion ?? '2024-10-21' }
+            : undefined,
       };
     });
     const compiled: CompiledUpstream = {
@@ -71,6 +81,7 @@ export function compileSnapshot(config: GatewayConfig, file: string, registries:
         defaultCooldown: upstream.throttle.defaultCooldown,
         minCooldown: upstream.throttle.minCooldown,
         maxCooldown: upstream.throttle.maxCooldown,
+        predictive: upstream.throttle.predictive,
       },
       maxAttempts: Math.min(upstream.failover.maxAttempts ?? backends.length, backends.length),
       replayBuffer: upstream.failover.replayBuffer,

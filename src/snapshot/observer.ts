@@ -15,6 +15,7 @@ export const silentObserver: ProxyObserver = {
   websocketClosed() {},
   throttlePassedThrough() {},
   request() {},
+  llmTokens() {},
   limiterDecision() {},
   limiterDegraded() {},
   limiterEvicted() {},

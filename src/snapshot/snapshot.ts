@@ -26,6 +26,13 @@ import type { BlockList } from 'node:net';
 import type { CacheConfig } from '../config/schema/cache.js';
 import type { CacheStore, CollapseLocks } from '../state/cache-registry.js';
 
+/** An LLM backend's own model name (OpenAI-style) or Azure deployment. */
+export interface LlmBackend {
+  readonly model: string | undefined;
+  readonly deployment: string | undefined;
+  readonly apiVersion: string;
+}
+
 export interface CompiledBackend extends SelectableBackend {
   readonly id: string;
   readonly url: string;
@@ -42,6 +49,8 @@ export interface CompiledBackend extends SelectableBackend {
   readonly headerEdit: HeaderEdit | undefined;
   /** TLS settings for https backends; undefined for http. */
   readonly tls: BackendTls | undefined;
+  /** Model / Azure deployment rewriting; undefined when the backend sets neither. */
+  readonly llm: LlmBackend | undefined;
 }
 
 export interface CompiledUpstream {

@@ -58,9 +58,14 @@ export class BackendState {
   maxConcurrent = Infinity;
   /** Attempts in flight that are failure retries (for the retry budget). */
   retriesInFlight = 0;
+  /** Weight scale of the opt-in lowWater steering (1 = full share). */
+  share = 1;
   /** Retries this backend earned by answering, spent when it fails many requests at once (resilience/retry.ts). */
   retryTokens = 0;
-  /** What the backend can take before it throttles again (learned; see backend-capacity.ts). */
+  /**
+   * What the backend can take before it throttles again, what it announced it has left (requests
+   * and tokens) and its declared rpm/tpm: the one learner of backend capacity (backend-capacity.ts).
+   */
   readonly capacity = new BackendCapacity();
 
   constructor(id: string) {

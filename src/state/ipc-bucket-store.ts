@@ -5,7 +5,7 @@
 // bucket in this worker, as `onRedisError: local` does for Redis.
 
 import type { TakeRequest, TakeResult } from '../ratelimit/bucket.js';
-import type { PolicyStore, StoreOutcome } from '../ratelimit/guarded-store.js';
+import { adjustment, type PolicyStore, type StoreOutcome } from '../ratelimit/guarded-store.js';
 import type { MemoryBucketStore } from '../ratelimit/memory-store.js';
 import type { WorkerChannel } from './worker-channel.js';
 
@@ -41,9 +41,15 @@ export class IpcBucketStore implements PolicyStore {
   }
 
   refund(request: TakeRequest, source: 'store' | 'local'): void {
-    const back = { ...request, cost: -request.cost, maxWaitMs: 0 };
-    if (source === 'local') this.local.take(back);
-    else void this.take(back);
+    this.adjust(request, -request.cost, source);
+  }
+
+  /** Settles a reservation on the store that took it: the primary's bucket, or this worker's. */
+  adjust(request: TakeRequest, delta: number, source: 'store' | 'local'): void {
+    if (delta === 0) return;
+    const change = adjustment(request, delta);
+    if (source === 'local') this.local.take(change);
+    else void this.take(change);
   }
 
   #flush(): void {

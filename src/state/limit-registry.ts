@@ -10,6 +10,7 @@ import { MemoryBucketStore } from '../ratelimit/memory-store.js';
 import { compilePolicy, type CompiledPolicy } from '../ratelimit/policy.js';
 import { RedisBucketStore } from '../ratelimit/redis-store.js';
 import { RouteRateLimit } from '../ratelimit/route-limit.js';
+import type { SharedCount } from './backend-capacity.js';
 
 export class RateLimitRegistry {
   readonly memory = new MemoryBucketStore({ onEvict: (count) => this.observer().limiterEvicted('memory', count) });
@@ -55,6 +56,45 @@ export class RateLimitRegistry {
     this.#closeRetired();
     return {
       forRoute: (names) => (names && names.length > 0 ? new RouteRateLimit(names.map((name) => policies.get(name)!)) : undefined),
+    };
+  }
+
+  /**
+   * A per-minute count shared by every replica through Redis (declared backend rpm/tpm), on the
+   * limiter's own store and batching; undefined without Redis.
+   */
+  sharedCount(config: GatewayConfig, backendId: string, rpm: number | undefined, tpm: number | undefined): SharedCount | undefined {
+    if (!config.redis) return undefined;
+    const store = this.redisStore(config.redis);
+    const count = async (
+      kind: string,
+      window: number,
+      endsInMs: number,
+      limit: number | undefined,
+      cost: number,
+    ): Promise<number | undefined> => {
+      if (limit === undefined || cost <= 0) return undefined;
+      const pending = store.take(
+        {
+          key: store.keyFor('backend-capacity', `${backendId}\u0001${kind}\u0001${window}`),
+          capacity: limit,
+          refillPerMs: 0,
+          cost,
+          // Counted even past the limit: it records what was sent, it refuses nothing.
+          maxWaitMs: Number.MAX_SAFE_INTEGER,
+          windowMs: Math.max(1, endsInMs),
+        },
+        'open',
+      );
+      const outcome = pending instanceof Promise ? await pending : pending;
+      return outcome.source === 'store' ? limit - outcome.remaining : undefined;
+    };
+    return async (window, endsInMs, requests, tokens) => {
+      const [sentRequests, sentTokens] = await Promise.all([
+        count('r', window, endsInMs, rpm, requests),
+        count('t', window, endsInMs, tpm, tokens),
+      ]);
+      return { requests: sentRequests, tokens: sentTokens };
     };
   }
 

@@ -12,6 +12,7 @@ import { withDefaults, type ProxyObserver } from '../snapshot/observer.js';
 import { backendLiveView, BREAKER_STATE_VALUE } from './backend-view.js';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cell-series.js';
 import { decisionMetrics, LATENCY_BUCKETS } from './decision-metrics.js';
+import { llmTokenMetrics } from './llm-metrics.js';
 import { backendLabel, methodIndex, methodLabel, routeLabel, statusClassIndex, statusClassLabel } from './labels.js';
 
 export interface MetricsOptions {
@@ -156,6 +157,7 @@ export class GatewayMetrics {
         if (outcome !== 'breaker_open' && outcome !== 'skipped_cooling') attemptDuration.observe(cells.duration, durationMs / 1000);
       },
       ...decisionMetrics(registers),
+      llmTokens: llmTokenMetrics(registers),
     });
   }
 

@@ -46,6 +46,7 @@ class Scope implements RequestScope {
   attempts = 0;
   upstream: RequestScope['upstream'] = undefined;
   backend: RequestScope['backend'] = undefined;
+  tokens: RequestScope['tokens'] = undefined;
   heldMs: number | undefined = undefined;
   readonly startedAt = performance.now();
 
@@ -76,6 +77,14 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
           upstream: (scope.upstream ?? scope.route?.upstream)?.name,
           backend: scope.backend ? backendLabel(scope.backend) : undefined,
           attempts: scope.attempts,
+          ...(scope.tokens
+            ? {
+                model: scope.tokens.model,
+                promptTokens: scope.tokens.promptTokens,
+                completionTokens: scope.tokens.completionTokens,
+                tokensFrom: scope.tokens.source,
+              }
+            : {}),
           ...(scope.heldMs !== undefined ? { heldMs: Math.round(scope.heldMs) } : {}),
           status,
           durationMs: Math.round(durationMs * 1000) / 1000,

@@ -50,6 +50,6 @@ describe('RedisBatcher', () => {
     expect(batcher.lateRefunds).toBe(2);
     // the refund: the same bucket, cost -1 for each check Redis took
     expect(calls[1]!.keys).toEqual(['k']);
-    expect(calls[1]!.args).toEqual([2, 1, 10, 0.001, -1, 0, 1, 10, 0.001, -1, 0]);
+    expect(calls[1]!.args).toEqual([2, 1, 10, 0.001, -1, 0, 0, 1, 10, 0.001, -1, 0, 0]);
   });
 });

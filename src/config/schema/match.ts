@@ -7,6 +7,8 @@ import { secret } from './secret.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
 
+const BODY_PATH = /^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/;
+
 const PARAM_SEGMENT = /^:[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** A path pattern: literal segments and `:name` segments (a template). */
@@ -90,6 +92,22 @@ export const matchSchema = z
     headers: secretValueMatches.optional().meta({ description: 'Header name → condition (names are case-insensitive).' }),
     query: valueMatches.optional().meta({ description: 'Query parameter → condition (the first value counts).' }),
     cookies: secretValueMatches.optional().meta({ description: 'Cookie name → condition.' }),
+    body: z
+      .record(z.string(), valueMatchSchema)
+      .superRefine((fields, ctx) => {
+        for (const name of Object.keys(fields))
+          if (!BODY_PATH.test(name))
+            ctx.addIssue({
+              code: 'custom',
+              path: [name],
+              message: `${JSON.stringify(name)}: a body field is a dotted path of names or indexes, like "model" or "metadata.tier"`,
+            });
+      })
+      .optional()
+      .meta({
+        description:
+          'JSON body field (dotted path: "model", "metadata.tier", "messages.0.role") → condition on its value (strings as they are; numbers and booleans as JSON text). The body is read (at most the replay buffer) only when a rule with body conditions is reached; a body that is not a JSON object, or is larger than the replay buffer, matches no body condition: the request goes on to the next rule.',
+      }),
   })
   .refine((m) => !(m.path !== undefined && m.exact !== undefined), { message: 'give path (prefix) or exact, not both' });
 

@@ -141,6 +141,14 @@ export const tierSchema = z.strictObject({
   cost: z.number().positive().max(MAX_TOKENS).optional(),
 });
 
+/** A long-period allowance (calendar periods in UTC), answered 403 when spent. */
+export const quotaSchema = z
+  .strictObject({
+    limit: z.number().int().positive().max(1e12).meta({ description: 'Units (requests or tokens, as the policy counts) per period.' }),
+    period: z.enum(['day', 'week', 'month']).meta({ description: 'Calendar period in UTC (weeks start on Monday).' }),
+  })
+  .meta({ description: 'A quota per client and calendar period (UTC); a client that spent it gets 403 until the next period.' });
+
 export const rateLimitPolicySchema = z
   .strictObject({
     key: z
@@ -153,7 +161,16 @@ export const rateLimitPolicySchema = z
       }),
     capacity: z.number().positive().max(MAX_TOKENS).meta({ description: 'Bucket size: the burst a client may send at once.' }),
     refill: rate,
-    cost: z.number().positive().max(MAX_TOKENS).default(1).meta({ description: 'Tokens one request takes.' }),
+    cost: z.number().positive().max(MAX_TOKENS).default(1).meta({ description: 'Tokens one request takes (unit: requests).' }),
+    unit: z.enum(['requests', 'tokens']).default('requests').meta({
+      description:
+        "What the bucket counts: requests (each takes `cost`), or LLM tokens — an estimate of the prompt plus max_tokens is reserved before forwarding and settled from the answer's `usage`.",
+    }),
+    quota: quotaSchema.optional(),
+    maxInFlight: z.number().int().positive().max(100_000).optional().meta({
+      description:
+        "Most requests of one client in flight at once (long streaming answers); one more gets 429 at once. A slot not given back (crash) returns after the route's request deadline.",
+    }),
     missingKey: z
       .enum(['deny', 'ip'])
       .default('deny')

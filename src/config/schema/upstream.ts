@@ -22,7 +22,53 @@ export const backendSchema = z.strictObject({
   headers: setHeadersSchema.optional(),
   removeHeaders: removeHeadersSchema.optional(),
   tls: upstreamTlsSchema.optional(),
+  model: z.string().min(1).max(200).optional().meta({
+    description:
+      "LLM backends: the JSON body's `model` is set to this for this backend (OpenAI-style), so one pool can serve one model under different names.",
+  }),
+  deployment: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, { message: 'a deployment name uses letters, digits, ".", "_" and "-"' })
+    .optional()
+    .meta({
+      description:
+        'Azure OpenAI backends: an OpenAI-style path ("/v1/chat/completions", or another deployment\'s path) is sent as /openai/deployments/<deployment>/chat/completions?api-version=<apiVersion>.',
+    }),
+  apiVersion: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .optional()
+    .meta({ description: 'With `deployment`: the api-version query parameter added when the request has none (default 2024-10-21).' }),
+  rpm: z.number().int().positive().max(100_000_000).optional().meta({
+    description:
+      'Declared capacity: requests per minute this backend accepts. The gateway counts what it sent in the current minute and steers away once it is spent (shared by replicas through `redis`, else per process; see docs/llm.md).',
+  }),
+  tpm: z.number().int().positive().max(10_000_000_000).optional().meta({
+    description: 'Declared capacity: LLM tokens per minute (estimated as they are sent). Steered like rpm.',
+  }),
 });
+
+const percent = z
+  .union([z.number().min(0).max(100), z.string().regex(/^\d+(\.\d+)?%$/, { message: 'a share like "10%"' })])
+  .transform((value) => (typeof value === 'number' ? value : Number(value.slice(0, -1))) / 100)
+  .refine((share) => share >= 0 && share <= 1, { message: 'a share between 0% and 100%' });
+
+export const predictiveSchema = z
+  .union([
+    z.boolean(),
+    z.strictObject({
+      lowWater: percent.optional().meta({
+        description:
+          "Opt-in: while a backend's announced remaining requests or tokens are below this share of its limit, its weight is scaled down by remaining / (lowWater × limit) (never below 5%).",
+      }),
+    }),
+  ])
+  .default(true)
+  .transform((value) => (value === false ? undefined : { lowWater: value === true ? undefined : value.lowWater }))
+  .meta({
+    description:
+      'Steer before the 429: a backend that announced (x-ratelimit-remaining-requests|tokens, RateLimit r=) that its next request would be refused cools down until its announced reset, without a request spent on the 429. On by default; false turns it off.',
+  });
 
 export const throttleSchema = z.strictObject({
   statuses: z.array(z.number().int().min(400).max(599)).default([429, 503]).meta({
@@ -32,6 +78,7 @@ export const throttleSchema = z.strictObject({
   defaultCooldown: duration.default(10_000),
   minCooldown: duration.default(0),
   maxCooldown: duration.default(300_000),
+  predictive: predictiveSchema,
   hold: z
     .strictObject({
       maxWait: duration.default(2_000).meta({ description: 'Longest a request is held waiting for a cooling backend.' }),
