@@ -3,7 +3,6 @@
 
 import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schema/index.js';
 import { compileSnapshot, snapshotKeys } from '../snapshot/compile.js';
 import { ConfigReloader } from '../snapshot/reload.js';
@@ -28,15 +27,11 @@ import { CacheRegistry } from '../state/cache-registry.js';
 import { ApiKeySetRegistry } from '../state/api-key-sets.js';
 import { TunnelRegistry } from '../exchange/websocket-tunnel.js';
 import { createAdminServer, type UpstreamsView, upstreamsView } from './admin.js';
-import { createListener } from './listener.js';
+import { createProxyServer } from './proxy-server.js';
 import { createProxyHandler } from '../pipeline/proxy-handler.js';
 import { createUpgradeHandler } from '../pipeline/upgrade-handler.js';
-import { sendProblem } from '../core/problems.js';
 import { adminExposureWarning, isLoopbackHost } from '../config/admin-exposure.js';
-import { declaredLength } from '../pipeline/client-body.js';
-import { createClientErrorHandler } from './client-errors.js';
-import { guardHttp2Sessions, type Http2Sessions } from './http2-guard.js';
-import type { Http2SecureServer } from 'node:http2';
+import type { Http2Sessions } from './http2-guard.js';
 
 export interface GatewayOptions {
   file?: string;
@@ -55,8 +50,6 @@ export interface GatewayOptions {
   /** Where `store: memory` buckets live (a worker process: the primary's, shared by all workers). */
   memoryBuckets?: (local: MemoryBucketStore) => PolicyStore;
 }
-
-const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE'] as const;
 
 export class Gateway {
   readonly logger: Logger;
@@ -130,88 +123,16 @@ export class Gateway {
     const context = { observer: this.observer, random };
     const handler = this.telemetry.instrument(createProxyHandler({ getSnapshot, context, proto: scheme }));
 
-    // A request the handler throws on (a defect) gets a problem+json 500, never a crash.
-    const answerDefect = (error: unknown, method: string | undefined, res: ServerResponse) => {
-      this.logger.error({ err: error, method }, 'request failed inside the gateway');
-      sendProblem(res, 'internal', 'the gateway failed to handle this request');
-    };
-    const direct = (req: IncomingMessage, res: ServerResponse) => {
-      try {
-        handler(req, res);
-      } catch (error) {
-        answerDefect(error, req.method, res);
-      }
-    };
-    const listener = createListener(
-      config,
-      {
-        // Unparsable requests (400), oversized headers (431) and slow clients (408) get problem+json.
-        clientErrorHandler: createClientErrorHandler(() => this.observer),
-        // HTTP/2 listeners route through fastify: a URL its router cannot decode (e.g. "%zz")
-        // goes to the proxy handler too, whose path normalisation answers it with a problem+json 400.
-        frameworkErrors: (_error, request, reply) => {
-          reply.hijack();
-          handler(request.raw, reply.raw);
-        },
-      },
-      direct,
-    );
-    this.proxy = listener.app;
-    this.scheme = listener.scheme;
-    // Expect: 100-continue: a body declared too large is refused before the client sends it.
-    this.proxy.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
-      const limit = this.#snapshot.limits.maxRequestBody;
-      const declared = declaredLength(req);
-      if (declared !== undefined && declared > limit) {
-        sendProblem(res, 'payload-too-large', `the request body exceeds ${limit} bytes`, { headers: { connection: 'close' } });
-        return;
-      }
-      res.writeContinue();
-      this.proxy.server.emit('request', req, res);
+    const proxy = createProxyServer(config, {
+      handler,
+      upgrade: createUpgradeHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme, tunnels: this.tunnels }),
+      maxRequestBody: () => this.#snapshot.limits.maxRequestBody,
+      getObserver: () => this.observer,
+      logger: this.logger,
     });
-    if (listener.http2) {
-      this.#http2Sessions = guardHttp2Sessions(this.proxy.server as unknown as Http2SecureServer, {
-        limits: config.listen.http2Limits,
-        keepAliveIdleMs: config.listen.timeouts.keepAliveIdle,
-        getObserver: () => this.observer,
-      });
-    }
-    // HTTP/2 streams start one turn later: a stream the client reset in the same read (rapid
-    // reset) is gone by then and never reaches a backend.
-    const routed = (req: IncomingMessage, res: ServerResponse) => {
-      if (req.httpVersionMajor !== 2) {
-        handler(req, res);
-        return;
-      }
-      setImmediate(() => {
-        if (streamGone(res)) this.observer.clientProtocolError('http2-reset-before-start');
-        else handler(req, res);
-      });
-    };
-    // WebSocket upgrades arrive beside fastify's routing, on the HTTP/1.1 server's 'upgrade' event.
-    this.proxy.server.on(
-      'upgrade',
-      createUpgradeHandler({ getSnapshot: () => this.#snapshot, context, proto: scheme, tunnels: this.tunnels }),
-    );
-    // Bodies are never parsed: the proxy handler streams or buffers them itself.
-    this.proxy.removeAllContentTypeParsers();
-    this.proxy.addContentTypeParser('*', (_request, _payload, done) => done(null));
-    this.proxy.route({
-      method: [...ALL_METHODS],
-      url: '/*',
-      handler: (request, reply) => {
-        reply.hijack();
-        routed(request.raw, reply.raw);
-      },
-    });
-    this.proxy.setNotFoundHandler((request, reply) => {
-      reply.hijack();
-      routed(request.raw, reply.raw);
-    });
-    this.proxy.setErrorHandler((error, request, reply) => {
-      reply.hijack();
-      answerDefect(error, request.method, reply.raw);
-    });
+    this.proxy = proxy.app;
+    this.scheme = proxy.scheme;
+    this.#http2Sessions = proxy.http2Sessions;
 
     this.admin = createAdminServer({
       getSnapshot,
@@ -334,12 +255,6 @@ export class Gateway {
       await Promise.all([this.dispatchers.closeAll(), this.limits.close(), this.idempotency.close(), this.bus.close()]);
     }
   }
-}
-
-/** True when an HTTP/2 response's stream is closed (reset by the client, or its connection gone). */
-function streamGone(res: ServerResponse): boolean {
-  const stream = (res as ServerResponse & { stream?: { destroyed: boolean; closed: boolean } }).stream;
-  return stream === undefined || stream.destroyed || stream.closed;
 }
 
 function urlOf(app: FastifyInstance, scheme: 'http' | 'https'): string {
