@@ -82,11 +82,17 @@ describe('exact under bursts: 4 gateway processes, one Redis, default commandTim
     await redis.restart();
     const restartedAt = Date.now();
     await sleep(1000);
-    // every replica went local during the outage, and is back on the shared bucket within 1 s
+    // A replica whose Redis breaker opened during the outage is back on the shared bucket within
+    // 1 s of the restart. (A replica whose few failed checks did not open its breaker went local
+    // per check and has nothing to recover; the burst below proves it is back on the shared count.)
+    let degraded = 0;
     for (const cli of clis) {
-      const back = cli.lines.filter((line) => line.event === 'limiter.recovered').map((line) => Date.parse(String(line.time)));
-      expect(back.some((at) => at >= restartingAt && at - restartedAt < 1000)).toBe(true);
+      const timeOf = (event: string) => cli.lines.filter((line) => line.event === event).map((line) => Date.parse(String(line.time)));
+      if (!timeOf('limiter.degraded').some((at) => at < restartingAt && at > restartingAt - 5_000)) continue;
+      degraded++;
+      expect(timeOf('limiter.recovered').some((at) => at >= restartingAt && at - restartedAt < 1000)).toBe(true);
     }
+    console.log('replicas degraded during the outage', degraded);
     const counts = await burstOver(clis, 1000, 'after-restart');
     console.log('after restart', JSON.stringify(counts));
     expect(counts[200] ?? 0).toBeGreaterThanOrEqual(99);
