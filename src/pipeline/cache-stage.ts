@@ -12,14 +12,15 @@
 import type { IncomingMessage } from 'node:http';
 import type CachePolicy from 'http-cache-semantics';
 import { bodyKey } from '../cache/body-key.js';
-import { formatCacheStatus, type Forward } from '../cache/cache-status.js';
+import type { Forward } from '../cache/cache-status.js';
 import { isVaryMarker, type CacheEntry, type StoredValue } from '../cache/entry.js';
-import { evaluate, libHeaders, ttlSeconds, type LibHeaders } from '../cache/freshness.js';
+import { evaluate, libHeaders, type LibHeaders } from '../cache/freshness.js';
 import { cacheKey, unkeyedInput, variantKey } from '../cache/key.js';
 import type { ResponseSink } from '../exchange/sink.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import type { CompiledCache, CompiledRoute } from '../snapshot/snapshot.js';
-import { CacheSink, serveEntry, type CacheExchange } from './cache-sink.js';
+import { answerFromEntry } from './cache-hit.js';
+import { CacheSink, type CacheExchange } from './cache-sink.js';
 import type { ClientBody } from './client-body.js';
 import type { Flight } from '../state/cache-registry.js';
 
@@ -261,41 +262,6 @@ function decideLookup(context: LookupContext, entry: CacheEntry | undefined, var
       forwardMiss(context, leaderEntry, fwd, undefined, undefined, true);
     }),
   );
-}
-
-function answerFromEntry(
-  input: CacheStageInput,
-  entry: CacheEntry,
-  headers: LibHeaders,
-  method: string,
-  result: 'hit' | 'stale' | 'collapsed',
-): void {
-  const etag = headers.etag;
-  const ifNoneMatch = input.req.headers['if-none-match'];
-  const parts = {
-    hit: true,
-    ttl: ttlSeconds(entry.policy),
-    collapsed: result === 'collapsed',
-    ...(result === 'stale' ? { detail: 'stale-while-revalidate' } : {}),
-  };
-  if (etag !== undefined && ifNoneMatch !== undefined && etagMatches(ifNoneMatch, etag)) {
-    // The client has this answer already.
-    const notModified = { ...headers };
-    delete notModified['content-length'];
-    notModified['cache-status'] = formatCacheStatus(parts);
-    input.clientSink.start(304, notModified);
-    input.clientSink.end();
-    input.observer.cacheLookup(input.route, result, 0);
-    return;
-  }
-  const bytes = serveEntry(input.clientSink, entry, headers, method, parts);
-  input.observer.cacheLookup(input.route, result, bytes);
-}
-
-function etagMatches(ifNoneMatch: string, etag: string): boolean {
-  if (ifNoneMatch.trim() === '*') return true;
-  const bare = etag.replace(/^W\//, '');
-  return ifNoneMatch.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === bare);
 }
 
 function exchangeFor(

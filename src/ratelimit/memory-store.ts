@@ -34,6 +34,8 @@ export class MemoryBucketStore implements BucketStore {
   #keys: Array<string | undefined> = [];
   /** The policy part of each bucket's key (before its first NUL), for the console's busiest keys. */
   #policies: Array<string | undefined> = [];
+  /** One string per policy name, shared by its buckets (a slice per bucket would cost ~32 MB per million). */
+  readonly #policyNames = new Map<string, string>();
   #tokens = new Float64Array(0);
   #at = new Float64Array(0);
   /** Store clock at which the bucket is full again. */
@@ -134,7 +136,10 @@ export class MemoryBucketStore implements BucketStore {
     }
     this.#keys[slot] = id;
     const cut = key.indexOf('\u0000');
-    this.#policies[slot] = cut < 0 ? '' : key.slice(0, cut);
+    const policy = cut < 0 ? '' : key.slice(0, cut);
+    let name = this.#policyNames.get(policy);
+    if (name === undefined) this.#policyNames.set(policy, (name = policy));
+    this.#policies[slot] = name;
     this.#slots.set(id, slot);
     return slot;
   }
