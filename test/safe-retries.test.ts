@@ -18,6 +18,22 @@ const live = perTest(async () => {
 /** The backend drops the connection without answering. */
 const drop: Behaviour = (_req, res) => void res.socket!.destroy();
 
+/**
+ * A primary that drops every connection and a healthy spill-over (priority 2), behind a gateway
+ * whose `orders` upstream takes `upstreamExtra` lines and whose routes are `routes`.
+ */
+async function droppingPair(upstreamExtra = '', routes = '  - upstream: orders\n') {
+  const a = await startSwitchable('a', drop);
+  const b = await startSwitchable('b', ok('b'));
+  live.backends = [a, b];
+  live.gateway = await startGateway(`upstreams:
+  orders:
+    backends: [ { url: ${a.url}, priority: 1 }, { url: ${b.url}, priority: 2 } ]
+${upstreamExtra}routes:
+${routes}`);
+  return { a, b, url: live.gateway.url };
+}
+
 async function problem(res: Response): Promise<Record<string, unknown>> {
   expect(res.headers.get('content-type')).toBe('application/problem+json');
   return (await res.json()) as Record<string, unknown>;
@@ -68,32 +84,16 @@ describe('safe retries by default (no retry block)', () => {
   });
 
   it('a PUT body is replayed byte for byte to the other backend after a reset', async () => {
-    const a = await startSwitchable('a', drop);
-    const b = await startSwitchable('b', ok('b'));
-    live.backends = [a, b];
-    live.gateway = await startGateway(`upstreams:
-  orders:
-    backends: [ { url: ${a.url}, priority: 1 }, { url: ${b.url}, priority: 2 } ]
-routes:
-  - upstream: orders
-`);
-    const res = await fetch(`${live.gateway.url}/items/1`, { method: 'PUT', body: 'é-payload' });
+    const { a, b, url } = await droppingPair();
+    const res = await fetch(`${url}/items/1`, { method: 'PUT', body: 'é-payload' });
     expect(res.status).toBe(200);
     expect(a.received[0]!.body).toBe('é-payload');
     expect(b.received[0]!.body).toBe('é-payload');
   });
 
   it('a POST that may have reached the backend is not replayed: 502 saying so', async () => {
-    const a = await startSwitchable('a', drop);
-    const b = await startSwitchable('b', ok('b'));
-    live.backends = [a, b];
-    live.gateway = await startGateway(`upstreams:
-  orders:
-    backends: [ { url: ${a.url}, priority: 1 }, { url: ${b.url}, priority: 2 } ]
-routes:
-  - upstream: orders
-`);
-    const res = await fetch(`${live.gateway.url}/pay`, { method: 'POST', body: 'charge' });
+    const { a, b, url } = await droppingPair();
+    const res = await fetch(`${url}/pay`, { method: 'POST', body: 'charge' });
     expect(res.status).toBe(502);
     const body = await problem(res);
     expect(body).toMatchObject({ type: 'urn:spillway:problem:upstream-connection-error', mayHaveBeenReceived: true, replayed: false });
@@ -103,24 +103,16 @@ routes:
   });
 
   it('a keyed POST is replayed only on a route whose backends deduplicate (idempotency.retryOnReset)', async () => {
-    const a = await startSwitchable('a', drop);
-    const b = await startSwitchable('b', ok('b'));
-    live.backends = [a, b];
-    live.gateway = await startGateway(`upstreams:
-  orders:
-    backends: [ { url: ${a.url}, priority: 1 }, { url: ${b.url}, priority: 2 } ]
-routes:
-  - match: { path: /dedup }
-    upstream: orders
-    idempotency: { retryOnReset: true }
-  - upstream: orders
-`);
-    const plain = await fetch(`${live.gateway.url}/pay`, { method: 'POST', body: 'x', headers: { 'idempotency-key': 'k-1' } });
+    const { b, url } = await droppingPair(
+      '',
+      `  - match: { path: /dedup }\n    upstream: orders\n    idempotency: { retryOnReset: true }\n  - upstream: orders\n`,
+    );
+    const plain = await fetch(`${url}/pay`, { method: 'POST', body: 'x', headers: { 'idempotency-key': 'k-1' } });
     expect(plain.status).toBe(502);
-    const unkeyed = await fetch(`${live.gateway.url}/dedup`, { method: 'POST', body: 'x' });
+    const unkeyed = await fetch(`${url}/dedup`, { method: 'POST', body: 'x' });
     expect(unkeyed.status).toBe(502);
     expect(served(b)).toBe(0);
-    const keyed = await fetch(`${live.gateway.url}/dedup`, { method: 'POST', body: 'x', headers: { 'idempotency-key': 'k-2' } });
+    const keyed = await fetch(`${url}/dedup`, { method: 'POST', body: 'x', headers: { 'idempotency-key': 'k-2' } });
     expect(keyed.status).toBe(200);
     expect(b.received).toHaveLength(1);
     expect(b.received[0]!.headers['idempotency-key']).toBe('k-2');
@@ -162,19 +154,10 @@ routes:
   });
 
   it('a written retry block adds its `on` list to the defaults: a reset GET is still retried with on: [503]', async () => {
-    const a = await startSwitchable('a', drop);
-    const b = await startSwitchable('b', ok('b'));
-    live.backends = [a, b];
-    live.gateway = await startGateway(`upstreams:
-  orders:
-    backends: [ { url: ${a.url}, priority: 1 }, { url: ${b.url}, priority: 2 } ]
-    retry: { on: [503] }
-routes:
-  - upstream: orders
-`);
-    expect((await fetch(`${live.gateway.url}/items`)).status).toBe(200);
+    const { a, b, url } = await droppingPair(`    retry: { on: [503] }\n`);
+    expect((await fetch(`${url}/items`)).status).toBe(200);
     a.behaviour = (_req, res) => void res.writeHead(503).end();
-    expect((await fetch(`${live.gateway.url}/items`)).status).toBe(200);
+    expect((await fetch(`${url}/items`)).status).toBe(200);
     expect(served(b)).toBe(2);
   });
 
