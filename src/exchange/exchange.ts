@@ -1,7 +1,7 @@
 // One client request's trip through an upstream pool: pick a backend, dispatch, and on a
 // throttle answer (429, or 503 with a retry hint) cool that backend down and go straight to the
 // next one — no sleep. The decision is made on the status line and headers, before any byte
-// reaches the client; once the response streams, there is no retry.
+// reaches the client (response-start.ts); once the response streams, there is no retry.
 // Every attempt reports to its backend's breaker; failures may be retried (resilience/retry.ts)
 // within the retry budget and the request deadline; when every backend is full the request
 // waits in a bounded queue; when none can serve, the route's fallback or a problem answer with
@@ -9,11 +9,9 @@
 
 import type { FailureKind } from '../core/failure.js';
 import { isReady, poolBlock, type PoolBlock } from '../balance/select.js';
-import { releaseHeld } from './hold-release.js';
 import { HoldTicket, type HoldOwner } from './hold-ticket.js';
 import { SlotWait, type SlotWaitOwner } from './slot-wait.js';
-import { throttleCooldown } from '../resilience/cooldown.js';
-import { earnRetryToken, isIdempotent } from '../resilience/retry.js';
+import { isIdempotent } from '../resilience/retry.js';
 import type { CompiledBackend, CompiledRoute, CompiledUpstream } from '../snapshot/snapshot.js';
 import { Attempt, type AttemptOwner } from './attempt.js';
 import { anyReadyButSpent, BackendWalk, type ExchangeContext } from './backend-walk.js';
@@ -23,12 +21,12 @@ import { dispatchOptions, type ForwardRequest } from './forward-request.js';
 import { answerFailure, answerPoolBlocked, reportSkippedCooling, takeFallback } from './pool-answers.js';
 import { answerDeadlineExceeded, RequestDeadline } from './request-deadline.js';
 import { planRetry } from './retry-plan.js';
-import { learnCapacity } from './steering.js';
+import { type ResponseStartOwner, wentOnElsewhere } from './response-start.js';
 import type { ResponseSink } from './sink.js';
 
 export type { ExchangeContext, ForwardRequest };
 
-export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwner, SlotWaitOwner {
+export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwner, ResponseStartOwner, SlotWaitOwner {
   /** Failure retries so far (throttle failovers are not retries). */
   retries = 0;
   clientGone = false;
@@ -113,42 +111,7 @@ export class ProxyExchange extends BackendWalk implements AttemptOwner, HoldOwne
 
   /** Status line and headers are in: throttle → next backend at once; retryable failure → retry; otherwise stream to the client. */
   onResponseStart(attempt: Attempt, status: number, headers: Record<string, string | string[] | undefined>): void {
-    const { backend } = attempt;
-    const now = Date.now();
-    learnCapacity(this.upstream, backend, headers, now);
-    const decision = throttleCooldown(status, headers, this.upstream.throttle, now);
-    if (decision) {
-      backend.state.capacity.throttled(headers);
-      attempt.settle('neutral');
-      const extended = this.coolDown(backend, decision, now);
-      attempt.trace?.cooldown(decision, extended);
-      attempt.report('throttled', status);
-      if (this.forward.replayable && !this.clientGone) {
-        const next = this.pick(now);
-        if (next) {
-          attempt.discard();
-          this.dispatchTo(next, false);
-          return;
-        }
-        if (!this.anyReady(now) || (this.upstream.hold !== undefined && anyReadyButSpent(this.upstream, now))) {
-          attempt.discard();
-          this.noBackend(now);
-          return;
-        }
-      }
-      if (!this.clientGone) this.context.observer.throttlePassedThrough(this.upstream, backend, status);
-    } else {
-      backend.state.capacity.accepted(headers);
-      if (this.upstream.hold !== undefined && this.upstream.hold.queue.size > 0) releaseHeld(this.upstream, now);
-      const breaker = backend.state.breaker;
-      const failed = breaker?.policy.statuses.has(status);
-      attempt.settle(failed ? 'failure' : 'success');
-      const retry = this.upstream.resilience.retry;
-      const retryable = retry?.statuses.has(status);
-      attempt.report(failed || retryable ? 'error' : 'ok', status);
-      if (retry !== undefined && !failed && !retryable) earnRetryToken(retry, backend);
-      if (retryable && this.retryAfterFailure(attempt, 'status', status, `status ${status}`)) return;
-    }
+    if (wentOnElsewhere(this, attempt, status, headers)) return;
     if (this.clientGone) {
       attempt.abort();
       return;
