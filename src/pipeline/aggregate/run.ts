@@ -7,20 +7,14 @@
 import type { BlockList } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRoute, CompiledUpstream } from '../../snapshot/snapshot.js';
-import {
-  problemBody,
-  PROBLEM_TYPE_PREFIX,
-  PROBLEM_TYPES,
-  sendProblem,
-  type ProblemCode,
-  type ProblemDetails,
-} from '../../core/problems.js';
+import { sendProblem, type ProblemCode } from '../../core/problems.js';
 import { ProxyExchange, type ExchangeContext } from '../../exchange/exchange.js';
 import { partScope, type RequestScope } from '../../exchange/request-scope.js';
 import type { RouteParams } from '../../routing/path-pattern.js';
 import type { CompiledAggregate, CompiledPart as CompiledPartOf } from '../../routing/aggregate/compile.js';
 import { clientHost, partRequestHeaders } from '../../routing/aggregate/headers.js';
-import { mergeAnswers, type PartOutcome as PartOutcomeOf } from '../../routing/aggregate/merge.js';
+import type { PartOutcome as PartOutcomeOf } from '../../routing/aggregate/merge.js';
+import { mergeOutcomes, partFailure, requiredFailureProblem, type PartFailure } from './answer.js';
 import { PartSink, type PartResult } from './part-sink.js';
 import { selectField } from '../../routing/aggregate/select.js';
 import { renderTemplate, type TemplateInput } from '../../routing/aggregate/template.js';
@@ -52,7 +46,7 @@ interface PartState {
   timer: NodeJS.Timeout | undefined;
   startedAt: number;
   outcome: PartOutcome | undefined;
-  failure: Extract<PartResult, { ok: false }> | undefined;
+  failure: PartFailure | undefined;
 }
 
 export function runAggregate(request: AggregateRequest): void {
@@ -104,7 +98,7 @@ class AggregateRun implements TemplateInput {
       const detail = rendered.fromRequest
         ? `no route param or query parameter "${rendered.missing}" for part "${part.name}"`
         : `"{${rendered.missing}}" is missing or not a string, number or boolean`;
-      this.#settle(part, fail(rendered.fromRequest ? 'aggregate-input-missing' : 'aggregate-part-skipped', detail, part));
+      this.#settle(part, partFailure(rendered.fromRequest ? 'aggregate-input-missing' : 'aggregate-part-skipped', detail, part));
       return;
     }
     const sink = new PartSink(aggregate.maxPartBody, { part: part.name, upstream: part.upstream.name }, (result) =>
@@ -162,7 +156,7 @@ class AggregateRun implements TemplateInput {
         const found = selectField(settled.value, part.select);
         settled = found.found
           ? { ok: true, value: found.value }
-          : fail('aggregate-part-invalid-body', `the answer has no field "${part.select.join('.')}"`, part);
+          : partFailure('aggregate-part-invalid-body', `the answer has no field "${part.select.join('.')}"`, part);
       }
     }
     const outcome: PartOutcome = settled.ok
@@ -187,7 +181,7 @@ class AggregateRun implements TemplateInput {
     for (const next of part.then) {
       if (this.#done) return;
       if (settled.ok) this.#startPart(next);
-      else this.#settle(next, fail('aggregate-part-skipped', `part "${part.name}" gave no answer`, next));
+      else this.#settle(next, partFailure('aggregate-part-skipped', `part "${part.name}" gave no answer`, next));
     }
     if (this.#pending === 0 && !this.#done) this.#answerMerged();
   }
@@ -215,33 +209,13 @@ class AggregateRun implements TemplateInput {
       if (state.outcome) continue;
       const detail = `no answer within the aggregate deadline (${aggregate.timeout} ms)`;
       if (state.sink) state.sink.cancel({ code: 'aggregate-part-timeout', detail });
-      else this.#settle(part, fail('aggregate-part-timeout', detail, part));
+      else this.#settle(part, partFailure('aggregate-part-timeout', detail, part));
     }
   }
 
-  #answerRequiredFailure(part: CompiledPart, failure: Extract<PartResult, { ok: false }>): void {
-    const cause = failure.problem;
-    const extensions = { part: part.name, upstream: part.upstream.name };
-    const ownCode = cause.type.slice(PROBLEM_TYPE_PREFIX.length);
-    if (failure.headers?.['retry-after'] !== undefined && ownCode in PROBLEM_TYPES) {
-      // The part's pool cannot serve now (every backend cooling down, ...): pass the gateway's
-      // own answer on, Retry-After included, so the client knows when to come back.
-      const { type: _type, title: _title, status: _status, detail, ...members } = cause;
-      this.#answerProblem(ownCode as ProblemCode, String(detail), { ...members, ...extensions }, failure.headers);
-    } else if (cause.type === `${PROBLEM_TYPE_PREFIX}aggregate-input-missing`) {
-      this.#answerProblem('aggregate-input-missing', String(cause.detail), extensions);
-    } else if (failure.timeout) {
-      this.#answerProblem('aggregate-timeout', `required part "${part.name}" timed out: ${String(cause.detail)}`, {
-        ...extensions,
-        parts: [part.name],
-        cause,
-      });
-    } else {
-      this.#answerProblem('aggregate-part-failed', `required part "${part.name}" failed: ${String(cause.detail)}`, {
-        ...extensions,
-        cause,
-      });
-    }
+  #answerRequiredFailure(part: CompiledPart, failure: PartFailure): void {
+    const { code, detail, extensions, headers } = requiredFailureProblem(part, failure);
+    this.#answerProblem(code, detail, extensions, headers);
   }
 
   #answerProblem(code: ProblemCode, detail: string, extensions: Record<string, unknown>, headers?: Record<string, string>): void {
@@ -254,39 +228,14 @@ class AggregateRun implements TemplateInput {
   #answerMerged(): void {
     const { res, route, aggregate, context } = this.request;
     this.#finish();
-    let outcomes = aggregate.parts.map((part) => this.#states.get(part)!.outcome!);
-    let body: string;
-    try {
-      body = JSON.stringify(mergeAnswers(aggregate.merge, outcomes));
-    } catch {
-      // An answer nested too deeply to merge or serialise (JSON.parse takes any depth; the
-      // recursion afterwards does not): that part failed. Find it, then merge the rest.
-      outcomes = outcomes.map((outcome) =>
-        outcome.problem || serialisable(outcome.value)
-          ? outcome
-          : {
-              part: outcome.part,
-              value: null,
-              problem: fail('aggregate-part-invalid-body', 'the answer is nested too deeply to merge', outcome.part).problem,
-            },
-      );
-      const broken = outcomes.find((outcome) => outcome.problem && outcome.part.required);
-      if (broken) {
-        this.#answerProblem('aggregate-part-failed', `required part "${broken.part.name}" failed: ${String(broken.problem!.detail)}`, {
-          part: broken.part.name,
-          upstream: broken.part.upstream.name,
-          cause: broken.problem,
-        });
-        return;
-      }
-      try {
-        body = JSON.stringify(mergeAnswers(aggregate.merge, outcomes));
-      } catch {
-        this.#answerProblem('aggregate-part-failed', 'the answers are nested too deeply to merge', {});
-        return;
-      }
+    const outcomes = aggregate.parts.map((part) => this.#states.get(part)!.outcome!);
+    const merged = mergeOutcomes(aggregate.merge, outcomes);
+    if (!merged.ok) {
+      const { code, detail, extensions } = merged.problem;
+      this.#answerProblem(code, detail, extensions);
+      return;
     }
-    const failed = outcomes.filter((outcome) => outcome.problem).map((outcome) => outcome.part.name);
+    const { body, failed } = merged;
     const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
     if (failed.length > 0) headers[PARTIAL_HEADER] = failed.join(', ');
     res.writeHead(200, headers);
@@ -304,19 +253,5 @@ class AggregateRun implements TemplateInput {
       state.timer = undefined;
       if (state.sink && !state.sink.settled) state.sink.cancel();
     }
-  }
-}
-
-function fail(code: ProblemCode, detail: string, part: CompiledPart): Extract<PartResult, { ok: false }> {
-  const problem: ProblemDetails = problemBody(code, detail, { part: part.name, upstream: part.upstream.name });
-  return { ok: false, problem, timeout: code === 'aggregate-part-timeout' };
-}
-
-function serialisable(value: unknown): boolean {
-  try {
-    JSON.stringify(value);
-    return true;
-  } catch {
-    return false;
   }
 }
