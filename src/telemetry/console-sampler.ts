@@ -4,20 +4,13 @@
 // counts, latency quantiles and each backend's share of its upstream's traffic from differences
 // between samples. Nothing runs while nobody watches.
 
-import { createHmac, randomBytes } from 'node:crypto';
 import type { Snapshot } from '../snapshot/snapshot.js';
 import { backendStateName } from './backend-view.js';
+import { type BucketLister, ConsoleLimits } from './console-limits.js';
 import type { ConsoleTap, LimiterTally } from './console-tap.js';
-import type { ConsoleLimitView, ConsoleRouteView, ConsoleUpstreamView, ConsoleView } from './console-view.js';
+import type { ConsoleRouteView, ConsoleUpstreamView, ConsoleView } from './console-view.js';
 import type { DecisionEvent } from './event-buffer.js';
 import { emptyHistogram, quantile, subtractHistogram } from './latency-histogram.js';
-
-/** The in-memory bucket store, read-only (ratelimit/memory-store.ts). */
-export interface BucketLister {
-  /** Live buckets: hashed id, policy, when full again (the client key itself is never kept). */
-  entries(): Iterable<{ readonly id: string; readonly policy: string; readonly fullAt: number }>;
-  now(): number;
-}
 
 export interface ConsoleListener {
   view(view: ConsoleView): void;
@@ -50,12 +43,11 @@ interface Sample {
   limiter: Map<string, LimiterTally>;
 }
 
+export type { BucketLister };
+
 const WINDOW_MS = 60_000;
 /** Rates average over this many sample intervals (steadier than one second). */
 const RATE_SPAN = 5;
-const BUSIEST = 5;
-/** Bucket scan bound per sample: a million idle keys must not stall the event loop. */
-const SCAN_LIMIT = 200_000;
 
 export class ConsoleSampler {
   readonly intervalMs: number;
@@ -65,8 +57,8 @@ export class ConsoleSampler {
   readonly #listeners = new Set<ConsoleListener>();
   readonly #samples: Sample[] = [];
   readonly #serving = new Map<string, number>();
-  /** Client keys are shown as an HMAC under a key that never leaves the process. */
-  readonly #salt = randomBytes(16);
+  /** The rate-limit panel (console-limits.ts). */
+  readonly #limits: ConsoleLimits;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: ConsoleSamplerOptions) {
@@ -74,6 +66,7 @@ export class ConsoleSampler {
     this.intervalMs = options.intervalMs ?? 1_000;
     this.#history = options.history ?? 181;
     this.#clock = options.clock ?? Date.now;
+    this.#limits = new ConsoleLimits(options.buckets);
   }
 
   get watching(): number {
@@ -187,7 +180,7 @@ export class ConsoleSampler {
       config: { file: snapshot.file, loadedAt: snapshot.loadedAt.toISOString() },
       upstreams: this.#upstreams(snapshot, now, windowStart),
       routes: this.#routes(snapshot),
-      limits: this.#limits(snapshot),
+      limits: this.#limits.view(snapshot, (pick) => this.#rate(pick)),
     };
   }
 
@@ -276,38 +269,6 @@ export class ConsoleSampler {
         requests: route.stats.requests,
         hitsPerSec: this.#rate((sample) => sample.routes.get(route.name)),
       };
-    });
-  }
-
-  #limits(snapshot: Snapshot): ConsoleLimitView {
-    const { config } = snapshot;
-    const policies = Object.entries(config.rateLimits).map(([name, policy]) => ({
-      name,
-      store: (config.redis !== undefined && policy.store !== 'memory' ? 'redis' : 'memory') as 'memory' | 'redis',
-      refusedPerSec: this.#rate((sample) => sample.limiter.get(name)?.refused),
-      decisionsPerSec: this.#rate((sample) => sample.limiter.get(name)?.decided),
-    }));
-    return { policies, busiest: policies.some((p) => p.store === 'memory') ? this.#busiest() : [] };
-  }
-
-  #busiest(): ConsoleLimitView['busiest'] {
-    const { buckets } = this.#options;
-    if (!buckets) return [];
-    const now = buckets.now();
-    const top: Array<{ id: string; policy: string; fullIn: number }> = [];
-    let scanned = 0;
-    for (const bucket of buckets.entries()) {
-      if (++scanned > SCAN_LIMIT) break;
-      // Ranked by when the bucket is full again: the most drained first, then the most recent.
-      const fullIn = bucket.fullAt - now;
-      if (top.length === BUSIEST && fullIn <= top[BUSIEST - 1]!.fullIn) continue;
-      top.push({ id: bucket.id, policy: bucket.policy, fullIn });
-      top.sort((a, b) => b.fullIn - a.fullIn);
-      if (top.length > BUSIEST) top.pop();
-    }
-    return top.map(({ id, policy, fullIn }) => {
-      const client = createHmac('sha256', this.#salt).update(id).digest('hex').slice(0, 12);
-      return { policy, client, fullInSec: Math.max(0, Math.round(fullIn / 100) / 10) };
     });
   }
 }
