@@ -5,8 +5,8 @@
 //            stale or must revalidate → forward with If-None-Match / If-Modified-Since
 //   miss     the first request for a key goes to the backend; identical ones wait for its entry
 //            (collapsed forwarding, bounded by lockTimeout), then answer from it
-//   forward  through a CacheSink (cache-sink.ts): stores the answer, handles 304, and serves
-//            the stored answer instead of an error while stale-if-error allows it
+//   forward  (cache-forward.ts) through a CacheSink (cache-sink.ts): stores the answer, handles
+//            304, and serves the stored answer instead of an error while stale-if-error allows it
 // A store that cannot answer (Redis down) reads as a miss: the cache is skipped, never an error.
 
 import type { IncomingMessage } from 'node:http';
@@ -14,31 +14,20 @@ import type CachePolicy from 'http-cache-semantics';
 import { bodyKey } from '../cache/body-key.js';
 import type { Forward } from '../cache/cache-status.js';
 import { isVaryMarker, type CacheEntry, type StoredValue } from '../cache/entry.js';
-import { evaluate, libHeaders, type LibHeaders } from '../cache/freshness.js';
+import { evaluate, libHeaders } from '../cache/freshness.js';
 import { cacheKey, unkeyedInput, variantKey } from '../cache/key.js';
 import type { ResponseSink } from '../exchange/sink.js';
 import type { ProxyObserver } from '../snapshot/observer.js';
 import type { CompiledCache, CompiledRoute } from '../snapshot/snapshot.js';
+import { bypass, conditionalOf, forwardMiss, type MissContext, type PreparedForward, refresh } from './cache-forward.js';
 import { answerFromEntry } from './cache-hit.js';
-import { CacheSink, type CacheExchange } from './cache-sink.js';
 import type { ClientBody } from './client-body.js';
-import type { Flight } from '../state/cache-registry.js';
+
+export type { PreparedForward };
 
 /** How long a leader may hold a key before a new request takes over (its leader never reported back). */
 function maxHold(cache: CompiledCache): number {
   return Math.max(60_000, cache.config.lockTimeout * 10);
-}
-
-/** What the forward stage gets from the cache stage. */
-export interface PreparedForward {
-  /** The sink the answer goes to (the cache's, around the client's). */
-  sink: ResponseSink;
-  /** The body, when the cache stage read it already (keyBy: body). */
-  body?: ClientBody | undefined;
-  /** Conditional headers for a revalidation (If-None-Match, If-Modified-Since). */
-  conditional?: LibHeaders | undefined;
-  /** A background refresh: nobody waits for it (no mirror, no telemetry scope). */
-  background?: boolean;
 }
 
 export interface CacheStageInput {
@@ -55,33 +44,6 @@ export interface CacheStageInput {
   forward: (prepared: PreparedForward) => void;
   /** Set once the request went on to the backend. */
   forwarded?: boolean;
-}
-
-/** A sink that drops everything: where background refreshes answer. */
-class NullSink implements ResponseSink {
-  started = false;
-  onGone(): void {}
-  start(): void {
-    this.started = true;
-  }
-  write(): boolean {
-    return true;
-  }
-  onDrain(): void {}
-  end(): void {}
-  problem(): void {}
-  abort(): void {}
-}
-
-const CONDITIONAL = ['if-none-match', 'if-modified-since'] as const;
-
-function conditionalOf(headers: LibHeaders): LibHeaders {
-  const out: LibHeaders = {};
-  for (const name of CONDITIONAL) if (headers[name] !== undefined) out[name] = headers[name];
-  // The client's own validator and the stored one may be the same tag.
-  if (out['if-none-match'] !== undefined)
-    out['if-none-match'] = [...new Set(out['if-none-match'].split(',').map((tag) => tag.trim()))].join(', ');
-  return out;
 }
 
 /**
@@ -140,25 +102,6 @@ export function runCacheStage(stageInput: CacheStageInput): void {
   else go(body);
 }
 
-function bypass(input: CacheStageInput, fwd: Forward, detail: string | undefined, body?: ClientBody): void {
-  const x: CacheExchange = {
-    route: input.route,
-    cache: input.cache,
-    observer: input.observer,
-    method: input.req.method ?? 'GET',
-    policyRequest: { method: input.req.method ?? 'GET', url: input.path, headers: {} },
-    requestHeaders: input.req.headers,
-    storeKey: () => ({ key: '', marker: false }),
-    leads: undefined,
-    target: input.path,
-    stored: undefined,
-    fwd,
-    mayStore: false,
-    detail,
-  };
-  input.forward({ sink: new CacheSink(input.clientSink, x), body });
-}
-
 function lookup(input: CacheStageInput, method: string, bodyHash: string | undefined, body: ClientBody | undefined): void {
   const { req, cache, route } = input;
   const host = req.headers.host ?? (req.headers[':authority'] as string | undefined);
@@ -194,14 +137,8 @@ function lookup(input: CacheStageInput, method: string, bodyHash: string | undef
   else decide(found);
 }
 
-interface LookupContext {
+interface LookupContext extends MissContext {
   input: CacheStageInput;
-  method: string;
-  key: string;
-  target: string;
-  policyRequest: CachePolicy.Request;
-  unkeyed: string | undefined;
-  body: ClientBody | undefined;
 }
 
 type Found = { entry: CacheEntry | undefined; varyMiss: boolean };
@@ -262,51 +199,4 @@ function decideLookup(context: LookupContext, entry: CacheEntry | undefined, var
       forwardMiss(context, leaderEntry, fwd, undefined, undefined, true);
     }),
   );
-}
-
-function exchangeFor(
-  context: LookupContext,
-  stored: CacheEntry | undefined,
-  fwd: Forward,
-  leads: Flight | undefined,
-  collapsed: boolean,
-): CacheExchange {
-  const { input } = context;
-  const { req, cache } = input;
-  return {
-    route: input.route,
-    cache,
-    observer: input.observer,
-    method: context.method,
-    policyRequest: context.policyRequest,
-    requestHeaders: req.headers,
-    storeKey: (vary) =>
-      vary.length > 0 ? { key: variantKey(context.key, vary, req.headers), marker: true } : { key: context.key, marker: false },
-    leads,
-    target: context.target,
-    stored,
-    fwd,
-    mayStore: context.unkeyed === undefined,
-    detail: context.unkeyed !== undefined ? `unkeyed-header: ${context.unkeyed}` : undefined,
-    collapsed,
-  };
-}
-
-function forwardMiss(
-  context: LookupContext,
-  stored: CacheEntry | undefined,
-  fwd: Forward,
-  conditional: LibHeaders | undefined,
-  leads: Flight | undefined,
-  collapsed = false,
-): void {
-  const x = exchangeFor(context, stored, fwd, leads, collapsed);
-  context.input.forward({ sink: new CacheSink(context.input.clientSink, x), body: context.body, conditional });
-}
-
-/** stale-while-revalidate: the refresh nobody waits for (it leads the key's lock). */
-function refresh(context: LookupContext, stored: CacheEntry, conditional: LibHeaders, flight: Flight): void {
-  const x = { ...exchangeFor(context, stored, 'stale', flight, false), background: true };
-  const sink = new CacheSink(new NullSink(), x);
-  context.input.forward({ sink, body: context.body, conditional, background: true });
 }
