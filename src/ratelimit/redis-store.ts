@@ -15,6 +15,7 @@ import type { RedisConfig } from '../config/schema/ratelimit.js';
 import type { BucketStore, TakeRequest, TakeResult } from './bucket.js';
 import { RedisBatcher } from './redis-batch.js';
 import { TAKE_SCRIPT, TAKE_SCRIPT_SHA } from './redis-script.js';
+import { followSwitchover } from './sentinel-switch.js';
 
 // ioredis is loaded when the first Redis store is made, not at start: a gateway without `redis`
 // does not carry it in memory (about 25 MB of RSS).
@@ -152,13 +153,18 @@ export function createRedisClient(config: RedisConfig): Redis | Cluster {
       retryDelayOnClusterDown: 50,
     });
   } else if (config.sentinels) {
-    return new RedisClient({
+    const sentinels = config.sentinels.map(redisNode);
+    const client = new RedisClient({
       ...options,
       ...seedCredentials(config.sentinels),
-      sentinels: config.sentinels.map(redisNode),
+      sentinels,
       name: config.name!,
       sentinelRetryStrategy: reconnectDelay,
+      // a sentinel that accepts the connection but does not answer must not stall reconnecting
+      sentinelCommandTimeout: config.connectTimeout,
     });
+    followSwitchover(RedisClient, client, sentinels, config.name!, config.connectTimeout);
+    return client;
   } else {
     return new RedisClient(config.url!, options);
   }
