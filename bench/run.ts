@@ -17,6 +17,7 @@ import { environment, writeResults, type Scenario, type ScenarioResult } from '.
 import { writeCombined } from './lib/combined.ts';
 import type { Settings } from './lib/rounds.ts';
 import * as passthrough from './scenarios/passthrough.ts';
+import * as peers from './scenarios/peers.ts';
 import * as throttling from './scenarios/throttling.ts';
 import * as steering from './scenarios/steering.ts';
 import * as connections from './scenarios/connections.ts';
@@ -34,6 +35,7 @@ import * as cacheThrottled from './scenarios/cache-throttled.ts';
 
 const SCENARIOS: Record<string, Scenario> = {
   passthrough,
+  peers,
   throttling,
   steering,
   connections,
@@ -52,6 +54,7 @@ const SCENARIOS: Record<string, Scenario> = {
 /** Target turns per round, for the time budget. */
 const TURNS: Record<string, number> = {
   passthrough: 5,
+  peers: 11,
   telemetry: 6,
   ratelimit: 4,
   aggregate: 2,
@@ -175,6 +178,7 @@ const base: Settings = {
 };
 const settingsFor: Record<string, Settings> = {
   passthrough: base,
+  peers: base,
   telemetry: base,
   ratelimit: base,
   console: base,

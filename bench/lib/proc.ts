@@ -44,6 +44,38 @@ export function cpuTimeUs(pid: number): number | undefined {
   }
 }
 
+/**
+ * Time on CPU of a process in µs, precise (ns): the first field of /proc/<pid>/task/<tid>/schedstat,
+ * summed over its threads (threads that already exited are not counted). Undefined off Linux or
+ * when the process is gone. For processes without the probe (nginx), instead of 10 ms ticks.
+ */
+export function schedCpuUs(pid: number): number | undefined {
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* thread exited meanwhile */
+      }
+    }
+    return ns / 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Child pids of a process (from /proc/<pid>/task/<tid>/children). */
+export function childPids(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
+    );
+  } catch {
+    return [];
+  }
+}
+
 export type CpuPercent = Record<string, number>;
 
 /**

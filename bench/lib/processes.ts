@@ -13,8 +13,17 @@ const PROBE = benchUrl('preload/probe.ts');
 
 /** Every child still running: killAll() SIGKILLs them. */
 const children = new Set<ChildProcess>();
+/** Grandchildren that outlive a SIGKILLed parent (nginx's worker): killAll() SIGKILLs them too. */
+const orphans = new Set<number>();
 
-function track(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+/** Registers a grandchild pid for killAll(); returns a function that forgets it. */
+export function trackPid(pid: number): () => void {
+  orphans.add(pid);
+  return () => orphans.delete(pid);
+}
+
+/** Tracks a spawned child: killAll() SIGKILLs it while it runs; resolves with its exit. */
+export function track(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   children.add(child);
   return new Promise((resolve) => {
     child.once('exit', (code, signal) => {
@@ -29,6 +38,13 @@ export function killAll(): void {
   for (const child of children) {
     try {
       child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const pid of orphans) {
+    try {
+      process.kill(pid, 'SIGKILL');
     } catch {
       /* already gone */
     }
@@ -56,6 +72,9 @@ export interface ProbeSnapshot {
   heapUsed: number;
   gcs: number;
   gcCostUs: number;
+  /** Event-loop delay since the previous snapshot, ms (undefined before the first window). */
+  eventLoopP99Ms: number | undefined;
+  eventLoopMaxMs: number | undefined;
   at: number;
 }
 

@@ -8,10 +8,13 @@
 // processes) give the self-check: if their medians differ by more than `band`, the run is "noisy".
 
 import type { Options } from 'autocannon';
-import { cpuMeter, cpuTimeUs, type CpuPercent } from './proc.ts';
-import { load, loadSliced, summarise, wholeRun, type Latency, type Summary } from './load.ts';
-import { probeSnapshot, type ProbeSnapshot, type Target } from './processes.ts';
+import { cpuMeter, type CpuPercent } from './proc.ts';
+import { load, summarise, type Summary } from './load.ts';
+import type { Target } from './processes.ts';
+import { cpuBetween, cpuSnapshot, ratedRun, type RatedRun } from './rated.ts';
 import { relDiff, spread, sum, type Spread } from './stats.ts';
+
+export type { RatedRun } from './rated.ts';
 import { fmt, signedPct, spreadText, table } from './format.ts';
 
 export interface Settings {
@@ -45,90 +48,12 @@ export interface MeasuredTarget {
   pids: Record<string, number>;
 }
 
-export interface RatedRun {
-  subject: string | undefined;
-  rate: number;
-  seconds: number;
-  sent: number;
-  responses: number;
-  non2xx: number;
-  lost: number;
-  errors: number;
-  achievedRps: number;
-  latencyMs: Latency;
-  /** Subject CPU (user + system) ÷ responses, µs. */
-  cpuUsPerReq: number | undefined;
-  /** Where the CPU time came from: the probe (µs) or /proc (10 ms ticks). */
-  cpuSource: 'probe' | 'proc' | undefined;
-  /** V8 heap bytes allocated by the subject ÷ responses. */
-  bytesPerReq: number | undefined;
-  gcs: number | undefined;
-  gcCostUsPerReq: number | undefined;
-  cpuPercent: CpuPercent;
-}
-
 export interface RoundRun {
   round: number;
   rated: RatedRun | undefined;
-  closed: Summary & { cpuPercent: CpuPercent };
+  /** cpuUsPerReq: the subject's CPU over the closed-loop run ÷ its responses (with `closedCpu`). */
+  closed: Summary & { cpuPercent: CpuPercent; cpuUsPerReq?: number | undefined };
   [extra: string]: unknown;
-}
-
-async function snapshot(target: Target): Promise<{ probe?: ProbeSnapshot; procUs?: number }> {
-  if (target.probed) return { probe: await probeSnapshot(target.child) };
-  return { procUs: cpuTimeUs(target.pid) };
-}
-
-async function ratedRun(t: MeasuredTarget, s: Settings): Promise<RatedRun> {
-  const subject = t.subject?.target;
-  const before = subject ? await snapshot(subject) : undefined;
-  const meter = cpuMeter(t.pids);
-  const slices = Math.max(1, Math.min(s.slices, s.connections));
-  const run = await loadSliced({
-    ...t.options,
-    connections: s.connections,
-    overallRate: s.rate,
-    slices,
-    seconds: s.rateDuration,
-    // report latencies as measured, not autocannon's coordinated-omission estimate
-    ignoreCoordinatedOmission: true,
-  });
-  const cpuPercent = meter.stop();
-  const after = subject ? await snapshot(subject) : undefined;
-  const totals = wholeRun(run);
-  const responses = totals.responses;
-  const errors = sum(run.slices.map((x) => x.errors));
-  let cpuUs: number | undefined;
-  let bytes: number | undefined;
-  let gcs: number | undefined;
-  let gcCostUs: number | undefined;
-  if (before?.probe && after?.probe) {
-    cpuUs = after.probe.cpuUs - before.probe.cpuUs;
-    bytes = after.probe.gcFreed - before.probe.gcFreed + (after.probe.heapUsed - before.probe.heapUsed);
-    gcs = after.probe.gcs - before.probe.gcs;
-    gcCostUs = after.probe.gcCostUs - before.probe.gcCostUs;
-  } else if (before?.procUs !== undefined && after?.procUs !== undefined) {
-    cpuUs = after.procUs - before.procUs;
-  }
-  const per = (x: number | undefined): number | undefined => (x === undefined || !responses ? undefined : x / responses);
-  return {
-    subject: t.subject?.label,
-    rate: s.rate,
-    seconds: s.rateDuration,
-    sent: totals.sent,
-    responses,
-    non2xx: totals.non2xx,
-    lost: totals.lost,
-    errors,
-    achievedRps: responses / ((run.finishedAt - run.startedAt) / 1000),
-    latencyMs: totals.latencyMs,
-    cpuUsPerReq: per(cpuUs),
-    cpuSource: before?.probe ? 'probe' : before?.procUs !== undefined ? 'proc' : undefined,
-    bytesPerReq: per(bytes),
-    gcs,
-    gcCostUsPerReq: per(gcCostUs),
-    cpuPercent,
-  };
 }
 
 /**
@@ -141,6 +66,7 @@ export async function measureRounds({
   settings: s,
   log,
   rated = true,
+  closedCpu = false,
   before,
   after,
   describe,
@@ -149,6 +75,8 @@ export async function measureRounds({
   settings: Settings;
   log: Log;
   rated?: boolean;
+  /** Also read the subject's CPU time over the closed-loop run (CPU µs per request at saturation). */
+  closedCpu?: boolean;
   before?: (t: MeasuredTarget) => Promise<unknown>;
   after?: (t: MeasuredTarget, state: unknown) => Promise<Record<string, unknown>>;
   describe?: (run: RoundRun) => string;
@@ -170,13 +98,22 @@ export async function measureRounds({
         );
       }
       const state = before ? await before(t) : undefined;
+      const subject = closedCpu ? t.subject?.target : undefined;
+      const cpuBefore = subject ? await cpuSnapshot(subject) : undefined;
       const meter = cpuMeter(t.pids);
-      const closed = { ...summarise(await load({ ...opts, duration: s.duration } as Options)), cpuPercent: meter.stop() };
+      const summary = summarise(await load({ ...opts, duration: s.duration } as Options));
+      const cpuPercent = meter.stop();
+      const cpuUs = subject ? cpuBetween(cpuBefore, await cpuSnapshot(subject)) : undefined;
+      const closed: RoundRun['closed'] = {
+        ...summary,
+        cpuPercent,
+        ...(subject ? { cpuUsPerReq: cpuUs === undefined || !summary.responses ? undefined : cpuUs / summary.responses } : {}),
+      };
       const extra = after ? await after(t, state) : {};
       const run: RoundRun = { round, rated: ratedResult, closed, ...extra };
       runs[t.name]!.push(run);
       log(
-        `${tag}: closed loop ${s.duration}s → ${fmt(closed.rpsMean, 0)} rps, p99 ${closed.latencyMs.p99} ms, non-2xx ${closed.non2xx}, errors ${closed.errors}; CPU % ${JSON.stringify(closed.cpuPercent)}${describe ? describe(run) : ''}`,
+        `${tag}: closed loop ${s.duration}s → ${fmt(closed.rpsMean, 0)} rps${subject ? ` (${fmt(closed.cpuUsPerReq, 1)} CPU µs/req)` : ''}, p99 ${closed.latencyMs.p99} ms, non-2xx ${closed.non2xx}, errors ${closed.errors}; CPU % ${JSON.stringify(closed.cpuPercent)}${describe ? describe(run) : ''}`,
       );
     }
   }
@@ -203,6 +140,11 @@ export interface TargetFigures {
   ratedNon2xx: number;
   ratedErrors: number;
   gcCostUsPerReq: Spread;
+  /** Closed loop (with `closedCpu`): subject CPU ÷ responses at saturation. */
+  closedCpuUsPerReq: Spread;
+  /** Rated run: the subject's event-loop delay (probe), ms. */
+  eventLoopP99Ms: Spread;
+  eventLoopMaxMs: Spread;
 }
 
 export function figuresOf(runs: RoundRun[]): TargetFigures {
@@ -225,6 +167,9 @@ export function figuresOf(runs: RoundRun[]): TargetFigures {
     ratedNon2xx: sum(rated.map((r) => r.non2xx)),
     ratedErrors: sum(rated.map((r) => r.errors + r.lost)),
     gcCostUsPerReq: spread(rated.map((r) => r.gcCostUsPerReq)),
+    closedCpuUsPerReq: spread(runs.map((r) => r.closed.cpuUsPerReq)),
+    eventLoopP99Ms: spread(rated.map((r) => r.eventLoopP99Ms)),
+    eventLoopMaxMs: spread(rated.map((r) => r.eventLoopMaxMs)),
   };
 }
 
