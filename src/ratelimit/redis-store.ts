@@ -47,14 +47,19 @@ export class RedisBucketStore implements BucketStore {
       for (const listener of this.#readyListeners) listener();
     });
     const client = this.client;
+    const { Command } = loadIoredis();
     this.#batcher = new RedisBatcher(
-      async (keys, args) => {
-        try {
-          return await client.evalsha(TAKE_SCRIPT_SHA, keys.length, ...keys, ...args);
-        } catch (error) {
+      (keys, args) => {
+        // The numbers travel as one space-separated argument (the script splits it): one
+        // argument to encode instead of 6 per check, the same decimal text for each number.
+        const packed = args.join(' ');
+        const scriptArgs = [TAKE_SCRIPT_SHA, String(keys.length), ...keys, packed];
+        // A Command sent as is: what client.evalsha() builds, without its argument juggling.
+        const sent = client.sendCommand(new Command('evalsha', scriptArgs, { replyEncoding: 'utf8' })) as Promise<unknown>;
+        return sent.catch((error: unknown) => {
           if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-          return await client.eval(TAKE_SCRIPT, keys.length, ...keys, ...args);
-        }
+          return client.eval(TAKE_SCRIPT, keys.length, ...keys, packed);
+        });
       },
       {
         commandTimeout: config.commandTimeout,
