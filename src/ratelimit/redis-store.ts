@@ -85,17 +85,25 @@ export class RedisBucketStore implements BucketStore {
     this.#readyListeners.push(listener);
   }
 
-  readonly #keys = new Map<string, string>();
+  /** Recent bucket keys by policy, then identity (no joined string to build and hash per check). */
+  readonly #keys = new Map<string, Map<string, string>>();
+  #cachedKeys = 0;
 
   /** The Redis key of a bucket: hash-tagged, identity hashed (recent ones cached). */
   bucketKey(policy: string, identity: string): string {
-    const id = `${policy}\u0000${identity}`;
-    let key = this.#keys.get(id);
+    let byIdentity = this.#keys.get(policy);
+    let key = byIdentity?.get(identity);
     if (key === undefined) {
       const digest = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
       key = `${this.keyPrefix}{${policy}:${digest}}`;
-      if (this.#keys.size >= 10_000) this.#keys.clear();
-      this.#keys.set(id, key);
+      if (this.#cachedKeys >= 10_000) {
+        this.#keys.clear();
+        this.#cachedKeys = 0;
+        byIdentity = undefined;
+      }
+      if (byIdentity === undefined) this.#keys.set(policy, (byIdentity = new Map()));
+      byIdentity.set(identity, key);
+      this.#cachedKeys++;
     }
     return key;
   }
