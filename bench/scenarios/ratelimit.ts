@@ -1,7 +1,7 @@
 // Scenario "ratelimit": what does a client rate limit cost on the hot path?
 // One origin, one private redis-server, one spillway with four routes to the origin: /none (no
 // limit), /none-twin (the same: the self-check), /memory (per-key buckets in the gateway) and
-// /redis (the same policy in Redis: one EVALSHA per request). Buckets never run out.
+// /redis (the same policy in Redis: one EVALSHA per event-loop turn's checks). Buckets never run out.
 
 import { configHead, forkTarget, startGateway, withTargets } from '../lib/processes.ts';
 import { startRedis } from '../lib/redis.ts';
@@ -16,17 +16,18 @@ import {
   type Settings,
 } from '../lib/rounds.ts';
 import { gatewayLog, gatewayNotes, scenarioResult, type ScenarioResult } from '../lib/results.ts';
-import { pct, table } from '../lib/format.ts';
-import { relDiff } from '../lib/stats.ts';
+import { fmt, pct, signedMs, table } from '../lib/format.ts';
+import { relDiff, type Spread } from '../lib/stats.ts';
 
 export const title = 'spillway bench — ratelimit';
 export const intro = `
 One minimal node:http origin, one private redis-server, one spillway with routes to the origin:
 **none** (no rate limit), **none twin** (an identical second route: the self-check), **memory** (a
 per-API-key token bucket in the gateway) and **redis** (the same policy, buckets in Redis: one atomic
-Lua script per request). Buckets never run out: the figures are the limiter's cost. Requests rotate
-over 100 API keys. Interleaved rounds; per target and round: warm-up, fixed open-loop rate (spillway
-CPU µs and heap bytes per request), closed loop (rps, p99).
+Lua script per event-loop turn's checks). Buckets never run out: the figures are the limiter's cost.
+Requests rotate over 100 API keys. Interleaved rounds; per target and round: warm-up, fixed open-loop
+rate (spillway CPU µs and heap bytes per request), closed loop (rps, p99). Last table: redis against
+memory (rps target ≥ 0.9×), and the p99 each limiter adds over none.
 `;
 
 const TARGETS = ['none', 'none twin', 'memory', 'redis'] as const;
@@ -78,6 +79,7 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
       rps: relDiff(figures.none!.rps.median, figures[t]!.rps.median),
     });
     const ratios = { memory: vsNone('memory'), redis: vsNone('redis') };
+    const redisVsMemory = redisAgainstMemory(figures);
     const md = [
       figuresTable(figures, {
         label: 'limiter',
@@ -88,16 +90,85 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
         ['vs none (medians)', 'CPU µs/req', 'bytes/req', 'rps'],
         Object.entries(ratios).map(([t, r]) => [t, pct(r.cpuUsPerReq), pct(r.bytesPerReq), pct(r.rps)]),
       ),
+      '',
+      redisVsMemoryTable(redisVsMemory),
     ].join('\n');
     return scenarioResult({
       scenario: 'ratelimit',
       started,
       settingsText: roundsText(settings),
       settings: { ...settings, method: 'GET', paths: PATHS, order: [...TARGETS], apiKeys: 100 },
-      record: { figures, ratiosVsNone: ratios, runs, spillway: { log: gatewayLog(gateway), config: gateway.configText }, exits: stops },
+      record: {
+        figures,
+        ratiosVsNone: ratios,
+        redisVsMemory,
+        runs,
+        spillway: { log: gatewayLog(gateway), config: gateway.configText },
+        exits: stops,
+      },
       md,
       notes: gatewayNotes(gateway, stops.spillway),
-      summary: { settings: { ...settings }, figures, selfCheck: checks, ratios },
+      summary: { settings: { ...settings }, figures, selfCheck: checks, ratios: { ...ratios, redisVsMemory } },
     });
   });
+}
+
+type Figures = ReturnType<typeof allFigures>;
+
+/** Ratios of medians, and the same ratio round by round (the rounds are interleaved: each pair ran minutes apart at most). */
+interface Ratio {
+  median: number | undefined;
+  perRound: number[];
+}
+
+const ratioOf = (a: Spread, b: Spread): Ratio => ({
+  median: a.median !== undefined && b.median ? a.median / b.median : undefined,
+  perRound: a.values.map((v, i) => v / b.values[i]!).filter((v) => Number.isFinite(v)),
+});
+
+const diffOf = (a: Spread, b: Spread): number | undefined =>
+  a.median !== undefined && b.median !== undefined ? a.median - b.median : undefined;
+
+export interface RedisVsMemory {
+  rps: Ratio;
+  cpuUsPerReq: Ratio;
+  cpuUsPerReqAdded: number | undefined;
+  bytesPerReq: Ratio;
+  addedP99Ms: { closed: { memory?: number; redis?: number }; rated: { memory?: number; redis?: number } };
+}
+
+/** The issue's figures: redis / memory rps (target ≥ 0.9×) and CPU µs per request, and the p99 each adds over none. */
+function redisAgainstMemory(figures: Figures): RedisVsMemory {
+  const none = figures.none!;
+  const memory = figures.memory!;
+  const redis = figures.redis!;
+  return {
+    rps: ratioOf(redis.rps, memory.rps),
+    cpuUsPerReq: ratioOf(redis.cpuUsPerReq, memory.cpuUsPerReq),
+    cpuUsPerReqAdded: diffOf(redis.cpuUsPerReq, memory.cpuUsPerReq),
+    bytesPerReq: ratioOf(redis.bytesPerReq, memory.bytesPerReq),
+    addedP99Ms: {
+      closed: { memory: diffOf(memory.p99Ms, none.p99Ms), redis: diffOf(redis.p99Ms, none.p99Ms) },
+      rated: { memory: diffOf(memory.ratedP99Ms, none.ratedP99Ms), redis: diffOf(redis.ratedP99Ms, none.ratedP99Ms) },
+    },
+  };
+}
+
+function redisVsMemoryTable(r: RedisVsMemory): string {
+  const times = (x: number | undefined): string => (x === undefined ? '–' : `${x.toFixed(2)}×`);
+  const ratio = (x: Ratio): string => `${times(x.median)} (per round: ${x.perRound.map(times).join(', ') || '–'})`;
+  const ms = (x: number | undefined): string => (x === undefined ? '–' : signedMs(x));
+  return table(
+    ['redis vs memory (medians)', 'value'],
+    [
+      ['redis / memory rps, closed loop (target ≥ 0.9×)', ratio(r.rps)],
+      [
+        'redis / memory CPU µs per request @ rate',
+        `${ratio(r.cpuUsPerReq)}; redis − memory ${r.cpuUsPerReqAdded === undefined ? '–' : `${fmt(r.cpuUsPerReqAdded, 1)} µs`}`,
+      ],
+      ['redis / memory bytes per request @ rate', ratio(r.bytesPerReq)],
+      ['added p99 vs none, closed loop: memory / redis', `${ms(r.addedP99Ms.closed.memory)} / ${ms(r.addedP99Ms.closed.redis)}`],
+      ['added p99 vs none, @ rate: memory / redis', `${ms(r.addedP99Ms.rated.memory)} / ${ms(r.addedP99Ms.rated.redis)}`],
+    ],
+  );
 }

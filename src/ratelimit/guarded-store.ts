@@ -83,20 +83,20 @@ export class GuardedRedisStore implements PolicyStore {
 
   take(request: TakeRequest, onError: RedisFailureMode): StoreOutcome | Promise<StoreOutcome> {
     if (!this.breaker.allow()) return this.fallback(request, onError);
-    return this.redis.take(request).then(
-      (r): StoreOutcome => {
-        this.breaker.succeeded();
-        return { allowed: r.allowed, remaining: r.remaining, waitMs: r.waitMs, fullInMs: r.fullInMs, source: 'store' };
-      },
-      (error: unknown) => {
-        if (!(error instanceof RoundTripError) || error.roundTrip !== this.#countedRoundTrip) {
-          if (error instanceof RoundTripError) this.#countedRoundTrip = error.roundTrip;
-          this.breaker.failed(`redis: ${(error as Error).message ?? String(error)}`);
-        }
-        return this.fallback(request, onError);
-      },
-    );
+    return this.redis.take(request).then(this.#answered, (error: unknown) => {
+      if (!(error instanceof RoundTripError) || error.roundTrip !== this.#countedRoundTrip) {
+        if (error instanceof RoundTripError) this.#countedRoundTrip = error.roundTrip;
+        this.breaker.failed(`redis: ${(error as Error).message ?? String(error)}`);
+      }
+      return this.fallback(request, onError);
+    });
   }
+
+  /** A Redis answer (one handler for every check: nothing per check to capture). */
+  readonly #answered = (r: TakeResult): StoreOutcome => {
+    this.breaker.succeeded();
+    return { allowed: r.allowed, remaining: r.remaining, waitMs: r.waitMs, fullInMs: r.fullInMs, source: 'store' };
+  };
 
   refund(request: TakeRequest, source: 'store' | 'local'): void {
     this.adjust(request, -request.cost, source);

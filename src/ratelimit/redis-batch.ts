@@ -16,7 +16,7 @@
 // decided without Redis (per onRedisError), so when the late reply shows that Redis took tokens
 // for it, they are given back: every request is counted in one place only.
 
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { TakeRequest, TakeResult } from './bucket.js';
 
 /** Runs the batch script: keys of one slot, flat arguments; resolves to the flat reply. */
@@ -42,6 +42,22 @@ export class RoundTripError extends Error {
   ) {
     super(message);
   }
+}
+
+/** One script call in flight: its checks, and when its wait is judged next. */
+interface RoundTrip {
+  readonly batch: readonly Waiting[];
+  readonly roundTrip: number;
+  readonly sentAt: number;
+  /** The event loop's idle time (ms, cumulative) when the batch was sent. */
+  readonly idleAtSend: number;
+  settled: boolean;
+  slow: boolean;
+  checkAt: number;
+  /** Neighbours in the batcher's list of round trips in flight (no allocation per add or remove). */
+  prev: RoundTrip | undefined;
+  next: RoundTrip | undefined;
+  watched: boolean;
 }
 
 interface Waiting {
@@ -78,7 +94,12 @@ export class RedisBatcher {
     this.#queue = [];
     const max = this.options.maxBatch ?? 500;
     if (!this.options.bySlot) {
-      for (let i = 0; i < queue.length; i += max) this.#send(queue.slice(i, i + max));
+      if (queue.length <= max) this.#send(queue);
+      else for (let i = 0; i < queue.length; i += max) this.#send(queue.slice(i, i + max));
+      return;
+    }
+    if (queue.length === 1) {
+      this.#send(queue);
       return;
     }
     const groups = new Map<string, Waiting[]>();
@@ -92,73 +113,140 @@ export class RedisBatcher {
   };
 
   #send(batch: readonly Waiting[]): void {
-    const keyIndex = new Map<string, number>();
     const keys: string[] = [];
     const args: (string | number)[] = [batch.length];
+    // Most batches carry one or a few checks: a linear search beats a Map there.
+    const keyIndex = batch.length > 8 ? new Map<string, number>() : undefined;
     for (const { request } of batch) {
-      let index = keyIndex.get(request.key);
+      let index = keyIndex ? keyIndex.get(request.key) : keys.indexOf(request.key) + 1 || undefined;
       if (index === undefined) {
         keys.push(request.key);
         index = keys.length;
-        keyIndex.set(request.key, index);
+        keyIndex?.set(request.key, index);
       }
       args.push(index, request.capacity, request.refillPerMs, request.cost, request.maxWaitMs, request.windowMs ?? 0);
     }
-    const roundTrip = ++this.#roundTrips;
-    const sentAt = performance.now();
-    const loopAtSend = performance.eventLoopUtilization();
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-
-    const giveUp = (error: RoundTripError): void => {
-      settled = true;
-      for (const waiting of batch) waiting.reject(error);
+    const trip: RoundTrip = {
+      batch,
+      roundTrip: ++this.#roundTrips,
+      sentAt: performance.now(),
+      idleAtSend: performance.nodeTiming.idleTime,
+      settled: false,
+      slow: false,
+      checkAt: 0,
+      prev: undefined,
+      next: undefined,
+      watched: false,
     };
-    // The verdict runs in the check phase after the timer: a reply read from the socket in the
-    // same loop turn still counts.
-    let slow = false;
-    const verdict = (): void => {
-      if (settled) return;
-      const wall = performance.now() - sentAt;
-      if (wall >= this.options.hardTimeout) {
-        giveUp(new RoundTripError(`command timed out: no reply within ${this.options.hardTimeout}ms (hardTimeout)`, roundTrip, true));
-        return;
-      }
-      const idle = idleSince(loopAtSend);
-      if (!slow && idle >= this.options.commandTimeout) {
-        slow = true;
-        this.options.onSlow?.(`no reply after waiting ${this.options.commandTimeout}ms (commandTimeout)`);
-      }
-      const left = slow ? this.options.hardTimeout - wall : Math.min(this.options.commandTimeout - idle, this.options.hardTimeout - wall);
-      timer = setTimeout(() => setImmediate(verdict), Math.max(1, Math.ceil(left)));
-    };
-    timer = setTimeout(() => setImmediate(verdict), this.options.commandTimeout);
-
+    trip.checkAt = trip.sentAt + this.options.commandTimeout;
+    this.#add(trip);
+    this.#watch(trip.checkAt);
+    if (!this.#watchdog!.hasRef()) this.#watchdog!.ref();
     this.call(keys, args).then(
-      (reply) => {
-        clearTimeout(timer);
-        const values = reply as Array<number | string>;
-        if (settled) {
-          this.#refundLate(batch, values);
-          return;
-        }
-        settled = true;
-        for (let i = 0; i < batch.length; i++) {
-          const at = i * 4;
-          batch[i]!.resolve({
-            allowed: Number(values[at]) === 1,
-            remaining: Number(values[at + 1]),
-            waitMs: Number(values[at + 2]),
-            fullInMs: Number(values[at + 3]),
-          });
-        }
-      },
+      (reply) => this.#replied(trip, reply as Array<number | string>),
       (error: unknown) => {
-        clearTimeout(timer);
-        if (settled) return;
-        giveUp(new RoundTripError(error instanceof Error ? error.message : String(error), roundTrip, false));
+        this.#done(trip);
+        if (trip.settled) return;
+        this.#giveUp(trip, new RoundTripError(error instanceof Error ? error.message : String(error), trip.roundTrip, false));
       },
     );
+  }
+
+  #replied(trip: RoundTrip, values: Array<number | string>): void {
+    this.#done(trip);
+    const { batch } = trip;
+    if (trip.settled) {
+      this.#refundLate(batch, values);
+      return;
+    }
+    trip.settled = true;
+    for (let i = 0; i < batch.length; i++) {
+      const at = i * 4;
+      batch[i]!.resolve({
+        allowed: Number(values[at]) === 1,
+        remaining: Number(values[at + 1]),
+        waitMs: Number(values[at + 2]),
+        fullInMs: Number(values[at + 3]),
+      });
+    }
+  }
+
+  /** Answered (or failed): no longer watched; an idle watchdog does not hold the process open. */
+  #done(trip: RoundTrip): void {
+    this.#remove(trip);
+    if (this.#first === undefined) this.#watchdog?.unref();
+  }
+
+  #add(trip: RoundTrip): void {
+    trip.watched = true;
+    trip.prev = this.#last;
+    if (this.#last) this.#last.next = trip;
+    else this.#first = trip;
+    this.#last = trip;
+  }
+
+  #remove(trip: RoundTrip): void {
+    if (!trip.watched) return;
+    trip.watched = false;
+    if (trip.prev) trip.prev.next = trip.next;
+    else this.#first = trip.next;
+    if (trip.next) trip.next.prev = trip.prev;
+    else this.#last = trip.prev;
+    trip.prev = trip.next = undefined;
+  }
+
+  #giveUp(trip: RoundTrip, error: RoundTripError): void {
+    trip.settled = true;
+    for (const waiting of trip.batch) waiting.reject(error);
+  }
+
+  // One timer watches every round trip in flight (one per batch would cost a timer per request at
+  // low rates): it is due at the earliest verdict time and re-armed after each sweep.
+  #first: RoundTrip | undefined;
+  #last: RoundTrip | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  #watchdogAt = Number.POSITIVE_INFINITY;
+
+  #watch(at: number): void {
+    if (this.#watchdog !== undefined && this.#watchdogAt <= at) return;
+    if (this.#watchdog !== undefined) clearTimeout(this.#watchdog);
+    this.#watchdogAt = at;
+    // The sweep runs in the check phase after the timer: a reply read from the socket in the
+    // same loop turn still counts.
+    this.#watchdog = setTimeout(() => setImmediate(this.#sweep), Math.max(1, Math.ceil(at - performance.now())));
+  }
+
+  readonly #sweep = (): void => {
+    this.#watchdog = undefined;
+    this.#watchdogAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (let trip = this.#first; trip !== undefined; ) {
+      const following = trip.next;
+      if (!trip.settled && trip.checkAt <= now) this.#verdict(trip, now);
+      // Given up on: no longer watched (a late reply still finds it through its promise).
+      if (trip.settled) this.#remove(trip);
+      else if (trip.checkAt < next) next = trip.checkAt;
+      trip = following;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#watch(next);
+  };
+
+  /** Is this round trip slow (idle time) or past the hard bound (wall time)? Sets its next check. */
+  #verdict(trip: RoundTrip, now: number): void {
+    const { commandTimeout, hardTimeout } = this.options;
+    const wall = now - trip.sentAt;
+    if (wall >= hardTimeout) {
+      this.#giveUp(trip, new RoundTripError(`command timed out: no reply within ${hardTimeout}ms (hardTimeout)`, trip.roundTrip, true));
+      return;
+    }
+    const idle = performance.nodeTiming.idleTime - trip.idleAtSend;
+    if (!trip.slow && idle >= commandTimeout) {
+      trip.slow = true;
+      this.options.onSlow?.(`no reply after waiting ${commandTimeout}ms (commandTimeout)`);
+    }
+    const left = trip.slow ? hardTimeout - wall : Math.min(commandTimeout - idle, hardTimeout - wall);
+    trip.checkAt = now + Math.max(1, Math.ceil(left));
   }
 
   /** Gives back the tokens Redis took for checks whose requests were already decided without it. */
@@ -170,11 +258,6 @@ export class RedisBatcher {
       this.take({ ...request, cost: -request.cost, maxWaitMs: 0 }).catch(() => undefined);
     }
   }
-}
-
-/** Milliseconds the event loop spent idle (waiting for I/O) since `since`. */
-function idleSince(since: EventLoopUtilization): number {
-  return performance.eventLoopUtilization(since).idle;
 }
 
 /** The part of a key Redis Cluster hashes: the first non-empty {…}, else the whole key. */

@@ -6,26 +6,29 @@
 // second), so Redis holds only active clients.
 //
 // KEYS: the distinct bucket keys of the batch (one slot on a cluster).
-// ARGV: n, then per check: key index (1-based), capacity, refill per ms, cost, max wait ms, window ms
-// (0 = a refilling bucket; > 0 = a fixed window ending in that many ms, for quotas: no refill).
+// ARGV[1]: space-separated numbers: n, then per check: key index (1-based), capacity, refill per
+// ms, cost, max wait ms, window ms (0 = a refilling bucket; > 0 = a fixed window ending in that
+// many ms, for quotas: no refill). One argument rather than 1 + 6n: far less for the client to encode.
 // Returns 4 values per check: allowed (0/1), remaining (string: fractional), waitMs, fullInMs.
 
 import { createHash } from 'node:crypto';
 
 export const TAKE_SCRIPT = `
-local n = tonumber(ARGV[1])
+local argv = {}
+for word in string.gmatch(ARGV[1], '%S+') do argv[#argv + 1] = word end
+local n = tonumber(argv[1])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local buckets = {}
 local out = {}
 for i = 0, n - 1 do
   local base = 2 + i * 6
-  local k = tonumber(ARGV[base])
-  local capacity = tonumber(ARGV[base + 1])
-  local rate = tonumber(ARGV[base + 2])
-  local cost = tonumber(ARGV[base + 3])
-  local maxWait = tonumber(ARGV[base + 4])
-  local window = tonumber(ARGV[base + 5])
+  local k = tonumber(argv[base])
+  local capacity = tonumber(argv[base + 1])
+  local rate = tonumber(argv[base + 2])
+  local cost = tonumber(argv[base + 3])
+  local maxWait = tonumber(argv[base + 4])
+  local window = tonumber(argv[base + 5])
   local b = buckets[k]
   if b == nil then
     local state = redis.call('HMGET', KEYS[k], 'tokens', 'at')

@@ -48,14 +48,19 @@ export class RedisBucketStore implements BucketStore {
       for (const listener of this.#readyListeners) listener();
     });
     const client = this.client;
+    const { Command } = loadIoredis();
     this.#batcher = new RedisBatcher(
-      async (keys, args) => {
-        try {
-          return await client.evalsha(TAKE_SCRIPT_SHA, keys.length, ...keys, ...args);
-        } catch (error) {
+      (keys, args) => {
+        // The numbers travel as one space-separated argument (the script splits it): one
+        // argument to encode instead of 6 per check, the same decimal text for each number.
+        const packed = args.join(' ');
+        const scriptArgs = [TAKE_SCRIPT_SHA, String(keys.length), ...keys, packed];
+        // A Command sent as is: what client.evalsha() builds, without its argument juggling.
+        const sent = client.sendCommand(new Command('evalsha', scriptArgs, { replyEncoding: 'utf8' })) as Promise<unknown>;
+        return sent.catch((error: unknown) => {
           if (!String((error as Error).message).startsWith('NOSCRIPT')) throw error;
-          return await client.eval(TAKE_SCRIPT, keys.length, ...keys, ...args);
-        }
+          return client.eval(TAKE_SCRIPT, keys.length, ...keys, packed);
+        });
       },
       {
         commandTimeout: config.commandTimeout,
@@ -81,17 +86,25 @@ export class RedisBucketStore implements BucketStore {
     this.#readyListeners.push(listener);
   }
 
-  readonly #keys = new Map<string, string>();
+  /** Recent bucket keys by policy, then identity (no joined string to build and hash per check). */
+  readonly #keys = new Map<string, Map<string, string>>();
+  #cachedKeys = 0;
 
   /** The Redis key of a bucket: hash-tagged, identity hashed (recent ones cached). */
   bucketKey(policy: string, identity: string): string {
-    const id = `${policy}\u0000${identity}`;
-    let key = this.#keys.get(id);
+    let byIdentity = this.#keys.get(policy);
+    let key = byIdentity?.get(identity);
     if (key === undefined) {
       const digest = createHash('sha256').update(identity).digest('base64url').slice(0, 22);
       key = `${this.keyPrefix}{${policy}:${digest}}`;
-      if (this.#keys.size >= 10_000) this.#keys.clear();
-      this.#keys.set(id, key);
+      if (this.#cachedKeys >= 10_000) {
+        this.#keys.clear();
+        this.#cachedKeys = 0;
+        byIdentity = undefined;
+      }
+      if (byIdentity === undefined) this.#keys.set(policy, (byIdentity = new Map()));
+      byIdentity.set(identity, key);
+      this.#cachedKeys++;
     }
     return key;
   }

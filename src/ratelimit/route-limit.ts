@@ -45,6 +45,12 @@ export interface LimitContext {
 
 const DEFAULT_LEASE_MS = 600_000;
 
+/** A refusal: the tokens already taken from the route's other policies go back first. */
+function refused<V>(taken: readonly Taken[], verdict: V): V {
+  if (taken.length > 0) Reservation.refundAll(taken);
+  return verdict;
+}
+
 export class RouteRateLimit {
   /** True when a policy counts LLM tokens: the body is read before the check. */
   readonly countsTokens: boolean;
@@ -74,26 +80,18 @@ export class RouteRateLimit {
     const results: Array<'allowed' | 'queued' | 'error'> = [];
     let waitMs = 0;
     let estimate: number | undefined;
-    const refuseWith = <V>(verdict: V): V => {
-      Reservation.refundAll(taken);
-      return verdict;
-    };
     for (const policy of this.policies) {
       const found = policy.identify(req, routeName, authIdentity);
       const identity = found instanceof Promise ? await found : found;
       if (!identity) {
         observer.limiterDecision(policy.name, 'missing-key');
-        return refuseWith({ kind: 'missing-key', policy: policy.name });
+        return refused(taken, { kind: 'missing-key', policy: policy.name });
       }
       if ('repeated' in identity) {
         observer.limiterDecision(policy.name, 'missing-key');
-        return refuseWith({ kind: 'repeated-key', policy: policy.name, header: identity.repeated });
+        return refused(taken, { kind: 'repeated-key', policy: policy.name, header: identity.repeated });
       }
       const { bucket } = identity;
-      const take = async (request: TakeRequest): Promise<StoreOutcome> => {
-        const pending = policy.store.take(request, policy.onRedisError);
-        return pending instanceof Promise ? await pending : pending;
-      };
       const countsTokens = policy.unit === 'tokens';
 
       if (policy.maxInFlight !== undefined) {
@@ -105,15 +103,16 @@ export class RouteRateLimit {
           cost: 1,
           maxWaitMs: 0,
         };
-        const outcome = await take(request);
+        const pending = policy.store.take(request, policy.onRedisError);
+        const outcome = pending instanceof Promise ? await pending : pending;
         if (outcome.source === 'unavailable') {
           observer.limiterDecision(policy.name, 'error');
-          return refuseWith({ kind: 'unavailable', policy: policy.name, retryAfterMs: outcome.retryAfterMs });
+          return refused(taken, { kind: 'unavailable', policy: policy.name, retryAfterMs: outcome.retryAfterMs });
         }
         if (outcome.source !== 'open') {
           if (!outcome.allowed) {
             observer.limiterDecision(policy.name, 'limited');
-            return refuseWith({ kind: 'limited', policy: policy.name, retryAfterMs: 1000, headers: rateLimitHeaders(reports) });
+            return refused(taken, { kind: 'limited', policy: policy.name, retryAfterMs: 1000, headers: rateLimitHeaders(reports) });
           }
           taken.push({ policy, request, source: outcome.source, role: 'in-flight' });
         }
@@ -127,10 +126,11 @@ export class RouteRateLimit {
         cost,
         maxWaitMs: policy.maxWaitMs,
       };
-      const outcome = await take(request);
+      const pending = policy.store.take(request, policy.onRedisError);
+      const outcome = pending instanceof Promise ? await pending : pending;
       if (outcome.source === 'unavailable') {
         observer.limiterDecision(policy.name, 'error');
-        return refuseWith({ kind: 'unavailable', policy: policy.name, retryAfterMs: outcome.retryAfterMs });
+        return refused(taken, { kind: 'unavailable', policy: policy.name, retryAfterMs: outcome.retryAfterMs });
       }
       if (outcome.source === 'open') {
         results.push('error');
@@ -148,7 +148,7 @@ export class RouteRateLimit {
         reports.push(report);
         // A request larger than the whole bucket can never pass: it is told when the bucket is full.
         const retryAfterMs = cost > bucket.capacity ? outcome.fullInMs : outcome.waitMs;
-        return refuseWith({ kind: 'limited', policy: policy.name, retryAfterMs, headers: rateLimitHeaders(reports, report) });
+        return refused(taken, { kind: 'limited', policy: policy.name, retryAfterMs, headers: rateLimitHeaders(reports, report) });
       }
       taken.push({ policy, request, source: outcome.source, role: countsTokens ? 'tokens' : 'requests' });
       reports.push(report);
@@ -163,10 +163,11 @@ export class RouteRateLimit {
           maxWaitMs: 0,
           windowMs: period.endsInMs,
         };
-        const quota = await take(quotaRequest);
+        const pendingQuota = policy.store.take(quotaRequest, policy.onRedisError);
+        const quota = pendingQuota instanceof Promise ? await pendingQuota : pendingQuota;
         if (quota.source === 'unavailable') {
           observer.limiterDecision(policy.name, 'error');
-          return refuseWith({ kind: 'unavailable', policy: policy.name, retryAfterMs: quota.retryAfterMs });
+          return refused(taken, { kind: 'unavailable', policy: policy.name, retryAfterMs: quota.retryAfterMs });
         }
         if (quota.source !== 'open') {
           const quotaReport: PolicyReport = {
@@ -179,7 +180,12 @@ export class RouteRateLimit {
           reports.push(quotaReport);
           if (!quota.allowed) {
             observer.limiterDecision(policy.name, 'limited');
-            return refuseWith({ kind: 'quota', policy: policy.name, retryAfterMs: period.endsInMs, headers: rateLimitHeaders(reports) });
+            return refused(taken, {
+              kind: 'quota',
+              policy: policy.name,
+              retryAfterMs: period.endsInMs,
+              headers: rateLimitHeaders(reports),
+            });
           }
           taken.push({ policy, request: quotaRequest, source: quota.source, role: countsTokens ? 'tokens' : 'requests' });
         }
@@ -187,7 +193,7 @@ export class RouteRateLimit {
       results.push(outcome.waitMs > 0 ? 'queued' : 'allowed');
       if (outcome.waitMs > waitMs) waitMs = outcome.waitMs;
     }
-    for (const [index, policy] of this.policies.entries()) observer.limiterDecision(policy.name, results[index]!);
+    for (let i = 0; i < this.policies.length; i++) observer.limiterDecision(this.policies[i]!.name, results[i]!);
     const reservation = new Reservation(taken, estimate, lease);
     return { kind: 'allow', waitMs, headers: rateLimitHeaders(reports), reservation, refund: () => reservation.refund() };
   }
