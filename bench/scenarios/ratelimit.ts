@@ -16,7 +16,7 @@ import {
   type Settings,
 } from '../lib/rounds.ts';
 import { gatewayLog, gatewayNotes, scenarioResult, type ScenarioResult } from '../lib/results.ts';
-import { fmt, pct, signedMs, table } from '../lib/format.ts';
+import { fmt, pct, signedMs, spreadText, table } from '../lib/format.ts';
 import { relDiff, type Spread } from '../lib/stats.ts';
 
 export const title = 'spillway bench — ratelimit';
@@ -64,7 +64,7 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
       subject: { label: 'spillway', target: gateway },
       pids: { spillway: gateway.pid, origin: origin.pid, redis: redis.pid },
     }));
-    const runs = await measureRounds({ targets, settings, log });
+    const runs = await measureRounds({ targets, settings, log, closedCpu: true });
     const stops = await stopInOrder([
       ['spillway', gateway],
       ['redis', redis],
@@ -83,7 +83,10 @@ export async function run(settings: Settings, log: Log): Promise<ScenarioResult>
     const md = [
       figuresTable(figures, {
         label: 'limiter',
-        extra: { header: 'CPU % spillway / redis', cell: (_n, f) => `${f.cpuPercent.spillway ?? '–'}% / ${f.cpuPercent.redis ?? '–'}%` },
+        extra: {
+          header: 'CPU % spillway / redis; CPU µs/req closed loop',
+          cell: (_n, f) => `${f.cpuPercent.spillway ?? '–'}% / ${f.cpuPercent.redis ?? '–'}%; ${spreadText(f.closedCpuUsPerReq, 1)}`,
+        },
       }),
       '',
       table(
@@ -133,6 +136,8 @@ export interface RedisVsMemory {
   rps: Ratio;
   cpuUsPerReq: Ratio;
   cpuUsPerReqAdded: number | undefined;
+  /** The same at saturation (closed loop), where one script call carries many checks. */
+  closedCpuUsPerReq: Ratio;
   bytesPerReq: Ratio;
   addedP99Ms: { closed: { memory?: number; redis?: number }; rated: { memory?: number; redis?: number } };
 }
@@ -146,6 +151,7 @@ function redisAgainstMemory(figures: Figures): RedisVsMemory {
     rps: ratioOf(redis.rps, memory.rps),
     cpuUsPerReq: ratioOf(redis.cpuUsPerReq, memory.cpuUsPerReq),
     cpuUsPerReqAdded: diffOf(redis.cpuUsPerReq, memory.cpuUsPerReq),
+    closedCpuUsPerReq: ratioOf(redis.closedCpuUsPerReq, memory.closedCpuUsPerReq),
     bytesPerReq: ratioOf(redis.bytesPerReq, memory.bytesPerReq),
     addedP99Ms: {
       closed: { memory: diffOf(memory.p99Ms, none.p99Ms), redis: diffOf(redis.p99Ms, none.p99Ms) },
@@ -166,6 +172,7 @@ function redisVsMemoryTable(r: RedisVsMemory): string {
         'redis / memory CPU µs per request @ rate',
         `${ratio(r.cpuUsPerReq)}; redis − memory ${r.cpuUsPerReqAdded === undefined ? '–' : `${fmt(r.cpuUsPerReqAdded, 1)} µs`}`,
       ],
+      ['redis / memory CPU µs per request, closed loop (saturation)', ratio(r.closedCpuUsPerReq)],
       ['redis / memory bytes per request @ rate', ratio(r.bytesPerReq)],
       ['added p99 vs none, closed loop: memory / redis', `${ms(r.addedP99Ms.closed.memory)} / ${ms(r.addedP99Ms.closed.redis)}`],
       ['added p99 vs none, @ rate: memory / redis', `${ms(r.addedP99Ms.rated.memory)} / ${ms(r.addedP99Ms.rated.redis)}`],
