@@ -97,7 +97,10 @@ describe('shared backend state through Redis', () => {
     expect(await backendView(late, 'b')).toMatchObject({ adminMode: 'drain' });
   });
 
-  it('a drain through one replica stops every replica within 50 ms', async () => {
+  // The 50 ms figure is measured with four replicas in test/system/scale-out-replicas.test.ts; here, on a
+  // machine running the whole fast suite at once, the drain is awaited on replica two's own view. Drained
+  // right after start, this also catches a start-up read that lands after the news and undoes it.
+  it('a drain through one replica stops every replica', async () => {
     const a = await startBackend(undefined, 'a');
     const b = await startBackend(undefined, 'b');
     backends = [a, b];
@@ -107,7 +110,7 @@ describe('shared backend state through Redis', () => {
       headers: { 'content-type': 'application/json' },
     });
     expect(drained.status).toBe(200);
-    await sleep(50);
+    await waitUntil(async () => (await backendView(two!, 'a')).adminMode === 'drain', { message: 'the drain to reach replica two' });
     for (let i = 0; i < 5; i++) expect(JSON.parse((await httpRequest(`${two!.url}/y`)).body).backend).toBe('b');
     expect(a.received).toHaveLength(0);
     await httpRequest(`${two!.adminUrl}/admin/backends/pool:a/enable`, { method: 'POST', headers: { 'content-type': 'application/json' } });

@@ -64,6 +64,9 @@ export class RedisBusTransport implements BusTransport {
   readonly #bus: BackendBus;
   /** Operator modes set while Redis was unreachable: written (not read) when it is back. */
   readonly #pendingModes = new Set<BackendState>();
+  /** Mode news heard on the channel: a counter, and its value at each backend's latest news. */
+  #modeNews = 0;
+  readonly #modeHeard = new Map<string, number>();
   #synced: Promise<void>;
   #markSynced: () => void = () => undefined;
   #closed = false;
@@ -162,7 +165,9 @@ export class RedisBusTransport implements BusTransport {
     }
     if ((parsed as { from?: unknown }).from === this.id) return;
     const message = parseBusMessage(parsed);
-    if (message) this.#bus.apply(message);
+    if (!message) return;
+    if (message.t === 'mode') this.#modeHeard.set(message.k, ++this.#modeNews);
+    this.#bus.apply(message);
   }
 
   /** (Re)connected: push what was learnt while apart, then read the shared picture. */
@@ -184,6 +189,9 @@ export class RedisBusTransport implements BusTransport {
   async #read(states: readonly BackendState[]): Promise<void> {
     if (states.length === 0) return;
     const keys = states.flatMap((state) => ['cool', 'open', 'mode'].map((kind) => this.#key(kind, state.sharedKey)));
+    // The reply comes on the command connection, news on the subscriber's: a drain published just
+    // after Redis ran this read may be heard first. The read's older "active" must not undo it.
+    const newsAtRead = this.#modeNews;
     let reply: unknown;
     try {
       reply = await withTimeout(this.#client.eval(READ, keys.length, ...keys), 1_000);
@@ -205,7 +213,7 @@ export class RedisBusTransport implements BusTransport {
       const open = at(1);
       if (open.value !== null && open.ttl > 0) this.#bus.apply({ t: 'open', k: state.sharedKey, ms: open.ttl }, now);
       const mode = at(2);
-      if (!this.#pendingModes.has(state)) {
+      if (!this.#pendingModes.has(state) && (this.#modeHeard.get(state.sharedKey) ?? 0) <= newsAtRead) {
         const stored = mode.value ?? 'active';
         const message = parseBusMessage({ t: 'mode', k: state.sharedKey, mode: stored });
         if (message) this.#bus.apply(message, now);

@@ -41,6 +41,10 @@ export function nextRequestId(): string {
   return idPrefix + (ID_BLOCK + idCounter).toString(16).slice(1);
 }
 
+/** Where a response keeps its request's scope: one shared 'close' listener, no closure per request. */
+const SCOPE = Symbol('spillway.scope');
+type ScopedResponse = ServerResponse & { [SCOPE]?: Scope };
+
 class Scope implements RequestScope {
   route: RequestScope['route'] = undefined;
   attempts = 0;
@@ -53,13 +57,17 @@ class Scope implements RequestScope {
   constructor(
     readonly id: string,
     readonly trace: ServerTrace | undefined,
+    readonly req: IncomingMessage,
+    /** The request-log sample rate when the request arrived. */
+    readonly sample: number,
   ) {}
 }
 
 export function instrumentHandler(handler: RequestHandler, options: LifecycleOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { getSnapshot, observer, logger, tracer, random } = options;
 
-  function finish(req: IncomingMessage, res: ServerResponse, scope: Scope, sample: number): void {
+  function finish(req: IncomingMessage, res: ServerResponse, scope: Scope): void {
+    const { sample } = scope;
     const durationMs = performance.now() - scope.startedAt;
     const status = res.headersSent ? res.statusCode : 0;
     const aborted = !res.writableFinished;
@@ -95,6 +103,14 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
     }
   }
 
+  /** 'close' comes once per response; its scope says which request it ends. */
+  function onClose(this: ScopedResponse): void {
+    const scope = this[SCOPE];
+    if (scope === undefined) return;
+    this[SCOPE] = undefined;
+    finish(scope.req, this, scope);
+  }
+
   return function handleInstrumented(req, res) {
     const { requests } = getSnapshot().config.log;
     const header = requests.idHeader;
@@ -104,9 +120,9 @@ export function instrumentHandler(handler: RequestHandler, options: LifecycleOpt
       req.headers[header] = id;
     }
     addResponseField(res, header, id);
-    const scope = new Scope(id, tracer?.start(req, id));
-    const sample = requests.sample;
-    res.once('close', () => finish(req, res, scope, sample));
+    const scope = new Scope(id, tracer?.start(req, id), req, requests.sample);
+    (res as ScopedResponse)[SCOPE] = scope;
+    res.on('close', onClose);
     handler(req, res, scope);
   };
 }
