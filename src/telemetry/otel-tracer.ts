@@ -28,6 +28,8 @@ import type { RequestTracer, ServerTrace } from './trace-types.js';
 export interface Propagation {
   inject(context: Context, carrier: Record<string, string | string[]>, setter?: typeof defaultTextMapSetter): void;
   extract(context: Context, carrier: IncomingMessage['headers'], getter?: typeof defaultTextMapGetter): Context;
+  /** The header names the propagators read (W3C: traceparent, tracestate, baggage). */
+  fields?(): string[];
 }
 
 export const ATTR = {
@@ -156,12 +158,12 @@ class ServerRequestTrace implements ServerTrace {
       span.end();
       return;
     }
-    if (route) {
-      span.updateName(`${this.method} ${route.name}`);
-      span.setAttributes({ 'http.route': route.match.path.source, [ATTR.route]: route.name });
-    }
-    span.setAttribute(ATTR.attempts, attempts);
-    if (status > 0) span.setAttribute('http.response.status_code', status);
+    if (route) span.updateName(`${this.method} ${route.name}`);
+    span.setAttributes({
+      ...(route ? { 'http.route': route.match.path.source, [ATTR.route]: route.name } : {}),
+      [ATTR.attempts]: attempts,
+      ...(status > 0 ? { 'http.response.status_code': status } : {}),
+    });
     if (status >= 500 || status === 0 || aborted)
       span.setStatus({ code: SpanStatusCode.ERROR, ...(aborted ? { message: 'response not completed' } : {}) });
     span.end();
@@ -217,13 +219,17 @@ class UnsampledTrace implements ServerTrace {
 }
 
 export function createRequestTracer(tracer: Tracer, propagation: Propagation, preSample?: PreSampler): RequestTracer {
+  // A request without any of the propagators' headers starts a new trace: nothing to extract.
+  const fields = propagation.fields?.();
+  const carriesContext = (headers: IncomingMessage['headers']): boolean =>
+    fields === undefined || fields.some((field) => headers[field] !== undefined);
   return {
     start(req, requestId) {
       if (preSample !== undefined) {
         const incoming = parseTraceparent(req.headers.traceparent);
         if (!preSample(incoming)) return new UnsampledTrace(incoming, incoming ? req.headers.tracestate : undefined);
       }
-      const parent = propagation.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+      const parent = carriesContext(req.headers) ? propagation.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter) : ROOT_CONTEXT;
       const url = req.url ?? '/';
       const queryAt = url.indexOf('?');
       return new ServerRequestTrace(
