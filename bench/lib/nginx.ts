@@ -4,11 +4,11 @@
 
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StopInfo } from '../../test/helpers/gateway-process.ts';
-import { HOST } from './paths.ts';
+import { freePort, HOST } from './paths.ts';
 import { childPids } from './proc.ts';
 import { sleep } from './load.ts';
 import { stopChild, track, trackPid, type Target } from './processes.ts';
@@ -25,18 +25,6 @@ export interface Nginx {
 }
 
 export const nginxAvailable = (): boolean => existsSync(NGINX_BIN);
-
-/** A free port on 127.0.0.1 (nginx cannot listen on port 0 and report it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const accepts = (port: number): Promise<boolean> =>
   new Promise((resolve) => {

@@ -6,21 +6,10 @@ import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, createServer } from 'node:net';
-import { HOST } from './paths.ts';
+import { connect } from 'node:net';
+import { freePort, HOST } from './paths.ts';
 import { sleep } from './load.ts';
 import type { StopInfo } from '../../test/helpers/gateway-process.ts';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function pong(port: number): Promise<boolean> {
   return new Promise((resolve) => {
