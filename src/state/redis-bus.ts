@@ -76,8 +76,9 @@ export class RedisBusTransport implements BusTransport {
     this.#prefix = config.keyPrefix;
     this.#channel = `${config.keyPrefix}bus`;
     this.#client = createRedisClient(config);
-    // Same settings and nodes, its own connection (the union type hides that both forms take no argument).
-    this.#subscriber = (this.#client.duplicate as () => Redis | Cluster).call(this.#client);
+    // Same settings and nodes, its own connection — made the same way, so that with Sentinel it
+    // follows a switchover too (a duplicate() would stay on the old master until it is demoted).
+    this.#subscriber = createRedisClient(config);
     this.#synced = new Promise((resolve) => {
       this.#markSynced = resolve;
     });

@@ -10,6 +10,7 @@ import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend, type TestBackend } from '../helpers/backend.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { httpRequest } from '../helpers/http.js';
 import { sleep } from '../helpers/ratelimit.js';
 import { redisCli, startRedis, startSentinel, type TestRedis } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -250,6 +251,18 @@ describe('redis sentinel (master, replica, three sentinels)', () => {
     // ~10-20 s later): the gateways followed the switchover at once
     expect(await redisCli(master.port, 'EXISTS', bucketKey('after-switchover-0'))).toBe('1');
     expect((await redisCli(replica.port, 'ROLE')).split('\n')[0]).toBe('master');
+    // Shared backend state follows the switchover too: a drain through one gateway, published on
+    // the new master, reaches the other while the old master still accepts subscribers.
+    const [one, two] = gateways as [GatewayProcess, GatewayProcess];
+    const upstreams = JSON.parse((await httpRequest(`${one.admin}/admin/upstreams`)).body);
+    const id = upstreams.upstreams.app.backends[0].id as string;
+    const post = { method: 'POST', headers: { 'content-type': 'application/json' } } as const;
+    expect((await httpRequest(`${one.admin}/admin/backends/${encodeURIComponent(id)}/drain`, post)).status).toBe(200);
+    const modeOn = async (gateway: GatewayProcess) =>
+      JSON.parse((await httpRequest(`${gateway.admin}/admin/upstreams`)).body).upstreams.app.backends[0].adminMode as string;
+    await waitUntil(async () => (await modeOn(two)) === 'drain', { timeout: 3_000, message: 'the drain to reach the other gateway' });
+    expect((await httpRequest(`${one.admin}/admin/backends/${encodeURIComponent(id)}/enable`, post)).status).toBe(200);
+    await waitUntil(async () => (await modeOn(two)) === 'active', { timeout: 3_000, message: 'the enable to reach the other gateway' });
     expectNoFailure(answers);
     expect(Math.max(...answers.map((a) => a.ms))).toBeLessThan(HARD_TIMEOUT_MS + 500);
   });
