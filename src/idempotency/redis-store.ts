@@ -5,13 +5,11 @@
 // The client does not queue while disconnected: a dead Redis fails a request's store step at
 // once, and the route's onStoreError decides.
 
-import { createRequire } from 'node:module';
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import type { BeginResult, IdempotencyStore, StoredAnswer } from './store.js';
 import { leaseToken } from './store.js';
-
-const require = createRequire(import.meta.url);
+import { whenReady, withTimeout } from '../core/waits.js';
 
 const BEGIN = `local v = redis.call('GET', KEYS[1])
 if not v then
@@ -53,20 +51,11 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   readonly #prefix: string;
   readonly #timeout: number;
 
-  constructor(config: RedisConfig) {
+  /** `client`: the gateway's connection to its `redis:` (standalone, Sentinel or Cluster), made by the caller. */
+  constructor(config: RedisConfig, client: Redis | Cluster) {
     this.#prefix = `${config.keyPrefix}idem:`;
     // A store step is on the request path of keyed requests only; a little more than a limiter check.
     this.#timeout = Math.max(config.commandTimeout, 250);
-    const options: RedisOptions = {
-      connectTimeout: config.connectTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times: number) => Math.min(times * 50, 250),
-    };
-    const { Cluster: ClusterClient, Redis: RedisClient } = require('ioredis') as typeof import('ioredis');
-    const client = config.cluster
-      ? new ClusterClient(config.cluster.map(seedNode), { redisOptions: options, enableOfflineQueue: false })
-      : new RedisClient(config.url!, options);
     client.on('error', () => {});
     client.defineCommand('idemBegin', { numberOfKeys: 1, lua: BEGIN });
     client.defineCommand('idemComplete', { numberOfKeys: 1, lua: COMPLETE });
@@ -75,15 +64,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   /** Waits (bounded) for the first connection, so the first requests after start are not refused. */
-  async ready(timeoutMs: number): Promise<void> {
-    if (this.client.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  ready(timeoutMs: number): Promise<void> {
+    return whenReady(this.client, timeoutMs);
   }
 
   async begin(key: string, fingerprint: string, leaseMs: number): Promise<BeginResult> {
@@ -126,27 +108,6 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   #timed<T>(promise: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`idempotency store: no answer within ${this.#timeout} ms`)), this.#timeout);
-      promise.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
-    });
+    return withTimeout(promise, this.#timeout, 'idempotency store');
   }
-}
-
-function seedNode(seed: string): { host: string; port: number } {
-  if (/^rediss?:\/\//.test(seed)) {
-    const url = new URL(seed);
-    return { host: url.hostname, port: Number(url.port || 6379) };
-  }
-  const at = seed.lastIndexOf(':');
-  return at === -1 ? { host: seed, port: 6379 } : { host: seed.slice(0, at), port: Number(seed.slice(at + 1)) };
 }

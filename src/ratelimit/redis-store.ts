@@ -142,15 +142,15 @@ export class RedisBucketStore implements BucketStore {
  * A client for the configured Redis (standalone, Sentinel or Cluster) that never queues commands
  * while disconnected and reconnects by itself at least every 100 ms. Shared-state buses use it too.
  */
-export function createRedisClient(config: RedisConfig): Redis | Cluster {
+export function createRedisClient(config: RedisConfig, { autoPipelining = false } = {}): Redis | Cluster {
   const options: RedisOptions = {
     // No ioredis commandTimeout: the batcher times each round trip (see redis-batch.ts).
     connectTimeout: config.connectTimeout,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     // The batcher already sends one command per slot and turn; ioredis' auto-pipelining would
-    // hold a batch back until the previous one is answered.
-    enableAutoPipelining: false,
+    // hold a batch back until the previous one is answered (the cache, without a batcher, asks for it).
+    enableAutoPipelining: autoPipelining,
     retryStrategy: reconnectDelay,
     lazyConnect: false,
   };
@@ -159,6 +159,7 @@ export function createRedisClient(config: RedisConfig): Redis | Cluster {
     return new ClusterClient(config.cluster.map(redisNode), {
       redisOptions: { ...options, ...seedCredentials(config.cluster) },
       enableOfflineQueue: false,
+      enableAutoPipelining: autoPipelining,
       enableReadyCheck: true,
       clusterRetryStrategy: reconnectDelay,
       // After a failover the slot map is fetched again on the first MOVED or connection error.

@@ -5,15 +5,13 @@
 // Redis down is a miss, never an error: every command is timed out (redis.commandTimeout), a
 // breaker skips Redis after repeated failures, and writes are fire-and-forget.
 
-import { createRequire } from 'node:module';
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import { decodeValue, encodeValue, type StoredValue } from '../cache/entry.js';
 import { RedisBreaker } from '../ratelimit/redis-breaker.js';
-import { redisNode, seedCredentials } from '../ratelimit/redis-store.js';
+import { createRedisClient } from '../ratelimit/redis-store.js';
+import { whenReady, withTimeout } from '../core/waits.js';
 import type { CacheStore } from './cache-memory.js';
-
-const require = createRequire(import.meta.url);
 
 export interface RedisCacheEvents {
   degraded(degraded: boolean, reason: string): void;
@@ -26,29 +24,18 @@ export class RedisCacheConnection {
   readonly commandTimeout: number;
   readonly breaker: RedisBreaker;
 
+  readonly #config: RedisConfig;
+
   constructor(config: RedisConfig, events: RedisCacheEvents) {
+    this.#config = config;
     this.prefix = `${config.keyPrefix}cache:`;
     this.commandTimeout = config.commandTimeout;
     this.breaker = new RedisBreaker(config.breaker.failures, config.breaker.cooldown, {
       opened: (reason) => events.degraded(true, reason),
       closed: () => events.degraded(false, 'redis answered again'),
     });
-    const options: RedisOptions = {
-      connectTimeout: config.connectTimeout,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      enableAutoPipelining: true,
-      retryStrategy: (times: number) => Math.min(times * 50, 250),
-    };
-    const ioredis = require('ioredis') as typeof import('ioredis');
-    this.client = config.cluster
-      ? new ioredis.Cluster(config.cluster.map(redisNode), {
-          redisOptions: { ...options, ...seedCredentials(config.cluster) },
-          enableOfflineQueue: false,
-          enableAutoPipelining: true,
-          clusterRetryStrategy: (times: number) => Math.min(times * 50, 250),
-        })
-      : new ioredis.Redis(config.url!, options);
+    // Sentinel and Cluster as the limiter connects to them; no batcher here, so ioredis pipelines.
+    this.client = createRedisClient(config, { autoPipelining: true });
     this.client.on('error', () => {});
   }
 
@@ -65,22 +52,16 @@ export class RedisCacheConnection {
     }
   }
 
-  async ready(timeoutMs: number): Promise<void> {
-    if (this.client.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.client.once('ready', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+  ready(timeoutMs: number): Promise<void> {
+    return whenReady(this.client, timeoutMs);
   }
 
   #subscriber: Redis | Cluster | undefined;
 
   /** Purge announcements of the other replicas (for their memory stores) reach `onPurge`. */
   subscribe(instance: string, onPurge: (prefix: string) => void): void {
-    const subscriber: Redis | Cluster = 'nodes' in this.client ? (this.client as Cluster).duplicate() : (this.client as Redis).duplicate();
+    // Made like the command client, not duplicate(): with Sentinel it follows a switchover too.
+    const subscriber = createRedisClient(this.#config);
     this.#subscriber = subscriber;
     const channel = `${this.prefix}purge`;
     subscriber.on('error', () => {});
@@ -159,37 +140,4 @@ export class RedisCacheStore implements CacheStore {
       return 0;
     }
   }
-}
-
-/**
- * Rejects when `promise` has not settled within `ms`. The verdict waits for the check phase of
- * the event loop (setImmediate) after the timer fires: when the loop itself was late (a busy
- * process), a reply already read from the socket in that same turn still counts — only Redis
- * being slow is a timeout, not the gateway being busy.
- */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      setImmediate(() => {
-        if (settled) return;
-        settled = true;
-        reject(new Error(`command timed out after ${ms}ms`));
-      });
-    }, ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }

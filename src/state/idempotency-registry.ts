@@ -5,6 +5,7 @@ import type { IdempotencyConfig } from '../config/schema/idempotency.js';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import { MemoryIdempotencyStore } from '../idempotency/memory-store.js';
 import { RedisIdempotencyStore } from '../idempotency/redis-store.js';
+import { createRedisClient } from '../ratelimit/redis-store.js';
 import type { IdempotencyStore } from '../idempotency/store.js';
 
 export class IdempotencyRegistry {
@@ -54,7 +55,7 @@ export class IdempotencyRegistry {
     const signature = JSON.stringify(config);
     if (this.#redis?.signature === signature) return this.#redis.store;
     if (this.#redis) this.#retired.push(this.#redis.store);
-    this.#redis = { signature, store: new RedisIdempotencyStore(config) };
+    this.#redis = { signature, store: new RedisIdempotencyStore(config, createRedisClient(config)) };
     return this.#redis.store;
   }
 }

@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { RedisConfig } from '../config/schema/ratelimit.js';
 import { createRedisClient } from '../ratelimit/redis-store.js';
+import { withTimeout } from '../core/waits.js';
 import { type BackendBus, type BusMessage, type BusTransport, parseBusMessage } from './backend-bus.js';
 import type { BackendState } from './backend-state.js';
 
@@ -221,23 +222,6 @@ export class RedisBusTransport implements BusTransport {
       }
     });
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
 }
 
 async function quit(client: Redis | Cluster): Promise<void> {
